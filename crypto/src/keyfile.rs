@@ -1,0 +1,265 @@
+//! Collector key files, for every scheme, and how they are written to disk.
+//!
+//! A key file is a [`crate::codec`] header (kind public or secret key), a
+//! scheme byte, then the scheme's key body. The fingerprint of a public key is
+//! the SHA-256 of its whole file encoding. Secret key files are written with
+//! mode 0600, atomically (temporary file, then rename).
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::codec::{self, CodecError, FileKind, Reader, Writer};
+use crate::paillier::{self, PaillierError};
+
+/// Scheme byte of Paillier keys and aggregates.
+pub const SCHEME_PAILLIER: u8 = 1;
+
+/// Largest key file this build reads (a generous cap: Paillier keys are
+/// under 1 KB).
+pub const MAX_KEY_FILE_BYTES: usize = 64 << 20;
+
+/// The homomorphic scheme of a key or aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Paillier, see [`crate::paillier`].
+    Paillier,
+}
+
+impl Scheme {
+    /// The scheme's byte in encodings.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Scheme::Paillier => SCHEME_PAILLIER,
+        }
+    }
+
+    /// Parses a scheme byte.
+    pub fn from_byte(b: u8) -> Result<Self, CodecError> {
+        match b {
+            SCHEME_PAILLIER => Ok(Scheme::Paillier),
+            _ => Err(CodecError::invalid("scheme", format!("unknown scheme byte {b}"))),
+        }
+    }
+
+    /// The scheme's name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Paillier => "paillier",
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Scheme {
+    type Err = KeyFileError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "paillier" => Ok(Scheme::Paillier),
+            other => Err(KeyFileError::UnknownScheme(other.to_string())),
+        }
+    }
+}
+
+/// Errors from reading and writing key files.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// The file is malformed.
+    #[error("malformed key file: {0}")]
+    Codec(#[from] CodecError),
+    /// The key inside is invalid.
+    #[error(transparent)]
+    Paillier(#[from] PaillierError),
+    /// Unknown scheme name.
+    #[error("unknown scheme {0:?}: expected paillier")]
+    UnknownScheme(String),
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The target exists and overwriting was not asked for.
+    #[error("{0} already exists (pass --force to overwrite it)")]
+    Exists(String),
+}
+
+/// A collector public key of any scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublicKeyFile {
+    /// A Paillier public key.
+    Paillier(paillier::PublicKey),
+}
+
+impl PublicKeyFile {
+    /// The key's scheme.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            PublicKeyFile::Paillier(_) => Scheme::Paillier,
+        }
+    }
+
+    /// The file encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            PublicKeyFile::Paillier(pk) => pk.to_bytes(),
+        }
+    }
+
+    /// SHA-256 of the file encoding.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        match self {
+            PublicKeyFile::Paillier(pk) => pk.fingerprint(),
+        }
+    }
+
+    /// Decodes and validates a public key file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyFileError> {
+        let mut r = Reader::new(bytes);
+        codec::expect_header(&mut r, FileKind::PublicKey)?;
+        let key = match Scheme::from_byte(r.u8("scheme")?)? {
+            Scheme::Paillier => PublicKeyFile::Paillier(paillier::PublicKey::decode_body(&mut r)?),
+        };
+        r.finish("public key file")?;
+        Ok(key)
+    }
+
+    /// Reads a public key file.
+    pub fn read(path: &Path) -> Result<Self, KeyFileError> {
+        Self::from_bytes(&read_capped(path)?)
+    }
+}
+
+/// A collector secret key of any scheme. `Debug` never shows key material.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SecretKeyFile {
+    /// A Paillier secret key.
+    Paillier(paillier::SecretKey),
+}
+
+impl SecretKeyFile {
+    /// The key's scheme.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            SecretKeyFile::Paillier(_) => Scheme::Paillier,
+        }
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKeyFile {
+        match self {
+            SecretKeyFile::Paillier(sk) => PublicKeyFile::Paillier(sk.public_key().clone()),
+        }
+    }
+
+    /// The file encoding. Holds secret material: write it only with
+    /// [`write_private_file`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        codec::write_header(&mut w, FileKind::SecretKey);
+        w.u8(self.scheme().to_byte());
+        match self {
+            SecretKeyFile::Paillier(sk) => sk.encode_body(&mut w),
+        }
+        w.finish()
+    }
+
+    /// Decodes and validates a secret key file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyFileError> {
+        let mut r = Reader::new(bytes);
+        codec::expect_header(&mut r, FileKind::SecretKey)?;
+        let key = match Scheme::from_byte(r.u8("scheme")?)? {
+            Scheme::Paillier => SecretKeyFile::Paillier(paillier::SecretKey::decode_body(&mut r)?),
+        };
+        r.finish("secret key file")?;
+        Ok(key)
+    }
+
+    /// Reads a secret key file.
+    pub fn read(path: &Path) -> Result<Self, KeyFileError> {
+        Self::from_bytes(&read_capped(path)?)
+    }
+}
+
+/// Reads a whole file of at most [`MAX_KEY_FILE_BYTES`].
+pub fn read_capped(path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    read_file_capped(path, MAX_KEY_FILE_BYTES)
+}
+
+/// Reads a whole file, refusing files over `max` bytes.
+pub fn read_file_capped(path: &Path, max: usize) -> Result<Vec<u8>, KeyFileError> {
+    let io_err = |source| KeyFileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let len = fs::metadata(path).map_err(io_err)?.len();
+    if len > max as u64 {
+        return Err(KeyFileError::Codec(CodecError::TooLong {
+            what: "file",
+            len,
+            max: max as u64,
+        }));
+    }
+    fs::read(path).map_err(io_err)
+}
+
+/// Writes `bytes` to `path` readable by the owner only (mode 0600 on Unix),
+/// atomically: a temporary file in the same directory, synced, then renamed.
+/// Refuses to replace an existing file unless `overwrite`.
+pub fn write_private_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), KeyFileError> {
+    write_file(path, bytes, overwrite, 0o600)
+}
+
+/// Like [`write_private_file`] but with mode 0644, for public material.
+pub fn write_public_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), KeyFileError> {
+    write_file(path, bytes, overwrite, 0o644)
+}
+
+fn write_file(path: &Path, bytes: &[u8], overwrite: bool, mode: u32) -> Result<(), KeyFileError> {
+    let io_err = |source| KeyFileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if !overwrite && path.exists() {
+        return Err(KeyFileError::Exists(path.display().to_string()));
+    }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io_err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path")))?;
+    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let result = (|| {
+        let mut f = options.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(e));
+    }
+    Ok(())
+}

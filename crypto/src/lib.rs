@@ -1,0 +1,20 @@
+//! hetally's cryptography and file formats.
+//!
+//! Everything that touches key material, ciphertexts or noise lives here, so
+//! the server, client and keytool never do cryptographic arithmetic
+//! themselves:
+//!
+//! * [`paillier`]: the Paillier scheme over GMP, with slot packing;
+//! * [`dp`]: exact discrete Laplace / Gaussian noise and budget accounting;
+//! * [`measurement`]: the measurement types shared by every backend;
+//! * [`keyfile`], [`aggregate`]: the collector's key files and the released
+//!   aggregate file, in the versioned binary encoding of [`codec`].
+
+pub mod aggregate;
+pub mod codec;
+pub mod dp;
+pub mod keyfile;
+pub mod measurement;
+pub mod paillier;
+
+pub use measurement::Measurement;

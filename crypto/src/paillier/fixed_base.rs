@@ -1,0 +1,84 @@
+//! Fixed-base exponentiation with a precomputed window table
+//! (Brickell, Gordon, McCurley and Wilson, Eurocrypt 1992).
+//!
+//! For a base b and exponents below 2^t, the table holds b^(j 2^(8i)) for
+//! every byte position i < t/8 and byte value 1 <= j <= 255. Then
+//! b^e = prod_i table[i][e_i] where e_i is the i-th byte of e: at most t/8
+//! modular multiplications and no squarings. For t = 256 and a 2048-bit key
+//! that is 32 multiplications mod n^2 and a 4 MB table built once per key.
+
+use rug::integer::Order;
+use rug::Integer;
+
+/// See the module docs. Window width is fixed at 8 bits.
+pub(super) struct FixedBaseTable {
+    modulus: Integer,
+    exponent_bits: u32,
+    /// `windows * 255` entries; entry `i * 255 + (j - 1)` is b^(j 2^(8i)).
+    entries: Vec<Integer>,
+}
+
+impl FixedBaseTable {
+    pub(super) fn new(base: &Integer, modulus: &Integer, exponent_bits: u32, window_bits: u32) -> Self {
+        assert_eq!(window_bits, 8, "only byte windows are implemented");
+        let windows = exponent_bits.div_ceil(8) as usize;
+        let mut entries = Vec::with_capacity(windows * 255);
+        let mut window_base = Integer::from(base % modulus);
+        for _ in 0..windows {
+            let mut x = window_base.clone();
+            for _ in 1..=255 {
+                entries.push(x.clone());
+                x *= &window_base;
+                x %= modulus;
+            }
+            // x is now window_base^256: the next window's base.
+            window_base = x;
+        }
+        FixedBaseTable {
+            modulus: modulus.clone(),
+            exponent_bits,
+            entries,
+        }
+    }
+
+    /// base^exp mod modulus for 0 <= exp < 2^exponent_bits.
+    pub(super) fn pow(&self, exp: &Integer) -> Integer {
+        assert!(
+            *exp >= 0 && exp.significant_bits() <= self.exponent_bits,
+            "exponent outside the table's range"
+        );
+        let mut acc: Option<Integer> = None;
+        for (i, byte) in exp.to_digits::<u8>(Order::Lsf).into_iter().enumerate() {
+            if byte == 0 {
+                continue;
+            }
+            let entry = &self.entries[i * 255 + (byte as usize - 1)];
+            acc = Some(match acc {
+                None => entry.clone(),
+                Some(mut a) => {
+                    a *= entry;
+                    a %= &self.modulus;
+                    a
+                }
+            });
+        }
+        acc.unwrap_or_else(|| Integer::from(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_pow_mod() {
+        let modulus = Integer::from(Integer::u_pow_u(2, 521)) - 1u32;
+        let base = Integer::from(123_456_789u64);
+        let table = FixedBaseTable::new(&base, &modulus, 64, 8);
+        for e in [0u64, 1, 255, 256, 0xdead_beef, u64::MAX] {
+            let e = Integer::from(e);
+            let expect = base.clone().pow_mod(&e, &modulus).unwrap();
+            assert_eq!(table.pow(&e), expect, "exponent {e}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! hetally-keytool.

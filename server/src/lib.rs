@@ -1,0 +1,1 @@
+//! hetally-server (filled by the server issue).
