@@ -334,3 +334,115 @@ mod tests {
         assert!(DpMechanism::decode(&mut Reader::new(&w.finish())).is_err());
     }
 }
+
+/// The noise distribution of one value of a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Noise {
+    /// No noise.
+    None,
+    /// Discrete Laplace with P(x) proportional to exp(-|x| / scale).
+    DiscreteLaplace {
+        /// The scale.
+        scale: Rational,
+    },
+    /// Discrete Gaussian with P(x) proportional to exp(-x^2 / (2 sigma^2)).
+    DiscreteGaussian {
+        /// The standard deviation parameter.
+        sigma: Rational,
+    },
+}
+
+impl Noise {
+    /// The noise a release of `measurement` needs under `dp`, for the
+    /// add-or-remove-one-report neighbouring relation.
+    pub fn for_measurement(measurement: &crate::Measurement, dp: &DpMechanism) -> Result<Noise, DpError> {
+        dp.check()?;
+        Ok(match dp {
+            DpMechanism::None => Noise::None,
+            DpMechanism::Laplace { epsilon } => {
+                let l1 = Ratio::from_integer(BigUint::from(measurement.max_l1_norm()));
+                Noise::DiscreteLaplace {
+                    scale: Rational(l1 / epsilon.as_ratio()),
+                }
+            }
+            DpMechanism::Gaussian { rho } => {
+                // sigma^2 = l2^2 / (2 rho); take a rational sigma at or above
+                // the square root (more noise is always safe).
+                let var = Ratio::from_integer(BigUint::from(measurement.max_l2_norm_squared()))
+                    / (rho.as_ratio() * BigUint::from(2u8));
+                let den = BigUint::from(1u64 << 32);
+                let scaled = (var * &den * &den).ceil().to_integer();
+                let mut root = scaled.sqrt();
+                if &root * &root < scaled {
+                    root += 1u8;
+                }
+                Noise::DiscreteGaussian {
+                    sigma: Rational(Ratio::new(root, den)),
+                }
+            }
+        })
+    }
+
+    /// A bound t with P(|X| > t) < 2^-log2_failure for one value.
+    ///
+    /// Discrete Laplace: P(|X| > t) <= 2 exp(-(t+1)/scale), so t = scale *
+    /// (log2_failure + 1) * ln 2 suffices. Discrete Gaussian: it is
+    /// sub-Gaussian with variance proxy sigma^2 (Canonne, Kamath and Steinke
+    /// 2020), so P(|X| > t) <= 2 exp(-t^2 / (2 sigma^2)) and t = sigma *
+    /// sqrt(2 (log2_failure + 1) ln 2) suffices. Both are rounded up.
+    pub fn tail_bound(&self, log2_failure: u32) -> u128 {
+        let ln2_upper = Ratio::new(BigUint::from(6_931_472u32), BigUint::from(10_000_000u32));
+        let k = Ratio::from_integer(BigUint::from(log2_failure + 1)) * ln2_upper;
+        let to_u128 = |r: Ratio<BigUint>| r.ceil().to_integer().to_u128().unwrap_or(u128::MAX);
+        match self {
+            Noise::None => 0,
+            Noise::DiscreteLaplace { scale } => to_u128(scale.as_ratio() * k),
+            Noise::DiscreteGaussian { sigma } => {
+                // t^2 = 2 k sigma^2; take the integer square root, rounded up.
+                let t2 = (sigma.as_ratio() * sigma.as_ratio() * k * BigUint::from(2u8)).ceil().to_integer();
+                let mut t = t2.sqrt();
+                if &t * &t < t2 {
+                    t += 1u8;
+                }
+                t.to_u128().unwrap_or(u128::MAX)
+            }
+        }
+    }
+
+    /// Draws `len` independent values with prio's exact samplers.
+    pub fn sample<R: rand::RngCore + rand::CryptoRng + ?Sized>(&self, len: usize, rng: &mut R) -> Vec<i128> {
+        use prio::dp::distributions::{DiscreteGaussian, DiscreteLaplace};
+        use rand::distributions::Distribution;
+        let to_i128 = |x: num_bigint::BigInt| x.to_i128().unwrap_or(if x.sign() == num_bigint::Sign::Minus { i128::MIN } else { i128::MAX });
+        match self {
+            Noise::None => vec![0; len],
+            Noise::DiscreteLaplace { scale } => {
+                // The scale is positive by construction.
+                let d = DiscreteLaplace::new(scale.as_ratio().clone()).expect("positive scale");
+                (0..len).map(|_| to_i128(d.sample(&mut *rng))).collect()
+            }
+            Noise::DiscreteGaussian { sigma } => {
+                let d = DiscreteGaussian::new(sigma.as_ratio().clone()).expect("positive sigma");
+                (0..len).map(|_| to_i128(d.sample(&mut *rng))).collect()
+            }
+        }
+    }
+}
+
+impl FromStr for DpMechanism {
+    type Err = DpError;
+
+    /// Parses `none`, `laplace:EPSILON` or `gaussian:RHO`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || DpError::BadMechanism(s.to_string());
+        let m = match s.trim().split(':').collect::<Vec<_>>().as_slice() {
+            ["none"] => DpMechanism::None,
+            ["laplace", eps] => DpMechanism::Laplace { epsilon: eps.parse()? },
+            ["gaussian", rho] => DpMechanism::Gaussian { rho: rho.parse()? },
+            _ => return Err(bad()),
+        };
+        m.check()?;
+        Ok(m)
+    }
+}

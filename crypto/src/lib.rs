@@ -8,13 +8,23 @@
 //! * [`dp`]: exact discrete Laplace / Gaussian noise and budget accounting;
 //! * [`measurement`]: the measurement types shared by every backend;
 //! * [`keyfile`], [`aggregate`]: the collector's key files and the released
-//!   aggregate file, in the versioned binary encoding of [`codec`].
+//!   aggregate file, in the versioned binary encoding of [`codec`];
+//! * [`task`], [`report`]: task definitions (whose hash is the task id) and
+//!   the report wire format;
+//! * [`backend`]: the one boundary the server and client use for every
+//!   homomorphic scheme.
 
 pub mod aggregate;
+pub mod api;
+pub mod backend;
 pub mod codec;
 pub mod dp;
 pub mod keyfile;
 pub mod measurement;
 pub mod paillier;
+pub mod report;
+pub mod task;
 
 pub use measurement::Measurement;
+pub use report::{Report, ReportId};
+pub use task::{TaskDefinition, TaskId};

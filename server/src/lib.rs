@@ -1,1 +1,154 @@
-//! hetally-server (filled by the server issue).
+//! hetally-server: accepts encrypted reports, stores them durably, and
+//! releases encrypted, DP-noised aggregates of non-overlapping batches.
+//!
+//! * [`http`]: thin actix-web handlers and the problem-document mapping;
+//! * [`aggregator`]: tasks, uploads (group commit), releases, budgets;
+//! * [`datastore`]: SQLite (embedded default) behind typed methods.
+//!
+//! The binary is `src/main.rs`; [`run`] is the whole server.
+
+pub mod aggregator;
+pub mod datastore;
+pub mod http;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use actix_web::dev::Service;
+use actix_web::{web, App, HttpServer};
+use hetally_crypto::keyfile;
+use thiserror::Error;
+
+use aggregator::{hash_token, new_token, Aggregator};
+use datastore::{Datastore, StoreError};
+
+/// File in the data directory holding the admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// How long shutdown waits for in-flight requests.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+/// Errors that stop the server.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The datastore could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The admin token could not be read or written.
+    #[error("admin token: {0}")]
+    AdminToken(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Run(#[from] io::Error),
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Directory for the SQLite database and the admin token.
+    pub data_dir: PathBuf,
+    /// Address to listen on (`127.0.0.1:8080`; port 0 picks one).
+    pub listen: String,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+}
+
+/// Reads the admin token, creating it (mode 0600) on first start.
+pub fn ensure_admin_token(data_dir: &Path) -> Result<(String, bool), ServerError> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) => {
+            let token = token.trim().to_string();
+            if token.is_empty() {
+                return Err(ServerError::AdminToken(format!(
+                    "{} is empty: delete it to have a new one made",
+                    path.display()
+                )));
+            }
+            Ok((token, false))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let token = new_token();
+            keyfile::write_private_file(&path, format!("{token}\n").as_bytes(), false)
+                .map_err(|e| ServerError::AdminToken(e.to_string()))?;
+            Ok((token, true))
+        }
+        Err(e) => Err(ServerError::AdminToken(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM, then finishes in-flight requests,
+/// drains the report writer and returns.
+pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
+    let store = Datastore::open_sqlite(&config.data_dir).await?;
+    let (admin_token, created) = ensure_admin_token(&config.data_dir)?;
+    let token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    if created {
+        tracing::info!(path = %token_path.display(), "created the admin token (mode 0600)");
+    }
+    let (aggregator, writer) = Aggregator::new(store.clone(), hash_token(&admin_token));
+    drop(admin_token);
+    let state = web::Data::new(aggregator);
+
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap_fn(|req, srv| {
+                let started = Instant::now();
+                let method = req.method().clone();
+                let path = req.path().to_string();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    let status = res.status().as_u16();
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
+                    if status >= 500 {
+                        tracing::error!(%method, %path, status, ms, "request");
+                    } else if status >= 400 {
+                        tracing::info!(%method, %path, status, ms, "request");
+                    } else {
+                        tracing::debug!(%method, %path, status, ms, "request");
+                    }
+                    Ok(res)
+                }
+            })
+            .configure(http::configure)
+    })
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let server = server.bind(&config.listen).map_err(|source| ServerError::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let addrs: Vec<SocketAddr> = server.addrs();
+    for addr in &addrs {
+        // A machine-readable line for scripts and tests.
+        println!("hetally-server listening on http://{addr}");
+    }
+    tracing::info!(
+        listen = ?addrs,
+        store = %store.describe(),
+        admin_token = %token_path.display(),
+        "hetally-server started"
+    );
+    server.run().await?;
+    tracing::info!("stopped accepting requests; draining the report writer");
+    drop(state);
+    let _ = writer.await;
+    tracing::info!("hetally-server stopped");
+    Ok(())
+}

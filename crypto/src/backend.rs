@@ -1,0 +1,244 @@
+//! The boundary between hetally's services and its homomorphic schemes.
+//!
+//! The server and client never do cryptographic arithmetic: they hold an
+//! [`AdditiveBackend`] for a task and move bytes through it. A backend
+//! encrypts a measurement into a report payload (client), checks an
+//! untrusted payload and says what to store (server, at upload), sums stored
+//! payloads in parallel into a [`PartialSum`] (server, at release or in
+//! aggregation jobs), merges partial sums, and adds encrypted DP noise to
+//! produce the released ciphertexts. One generic test suite exercises every
+//! backend through this trait.
+
+mod paillier;
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand_core::CryptoRngCore;
+use thiserror::Error;
+
+use crate::aggregate::Encoding;
+use crate::codec::{CodecError, Reader, Writer};
+use crate::dp::DpMechanism;
+use crate::keyfile::{KeyFileError, PublicKeyFile, Scheme};
+use crate::measurement::{Measurement, MeasurementError};
+use crate::report::ReportId;
+use crate::task::TaskId;
+
+pub use self::paillier::PaillierBackend;
+
+/// Largest public key embedded in a task definition.
+const MAX_PUBLIC_KEY_BYTES: usize = 32 << 20;
+
+/// Errors from backends.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The measurement given to encrypt is not valid for the task.
+    #[error(transparent)]
+    Measurement(#[from] MeasurementError),
+    /// An uploaded payload is malformed.
+    #[error("malformed payload: {0}")]
+    Malformed(#[from] CodecError),
+    /// An uploaded payload has the wrong number of ciphertexts.
+    #[error("wrong ciphertext count: the task's layout needs {expected}, the report has {got}")]
+    WrongCiphertextCount {
+        /// Ciphertexts the layout needs.
+        expected: usize,
+        /// Ciphertexts in the report.
+        got: usize,
+    },
+    /// A ciphertext failed its range or validity check.
+    #[error("ciphertext {index} is invalid: {reason}")]
+    InvalidCiphertext {
+        /// Position in the payload.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The task's backend configuration is not usable.
+    #[error("invalid backend configuration: {0}")]
+    Config(String),
+    /// A key could not be read.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// Internal inconsistency in stored data (a stored payload or partial
+    /// sum that does not match the task's layout).
+    #[error("stored data does not match the task's layout: {0}")]
+    Corrupt(String),
+}
+
+/// What an upload is bound to: proofs include it in their transcripts.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportContext<'a> {
+    /// The task.
+    pub task_id: &'a TaskId,
+    /// The report's id.
+    pub report_id: &'a ReportId,
+    /// The report's (rounded) time.
+    pub time: u64,
+}
+
+/// An encrypted sum of some reports, in the backend's encoding; it can be
+/// stored, merged with other partial sums, and released.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PartialSum {
+    /// How many reports it sums.
+    pub report_count: u64,
+    /// Backend-specific encoding of the encrypted sum.
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for PartialSum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartialSum")
+            .field("report_count", &self.report_count)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}
+
+/// A homomorphic scheme bound to one task's key and layout; see the module
+/// docs.
+pub trait AdditiveBackend: Send + Sync + fmt::Debug {
+    /// The scheme.
+    fn scheme(&self) -> Scheme;
+
+    /// The task's measurement type.
+    fn measurement(&self) -> Measurement;
+
+    /// How values are laid out in released ciphertexts.
+    fn encoding(&self) -> Encoding;
+
+    /// Fingerprint of the collector public key.
+    fn key_fingerprint(&self) -> [u8; 32];
+
+    /// Largest report payload this task accepts, in bytes.
+    fn max_payload_len(&self) -> usize;
+
+    /// Encrypts a measurement into a report payload (client side). Checks
+    /// the values against the measurement type first.
+    fn encrypt(
+        &self,
+        values: &[u64],
+        ctx: &ReportContext<'_>,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>, BackendError>;
+
+    /// Checks an untrusted payload (structure, counts, ciphertext ranges,
+    /// proofs) and returns the bytes to store for aggregation.
+    fn check_payload(&self, payload: &[u8], ctx: &ReportContext<'_>) -> Result<Vec<u8>, BackendError>;
+
+    /// The sum of no reports.
+    fn empty_sum(&self) -> PartialSum;
+
+    /// Sums stored payloads (as returned by `check_payload`) in parallel.
+    fn sum(&self, stored: &[Vec<u8>]) -> Result<PartialSum, BackendError>;
+
+    /// Merges two partial sums.
+    fn merge(&self, a: &PartialSum, b: &PartialSum) -> Result<PartialSum, BackendError>;
+
+    /// Adds one encrypted noise value per measurement value to `sum` and
+    /// returns the released ciphertexts. `noise` has one entry per value
+    /// (zeros when the task has no DP).
+    fn release(
+        &self,
+        sum: &PartialSum,
+        noise: &[i128],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<Vec<u8>>, BackendError>;
+}
+
+/// A task's scheme, collector key and layout, as stored in its definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendConfig {
+    /// Paillier with values packed in `slot_bits`-bit slots.
+    Paillier {
+        /// The collector's key.
+        public_key: crate::paillier::PublicKey,
+        /// Slot width.
+        slot_bits: u32,
+    },
+}
+
+impl BackendConfig {
+    /// The configuration a task with this key, measurement, DP mechanism
+    /// and largest batch needs: the layout is derived, never chosen by hand.
+    pub fn for_key(
+        key: &PublicKeyFile,
+        measurement: &Measurement,
+        dp: &DpMechanism,
+        max_batch_size: u64,
+    ) -> Result<Self, BackendError> {
+        match key {
+            PublicKeyFile::Paillier(pk) => Ok(BackendConfig::Paillier {
+                public_key: pk.clone(),
+                slot_bits: paillier::slot_bits(pk, measurement, dp, max_batch_size)?,
+            }),
+        }
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            BackendConfig::Paillier { .. } => Scheme::Paillier,
+        }
+    }
+
+    /// The collector's public key.
+    pub fn public_key(&self) -> PublicKeyFile {
+        match self {
+            BackendConfig::Paillier { public_key, .. } => PublicKeyFile::Paillier(public_key.clone()),
+        }
+    }
+
+    /// Checks the layout is the one [`BackendConfig::for_key`] derives.
+    pub fn check(&self, measurement: &Measurement, dp: &DpMechanism, max_batch_size: u64) -> Result<(), BackendError> {
+        let expected = BackendConfig::for_key(&self.public_key(), measurement, dp, max_batch_size)?;
+        if &expected != self {
+            return Err(BackendError::Config(
+                "the ciphertext layout does not match the measurement, DP mechanism and max batch size".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the task's backend.
+    pub fn backend(&self, measurement: Measurement) -> Result<Arc<dyn AdditiveBackend>, BackendError> {
+        match self {
+            BackendConfig::Paillier { public_key, slot_bits } => {
+                Ok(Arc::new(PaillierBackend::new(public_key.clone(), measurement, *slot_bits)?))
+            }
+        }
+    }
+
+    /// Appends the canonical encoding.
+    pub fn encode(&self, w: &mut Writer) {
+        w.u8(self.scheme().to_byte());
+        w.var_bytes(&self.public_key().to_bytes());
+        match self {
+            BackendConfig::Paillier { slot_bits, .. } => {
+                w.u32(*slot_bits);
+            }
+        }
+    }
+
+    /// Decodes the canonical encoding.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, BackendError> {
+        let scheme = Scheme::from_byte(r.u8("scheme")?)?;
+        let key = PublicKeyFile::from_bytes(r.var_bytes(MAX_PUBLIC_KEY_BYTES, "public key")?)?;
+        if key.scheme() != scheme {
+            return Err(BackendError::Config(format!(
+                "the task says {scheme} but its key is a {} key",
+                key.scheme()
+            )));
+        }
+        match key {
+            PublicKeyFile::Paillier(public_key) => Ok(BackendConfig::Paillier {
+                public_key,
+                slot_bits: r.u32("slot width")?,
+            }),
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The aggregator: tasks, uploads, batches, releases, budgets.
+//!
+//! HTTP handlers are thin and call into [`Aggregator`]; everything the
+//! service decides (which report is accepted, which batch may be released,
+//! how much budget a release spends) is decided here, and every error is a
+//! variant of [`Error`] that the HTTP layer maps to a problem document in
+//! one place.
+
+mod release;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hetally_crypto::backend::{AdditiveBackend, BackendConfig, BackendError, ReportContext};
+use hetally_crypto::dp::{DpMechanism, Rational};
+use hetally_crypto::keyfile::PublicKeyFile;
+use hetally_crypto::{Measurement, Report, ReportId, TaskDefinition, TaskId};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::datastore::{Datastore, InsertOutcome, NewReport, StoreError, TaskRecord};
+pub use release::ReleaseOutcome;
+use writer::ReportWriter;
+
+/// Reports may carry a time at most this many seconds in the future.
+pub const TOLERABLE_CLOCK_SKEW: u64 = 60;
+
+/// Default most reports per release: the slot layout is sized for it.
+pub const DEFAULT_MAX_BATCH_SIZE: u64 = u32::MAX as u64;
+
+/// Errors the service answers with; see `http::problem` for the mapping.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No such task.
+    #[error("no task with id {0}")]
+    UnknownTask(TaskId),
+    /// A token is required and none was sent.
+    #[error("{0}")]
+    MissingToken(&'static str),
+    /// The token sent is not the right one.
+    #[error("{0}")]
+    WrongToken(&'static str),
+    /// The task definition is not acceptable.
+    #[error("{0}")]
+    InvalidTask(String),
+    /// The task exists already.
+    #[error("task {0} already exists")]
+    TaskExists(TaskId),
+    /// A request body is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The media type is wrong.
+    #[error("unsupported media type {found:?}: send {expected}")]
+    UnsupportedMediaType {
+        /// Media type received.
+        found: String,
+        /// Media type expected.
+        expected: &'static str,
+    },
+    /// The body is over the limit.
+    #[error("request body of {len} bytes is over the limit of {max} bytes for this task")]
+    PayloadTooLarge {
+        /// Bytes received (or announced).
+        len: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// The report is malformed or fails validation.
+    #[error("invalid report: {0}")]
+    InvalidReport(BackendError),
+    /// The report's time is not a multiple of the task's precision.
+    #[error("report time {time} is not a multiple of the task's time precision ({precision} s): round it down")]
+    MisalignedReportTime {
+        /// Report time.
+        time: u64,
+        /// Task time precision.
+        precision: u64,
+    },
+    /// The report's time is too far in the future.
+    #[error("report time {time} is more than {TOLERABLE_CLOCK_SKEW} s ahead of the server's clock ({now})")]
+    ReportTooEarly {
+        /// Report time.
+        time: u64,
+        /// Server time.
+        now: u64,
+    },
+    /// A report with this id was already accepted.
+    #[error("report {0} was already uploaded")]
+    ReportReplayed(ReportId),
+    /// The report's interval has been released.
+    #[error("report {0} falls in a batch interval that has already been released")]
+    BatchCollected(ReportId),
+    /// A batch interval is not aligned to the time precision.
+    #[error("batch interval [{start}, {start}+{duration}) must start and last a positive multiple of the time precision ({precision} s)")]
+    MisalignedInterval {
+        /// Start.
+        start: u64,
+        /// Duration.
+        duration: u64,
+        /// Task time precision.
+        precision: u64,
+    },
+    /// Too few reports to release.
+    #[error("the batch holds {count} reports; the task's minimum is {min}")]
+    BatchTooSmall {
+        /// Reports in the batch.
+        count: u64,
+        /// Task minimum.
+        min: u64,
+    },
+    /// Too many reports to release in one batch.
+    #[error("the batch holds {count} reports; the task's maximum is {max}: collect a shorter interval")]
+    BatchTooLarge {
+        /// Reports in the batch.
+        count: u64,
+        /// Task maximum.
+        max: u64,
+    },
+    /// The interval overlaps an earlier release.
+    #[error("the batch overlaps the released batch [{start}, {start}+{duration}): batches may not overlap")]
+    BatchOverlap {
+        /// Start of the release it overlaps.
+        start: u64,
+        /// Its duration.
+        duration: u64,
+    },
+    /// The release would spend more budget than is left.
+    #[error("{0}")]
+    BudgetExhausted(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A task, decoded and ready to serve.
+#[derive(Debug)]
+pub struct TaskState {
+    /// The task id.
+    pub id: TaskId,
+    /// The decoded definition.
+    pub definition: TaskDefinition,
+    /// Its canonical bytes (served to clients, who hash them).
+    pub definition_bytes: Vec<u8>,
+    /// The scheme bound to the collector's key.
+    pub backend: Arc<dyn AdditiveBackend>,
+    token_hash: [u8; 32],
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Serialises this process's releases of the task.
+    release_lock: tokio::sync::Mutex<()>,
+}
+
+impl TaskState {
+    fn from_record(record: &TaskRecord) -> Result<Self, Error> {
+        let definition = TaskDefinition::from_bytes(&record.definition)
+            .map_err(|e| Error::Internal(format!("stored task {} is unreadable: {e}", record.task_id)))?;
+        let backend = definition
+            .backend
+            .backend(definition.measurement)
+            .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
+        Ok(TaskState {
+            id: record.task_id,
+            definition,
+            definition_bytes: record.definition.clone(),
+            backend,
+            token_hash: record.collector_token_hash,
+            created_at: record.created_at,
+            release_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+/// What a new task is made from (the admin API's request).
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// The collector's public key file.
+    pub public_key: PublicKeyFile,
+    /// Measurement type.
+    pub measurement: Measurement,
+    /// Fewest reports per release.
+    pub min_batch_size: u64,
+    /// Most reports per release (default [`DEFAULT_MAX_BATCH_SIZE`]).
+    pub max_batch_size: Option<u64>,
+    /// Seconds.
+    pub time_precision: u64,
+    /// DP mechanism.
+    pub dp: DpMechanism,
+    /// Total budget.
+    pub budget: Option<Rational>,
+}
+
+/// Task status for the collector.
+#[derive(Debug, Clone)]
+pub struct TaskStatus {
+    /// Reports stored.
+    pub reports: u64,
+    /// Reports in no release yet.
+    pub unreleased_reports: u64,
+    /// Releases made (including pending).
+    pub releases: u64,
+    /// Budget spent.
+    pub budget_spent: Rational,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// SHA-256 of a bearer token.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A fresh random token: 32 bytes, base64url.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn tokens_match(token: &str, expected_hash: &[u8; 32]) -> bool {
+    hash_token(token).ct_eq(expected_hash).into()
+}
+
+/// The service's state; see the module docs.
+#[derive(Debug)]
+pub struct Aggregator {
+    store: Datastore,
+    writer: ReportWriter,
+    tasks: RwLock<HashMap<TaskId, Arc<TaskState>>>,
+    admin_token_hash: [u8; 32],
+}
+
+impl Aggregator {
+    /// Starts the aggregator (and its report writer) on a store. The writer
+    /// stops when the aggregator is dropped and its queue has drained.
+    pub fn new(store: Datastore, admin_token_hash: [u8; 32]) -> (Self, tokio::task::JoinHandle<()>) {
+        let (writer, handle) = ReportWriter::spawn(store.clone());
+        (
+            Aggregator {
+                store,
+                writer,
+                tasks: RwLock::new(HashMap::new()),
+                admin_token_hash,
+            },
+            handle,
+        )
+    }
+
+    /// The datastore.
+    pub fn store(&self) -> &Datastore {
+        &self.store
+    }
+
+    /// Checks the admin token.
+    pub fn check_admin(&self, token: Option<&str>) -> Result<(), Error> {
+        let token = token.ok_or(Error::MissingToken(
+            "this endpoint needs the admin token: send `Authorization: Bearer <token from admin.token>`",
+        ))?;
+        if !tokens_match(token, &self.admin_token_hash) {
+            return Err(Error::WrongToken("the admin token is wrong"));
+        }
+        Ok(())
+    }
+
+    /// Checks a task's collector token.
+    pub fn check_collector(&self, task: &TaskState, token: Option<&str>) -> Result<(), Error> {
+        let token = token.ok_or(Error::MissingToken(
+            "this endpoint needs the task's collector token: send `Authorization: Bearer <token>`",
+        ))?;
+        if !tokens_match(token, &task.token_hash) {
+            return Err(Error::WrongToken("the collector token is wrong for this task"));
+        }
+        Ok(())
+    }
+
+    /// Creates a task; returns it and its collector token (shown once, stored
+    /// hashed).
+    pub async fn create_task(&self, new: NewTask, now: i64) -> Result<(Arc<TaskState>, String), Error> {
+        let max_batch_size = new.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE);
+        let backend = BackendConfig::for_key(&new.public_key, &new.measurement, &new.dp, max_batch_size)
+            .map_err(|e| Error::InvalidTask(e.to_string()))?;
+        let definition = TaskDefinition {
+            measurement: new.measurement,
+            min_batch_size: new.min_batch_size,
+            max_batch_size,
+            time_precision: new.time_precision,
+            dp: new.dp,
+            budget: new.budget,
+            backend,
+        };
+        definition.check().map_err(|e| Error::InvalidTask(e.to_string()))?;
+        let token = new_token();
+        let record = TaskRecord {
+            task_id: definition.id(),
+            definition: definition.to_bytes(),
+            collector_token_hash: hash_token(&token),
+            budget_spent: Rational::zero(),
+            created_at: now,
+        };
+        match self.store.put_task(&record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(Error::TaskExists(record.task_id)),
+            Err(e) => return Err(e.into()),
+        }
+        let state = Arc::new(TaskState::from_record(&record)?);
+        self.cache(state.clone());
+        tracing::info!(task_id = %state.id, measurement = %state.definition.measurement, "task created");
+        Ok((state, token))
+    }
+
+    fn cache(&self, state: Arc<TaskState>) {
+        // A poisoned lock only means a panic elsewhere while inserting; the
+        // map itself is still consistent.
+        let mut tasks = self.tasks.write().unwrap_or_else(|e| e.into_inner());
+        tasks.entry(state.id).or_insert(state);
+    }
+
+    /// Looks a task up (cached after the first load).
+    pub async fn task(&self, id: &TaskId) -> Result<Arc<TaskState>, Error> {
+        if let Some(t) = self.tasks.read().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(t.clone());
+        }
+        let record = self.store.get_task(id).await?.ok_or(Error::UnknownTask(*id))?;
+        let state = Arc::new(TaskState::from_record(&record)?);
+        self.cache(state);
+        // Return the cached one, so every caller shares one release lock.
+        Ok(self.tasks.read().unwrap_or_else(|e| e.into_inner())[id].clone())
+    }
+
+    /// Every task.
+    pub async fn list_tasks(&self) -> Result<Vec<Arc<TaskState>>, Error> {
+        let mut out = Vec::new();
+        for record in self.store.list_tasks().await? {
+            out.push(self.task(&record.task_id).await?);
+        }
+        Ok(out)
+    }
+
+    /// The collector's view of a task's progress.
+    pub async fn status(&self, task: &TaskState) -> Result<TaskStatus, Error> {
+        let (reports, unreleased_reports) = self.store.report_counts(&task.id).await?;
+        let releases = self.store.list_releases(&task.id).await?;
+        let record = self.store.get_task(&task.id).await?.ok_or(Error::UnknownTask(task.id))?;
+        Ok(TaskStatus {
+            reports,
+            unreleased_reports,
+            releases: releases.len() as u64,
+            budget_spent: record.budget_spent,
+        })
+    }
+
+    /// Largest body accepted for an upload to this task.
+    pub fn max_upload_len(task: &TaskState) -> usize {
+        // version + id + time + length prefix around the payload.
+        1 + 16 + 8 + 4 + task.backend.max_payload_len()
+    }
+
+    /// Validates and durably stores one uploaded report. Returns once the
+    /// report is committed.
+    pub async fn upload(&self, task: Arc<TaskState>, body: Vec<u8>, now: u64) -> Result<ReportId, Error> {
+        let max = task.backend.max_payload_len();
+        let report = Report::from_bytes(&body, max).map_err(|e| Error::InvalidReport(e.into()))?;
+        let precision = task.definition.time_precision;
+        if report.time % precision != 0 {
+            return Err(Error::MisalignedReportTime {
+                time: report.time,
+                precision,
+            });
+        }
+        if report.time > now.saturating_add(TOLERABLE_CLOCK_SKEW) || report.time > i64::MAX as u64 {
+            return Err(Error::ReportTooEarly { time: report.time, now });
+        }
+        let checker = task.clone();
+        let (report, stored) = tokio::task::spawn_blocking(move || {
+            let ctx = ReportContext {
+                task_id: &checker.id,
+                report_id: &report.id,
+                time: report.time,
+            };
+            let stored = checker.backend.check_payload(&report.payload, &ctx);
+            (report, stored)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("report check failed: {e}")))?;
+        let stored = stored.map_err(Error::InvalidReport)?;
+        let outcome = self
+            .writer
+            .write(NewReport {
+                task_id: task.id,
+                report_id: report.id,
+                time: report.time,
+                payload: stored,
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        match outcome {
+            InsertOutcome::Stored => Ok(report.id),
+            InsertOutcome::Duplicate => Err(Error::ReportReplayed(report.id)),
+            InsertOutcome::IntervalReleased => Err(Error::BatchCollected(report.id)),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Releases: claiming a batch, summing it in parallel, adding encrypted DP
+//! noise, storing the aggregate.
+//!
+//! 1. **Claim** (one transaction): the interval must be aligned, must not
+//!    overlap another release, must hold between `min_batch_size` and
+//!    `max_batch_size` reports, and its cost must fit the remaining budget.
+//!    The release row is written as pending and the budget spent; from then
+//!    on no report can enter the interval. A refused claim changes nothing.
+//! 2. **Sum**: payloads stream out of the store in chunks and are summed
+//!    with rayon on the blocking pool, never on the async executor.
+//! 3. **Noise**: one value per measurement value from the exact sampler,
+//!    encrypted under the collector's key and added; then dropped.
+//! 4. **Store**: the aggregate file is written and the release marked done.
+//!    Asking for the same interval again returns these bytes. If the process
+//!    dies between 1 and 4, the next request for the interval redoes 2 to 4
+//!    (nothing was released, so fresh noise is fine); the budget was spent at
+//!    claim time, which can only err on the side of privacy.
+
+use std::sync::Arc;
+
+use hetally_crypto::aggregate::AggregateFile;
+use hetally_crypto::dp::{DpMechanism, Noise, Rational};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use tokio::sync::mpsc;
+use zeroize::Zeroize;
+
+use super::{Aggregator, Error, TaskState};
+use crate::datastore::{ClaimDecision, ClaimFacts, ReleaseRecord, ReleaseState};
+
+/// Reports per chunk streamed from the store to the summing thread.
+const CHUNK: usize = 4096;
+
+/// The result of a release request.
+#[derive(Debug)]
+pub struct ReleaseOutcome {
+    /// The stored aggregate file.
+    pub aggregate: Vec<u8>,
+    /// True if this request created the release; false if it returned an
+    /// earlier one.
+    pub created: bool,
+    /// The audit-log row.
+    pub record: ReleaseRecord,
+}
+
+/// Budget one release of `dp` spends: epsilon for Laplace, rho for Gaussian.
+fn release_cost(dp: &DpMechanism) -> Rational {
+    match dp {
+        DpMechanism::Laplace { epsilon } => epsilon.clone(),
+        DpMechanism::Gaussian { rho } => rho.clone(),
+        _ => Rational::zero(),
+    }
+}
+
+fn decide(task: &TaskState, facts: &ClaimFacts) -> Result<ClaimDecision, Error> {
+    if facts.same_interval.is_some() {
+        return Ok(ClaimDecision::UseExisting);
+    }
+    if let Some(other) = facts.overlapping.first() {
+        return Err(Error::BatchOverlap {
+            start: other.batch_start,
+            duration: other.batch_duration,
+        });
+    }
+    let def = &task.definition;
+    if facts.report_count < def.min_batch_size {
+        return Err(Error::BatchTooSmall {
+            count: facts.report_count,
+            min: def.min_batch_size,
+        });
+    }
+    if facts.report_count > def.max_batch_size {
+        return Err(Error::BatchTooLarge {
+            count: facts.report_count,
+            max: def.max_batch_size,
+        });
+    }
+    let cost = release_cost(&def.dp);
+    let budget_spent_after = facts.task.budget_spent.add(&cost);
+    if let Some(total) = &def.budget {
+        if &budget_spent_after > total {
+            let left = total.checked_sub(&facts.task.budget_spent).unwrap_or_else(Rational::zero);
+            return Err(Error::BudgetExhausted(format!(
+                "privacy budget exhausted: this release costs {cost}, but only {left} of the task's total {total} is left ({} spent); no further releases are possible for this task",
+                facts.task.budget_spent
+            )));
+        }
+    }
+    Ok(ClaimDecision::Claim {
+        mechanism: def.dp.to_string(),
+        cost,
+        budget_spent_after,
+    })
+}
+
+impl Aggregator {
+    /// Releases the batch `[start, start + duration)` of a task, or returns
+    /// the earlier release of exactly that interval; see the module docs.
+    pub async fn release(&self, task: Arc<TaskState>, start: u64, duration: u64, now: i64) -> Result<ReleaseOutcome, Error> {
+        let precision = task.definition.time_precision;
+        if duration == 0
+            || start % precision != 0
+            || duration % precision != 0
+            || start.checked_add(duration).is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(Error::MisalignedInterval {
+                start,
+                duration,
+                precision,
+            });
+        }
+        let _guard = task.release_lock.lock().await;
+        let record = self
+            .store
+            .claim_release(&task.id, start, duration, now, |facts| decide(&task, facts))
+            .await??;
+        if record.state == ReleaseState::Done {
+            let aggregate = record
+                .aggregate
+                .clone()
+                .ok_or_else(|| Error::Internal("a done release has no aggregate".into()))?;
+            return Ok(ReleaseOutcome {
+                aggregate,
+                created: false,
+                record,
+            });
+        }
+        let started = std::time::Instant::now();
+        let aggregate = self.compute(&task, &record).await?;
+        let stored = self.store.finish_release(&task.id, start, &aggregate, now).await?;
+        tracing::info!(
+            task_id = %task.id,
+            start,
+            duration,
+            reports = record.report_count,
+            mechanism = %record.mechanism,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "batch released"
+        );
+        let aggregate = stored
+            .aggregate
+            .clone()
+            .ok_or_else(|| Error::Internal("finished release has no aggregate".into()))?;
+        Ok(ReleaseOutcome {
+            aggregate,
+            created: true,
+            record: stored,
+        })
+    }
+
+    /// Sums the batch, adds encrypted noise, and encodes the aggregate file.
+    async fn compute(&self, task: &Arc<TaskState>, record: &ReleaseRecord) -> Result<Vec<u8>, Error> {
+        let (tx, mut rx) = mpsc::channel::<Vec<Vec<u8>>>(2);
+        let backend = task.backend.clone();
+        let summer = tokio::task::spawn_blocking(move || {
+            let mut acc = backend.empty_sum();
+            while let Some(chunk) = rx.blocking_recv() {
+                let part = backend.sum(&chunk)?;
+                acc = backend.merge(&acc, &part)?;
+            }
+            Ok::<_, hetally_crypto::backend::BackendError>(acc)
+        });
+        let streamed = self
+            .store
+            .stream_payloads(&task.id, record.batch_start, record.batch_duration, CHUNK, tx)
+            .await?;
+        let sum = summer
+            .await
+            .map_err(|e| Error::Internal(format!("summing failed: {e}")))?
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if streamed != record.report_count || sum.report_count != record.report_count {
+            return Err(Error::Internal(format!(
+                "the batch was claimed with {} reports but {} were read",
+                record.report_count, sum.report_count
+            )));
+        }
+
+        let task2 = task.clone();
+        let ciphertexts = tokio::task::spawn_blocking(move || {
+            let def = &task2.definition;
+            let noise = Noise::for_measurement(&def.measurement, &def.dp).map_err(|e| Error::Internal(e.to_string()))?;
+            let mut rng = ChaCha20Rng::from_entropy();
+            let mut values = noise.sample(def.measurement.len(), &mut rng);
+            let released = task2
+                .backend
+                .release(&sum, &values, &mut rng)
+                .map_err(|e| Error::Internal(e.to_string()));
+            // The server forgets the noise it drew.
+            values.zeroize();
+            released
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("adding noise failed: {e}")))??;
+
+        let def = &task.definition;
+        Ok(AggregateFile {
+            task_id: task.id.0,
+            scheme: task.backend.scheme(),
+            key_fingerprint: task.backend.key_fingerprint(),
+            measurement: def.measurement,
+            encoding: task.backend.encoding(),
+            batch_start: record.batch_start,
+            batch_duration: record.batch_duration,
+            report_count: record.report_count,
+            dp: def.dp.clone(),
+            ciphertexts,
+        }
+        .to_bytes())
+    }
+}

@@ -1,0 +1,278 @@
+//! Durable storage of tasks, reports and releases.
+//!
+//! All SQL lives behind the typed methods of [`Datastore`]; the aggregator
+//! never writes a query. SQLite is the embedded default. Every method that
+//! changes data runs in one transaction, and returns only after it has
+//! committed (SQLite runs in WAL mode with `synchronous=FULL`, so a commit is
+//! on disk).
+//!
+//! Release claims take a *decision* closure that runs inside the
+//! transaction with the facts it needs (task row, report count, overlapping
+//! releases), so the batch rules and budget arithmetic stay in the
+//! aggregator while the check and the write are atomic.
+
+mod sqlite;
+
+use std::path::Path;
+
+use hetally_crypto::dp::Rational;
+use hetally_crypto::{ReportId, TaskId};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// Errors from the datastore.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row exists that should not.
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data is not what this build expects.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The data directory could not be prepared.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A stored task.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    /// The task id.
+    pub task_id: TaskId,
+    /// Canonical definition bytes.
+    pub definition: Vec<u8>,
+    /// SHA-256 of the collector token.
+    pub collector_token_hash: [u8; 32],
+    /// Budget spent by releases so far.
+    pub budget_spent: Rational,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A validated report on its way to disk.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    /// The task.
+    pub task_id: TaskId,
+    /// The client's report id.
+    pub report_id: ReportId,
+    /// Rounded report time, Unix seconds.
+    pub time: u64,
+    /// Validated ciphertexts in the backend's stored form.
+    pub payload: Vec<u8>,
+}
+
+/// What happened to one report of a batch insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Committed.
+    Stored,
+    /// A report with this id exists for the task.
+    Duplicate,
+    /// The report's time falls in a released (or claimed) batch.
+    IntervalReleased,
+}
+
+/// Whether a release's aggregate is stored yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseState {
+    /// Claimed; its aggregate is being computed (or its computation died and
+    /// will be redone by the next request for the same interval).
+    Pending,
+    /// Stored.
+    Done,
+}
+
+/// One release: a row of the audit log.
+#[derive(Debug, Clone)]
+pub struct ReleaseRecord {
+    /// The task.
+    pub task_id: TaskId,
+    /// Batch interval start, Unix seconds.
+    pub batch_start: u64,
+    /// Batch interval length, seconds.
+    pub batch_duration: u64,
+    /// Reports in the batch.
+    pub report_count: u64,
+    /// Pending or done.
+    pub state: ReleaseState,
+    /// The aggregate file, once done.
+    pub aggregate: Option<Vec<u8>>,
+    /// DP mechanism, as text (`laplace:0.4`).
+    pub mechanism: String,
+    /// Budget this release spent.
+    pub cost: Rational,
+    /// Budget spent after this release.
+    pub budget_spent_after: Rational,
+    /// When the release was claimed, Unix seconds.
+    pub requested_at: i64,
+    /// When its aggregate was stored.
+    pub released_at: Option<i64>,
+}
+
+impl ReleaseRecord {
+    /// End of the batch interval (exclusive).
+    pub fn batch_end(&self) -> u64 {
+        self.batch_start.saturating_add(self.batch_duration)
+    }
+}
+
+/// What a release claim's decision closure sees, inside the transaction.
+#[derive(Debug)]
+pub struct ClaimFacts {
+    /// The task row.
+    pub task: TaskRecord,
+    /// Reports stored in the requested interval.
+    pub report_count: u64,
+    /// A release of exactly the requested interval, if any.
+    pub same_interval: Option<ReleaseRecord>,
+    /// Other releases overlapping the requested interval.
+    pub overlapping: Vec<ReleaseRecord>,
+}
+
+/// What the decision closure wants done.
+#[derive(Debug)]
+pub enum ClaimDecision {
+    /// Return the existing release of the same interval.
+    UseExisting,
+    /// Record a new pending release and spend budget.
+    Claim {
+        /// Mechanism text for the audit log.
+        mechanism: String,
+        /// Budget spent by this release.
+        cost: Rational,
+        /// Budget spent after it.
+        budget_spent_after: Rational,
+    },
+}
+
+/// Which database a [`Datastore`] talks to.
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// Handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Datastore {
+    backend: Backend,
+}
+
+impl Datastore {
+    /// Opens (creating if needed) the SQLite database in `data_dir` and
+    /// applies migrations.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
+        Ok(Datastore {
+            backend: Backend::Sqlite(sqlite::SqliteStore::open(data_dir).await?),
+        })
+    }
+
+    /// A short description for logs ("sqlite:/path/hetally.db").
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(s) => s.describe(),
+        }
+    }
+
+    /// Stores a new task. Fails with [`StoreError::Conflict`] if it exists.
+    pub async fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.put_task(task).await,
+        }
+    }
+
+    /// Looks a task up.
+    pub async fn get_task(&self, task_id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.get_task(task_id).await,
+        }
+    }
+
+    /// Every task, oldest first.
+    pub async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.list_tasks().await,
+        }
+    }
+
+    /// Inserts reports in one transaction; one outcome per report, in order.
+    pub async fn insert_reports(&self, reports: &[NewReport]) -> Result<Vec<InsertOutcome>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.insert_reports(reports).await,
+        }
+    }
+
+    /// Number of reports a task has stored, and the number not yet in any
+    /// release.
+    pub async fn report_counts(&self, task_id: &TaskId) -> Result<(u64, u64), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.report_counts(task_id).await,
+        }
+    }
+
+    /// Claims the batch `[start, start + duration)` in one transaction:
+    /// gathers the [`ClaimFacts`], asks `decide`, and records a pending
+    /// release if it says so. Returns the release row (new or existing), or
+    /// the decision's own error, with nothing changed.
+    pub async fn claim_release<E, F>(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        duration: u64,
+        now: i64,
+        decide: F,
+    ) -> Result<Result<ReleaseRecord, E>, StoreError>
+    where
+        F: FnOnce(&ClaimFacts) -> Result<ClaimDecision, E> + Send,
+        E: Send,
+    {
+        match &self.backend {
+            Backend::Sqlite(s) => s.claim_release(task_id, start, duration, now, decide).await,
+        }
+    }
+
+    /// Streams the stored payloads of the batch, `chunk` at a time, into
+    /// `sink`. Returns how many were sent. Stops early, without error, if
+    /// the receiver is dropped.
+    pub async fn stream_payloads(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        duration: u64,
+        chunk: usize,
+        sink: mpsc::Sender<Vec<Vec<u8>>>,
+    ) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.stream_payloads(task_id, start, duration, chunk, sink).await,
+        }
+    }
+
+    /// Stores a pending release's aggregate and marks it done. Returns the
+    /// release as stored: if another request finished it first, its
+    /// aggregate wins and is returned.
+    pub async fn finish_release(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        aggregate: &[u8],
+        now: i64,
+    ) -> Result<ReleaseRecord, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.finish_release(task_id, start, aggregate, now).await,
+        }
+    }
+
+    /// The task's releases, oldest batch first (the audit log).
+    pub async fn list_releases(&self, task_id: &TaskId) -> Result<Vec<ReleaseRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.list_releases(task_id).await,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Releases: collect a batch (`POST`) and read the audit log (`GET`).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use hetally_crypto::api::{ReleaseInfo, ReleaseList, ReleaseRequest};
+use hetally_crypto::report::AGGREGATE_MEDIA_TYPE;
+
+use super::auth::bearer;
+use super::body::read_json;
+use super::tasks::parse_task_id;
+use super::AppState;
+use crate::aggregator::{unix_now, Error};
+use crate::datastore::ReleaseState;
+
+pub(crate) async fn create(
+    state: AppState,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Error> {
+    let task = state.task(&parse_task_id(&path)?).await?;
+    state.check_collector(&task, bearer(&req))?;
+    let body: ReleaseRequest = read_json(&req, payload).await?;
+    let outcome = state
+        .release(task, body.start, body.duration, unix_now() as i64)
+        .await?;
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(HttpResponse::build(status)
+        .content_type(AGGREGATE_MEDIA_TYPE)
+        .insert_header(("Hetally-Report-Count", outcome.record.report_count.to_string()))
+        .body(outcome.aggregate))
+}
+
+pub(crate) async fn list(state: AppState, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Error> {
+    let task = state.task(&parse_task_id(&path)?).await?;
+    state.check_collector(&task, bearer(&req))?;
+    let total = task.definition.budget.clone();
+    let releases = state
+        .store()
+        .list_releases(&task.id)
+        .await?
+        .into_iter()
+        .map(|r| ReleaseInfo {
+            batch_start: r.batch_start,
+            batch_duration: r.batch_duration,
+            report_count: r.report_count,
+            state: match r.state {
+                ReleaseState::Pending => "pending".into(),
+                ReleaseState::Done => "done".into(),
+            },
+            mechanism: r.mechanism,
+            cost: r.cost.to_string(),
+            budget_remaining_after: total
+                .as_ref()
+                .map(|t| t.checked_sub(&r.budget_spent_after).map(|x| x.to_string()).unwrap_or_else(|| "0".into())),
+            budget_spent_after: r.budget_spent_after.to_string(),
+            requested_at: r.requested_at,
+            released_at: r.released_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ReleaseList {
+        task_id: task.id.to_string(),
+        releases,
+    }))
+}

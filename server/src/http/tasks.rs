@@ -1,0 +1,119 @@
+//! Task endpoints: create and list (admin), get (public), status (collector).
+
+use std::str::FromStr;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use hetally_crypto::api::{BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo};
+use hetally_crypto::dp::{DpMechanism, Rational};
+use hetally_crypto::keyfile::PublicKeyFile;
+use hetally_crypto::{Measurement, TaskId};
+
+use super::auth::bearer;
+use super::body::read_json;
+use super::AppState;
+use crate::aggregator::{unix_now, Error, NewTask, TaskState};
+
+pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, Error> {
+    TaskId::from_str(raw).map_err(|e| Error::BadRequest(e.to_string()))
+}
+
+/// The budget unit of a mechanism.
+fn budget_unit(dp: &DpMechanism) -> &'static str {
+    match dp {
+        DpMechanism::Gaussian { .. } => "rho",
+        _ => "epsilon",
+    }
+}
+
+pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
+    let def = &task.definition;
+    TaskInfo {
+        task_id: task.id.to_string(),
+        definition: URL_SAFE_NO_PAD.encode(&task.definition_bytes),
+        scheme: task.backend.scheme().to_string(),
+        measurement: def.measurement.to_string(),
+        min_batch_size: def.min_batch_size,
+        max_batch_size: def.max_batch_size,
+        time_precision: def.time_precision,
+        dp: def.dp.to_string(),
+        budget: def.budget.as_ref().map(Rational::to_string),
+        key_fingerprint: hex::encode(task.backend.key_fingerprint()),
+        created_at: task.created_at,
+    }
+}
+
+fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
+    let invalid = |s: String| Error::InvalidTask(s);
+    let key_bytes = STANDARD
+        .decode(req.public_key.trim())
+        .map_err(|_| invalid("public_key must be the key file in standard base64".into()))?;
+    let public_key = PublicKeyFile::from_bytes(&key_bytes).map_err(|e| invalid(format!("public_key: {e}")))?;
+    let measurement = Measurement::from_str(&req.measurement).map_err(|e| invalid(e.to_string()))?;
+    let dp = match req.dp.as_deref() {
+        None => DpMechanism::None,
+        Some(s) => DpMechanism::from_str(s).map_err(|e| invalid(e.to_string()))?,
+    };
+    let budget = req
+        .budget
+        .as_deref()
+        .map(Rational::from_str)
+        .transpose()
+        .map_err(|e| invalid(format!("budget: {e}")))?;
+    Ok(NewTask {
+        public_key,
+        measurement,
+        min_batch_size: req.min_batch_size,
+        max_batch_size: req.max_batch_size,
+        time_precision: req.time_precision,
+        dp,
+        budget,
+    })
+}
+
+pub(crate) async fn create(state: AppState, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
+    state.check_admin(bearer(&req))?;
+    let body: CreateTaskRequest = read_json(&req, payload).await?;
+    let (task, token) = state.create_task(new_task(body)?, unix_now() as i64).await?;
+    Ok(HttpResponse::Created().json(CreateTaskResponse {
+        task_id: task.id.to_string(),
+        collector_token: token,
+        task: task_info(&task),
+    }))
+}
+
+pub(crate) async fn list(state: AppState, req: HttpRequest) -> Result<HttpResponse, Error> {
+    state.check_admin(bearer(&req))?;
+    let tasks = state.list_tasks().await?;
+    Ok(HttpResponse::Ok().json(TaskList {
+        tasks: tasks.iter().map(|t| task_info(t)).collect(),
+    }))
+}
+
+pub(crate) async fn get(state: AppState, path: web::Path<String>) -> Result<HttpResponse, Error> {
+    let task = state.task(&parse_task_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(task_info(&task)))
+}
+
+pub(crate) async fn status(state: AppState, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Error> {
+    let task = state.task(&parse_task_id(&path)?).await?;
+    state.check_collector(&task, bearer(&req))?;
+    let status = state.status(&task).await?;
+    let budget = task.definition.budget.as_ref().map(|total| BudgetInfo {
+        unit: budget_unit(&task.definition.dp).into(),
+        total: total.to_string(),
+        spent: status.budget_spent.to_string(),
+        remaining: total
+            .checked_sub(&status.budget_spent)
+            .unwrap_or_else(Rational::zero)
+            .to_string(),
+    });
+    Ok(HttpResponse::Ok().json(TaskStatusInfo {
+        task_id: task.id.to_string(),
+        reports: status.reports,
+        unreleased_reports: status.unreleased_reports,
+        releases: status.releases,
+        budget,
+    }))
+}
