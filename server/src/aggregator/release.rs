@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use hetally_crypto::aggregate::AggregateFile;
-use hetally_crypto::dp::{DpMechanism, Noise, Rational};
+use hetally_crypto::dp::{release_cost, try_spend, Noise, Rational};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::mpsc;
@@ -41,15 +41,6 @@ pub struct ReleaseOutcome {
     pub created: bool,
     /// The audit-log row.
     pub record: ReleaseRecord,
-}
-
-/// Budget one release of `dp` spends: epsilon for Laplace, rho for Gaussian.
-fn release_cost(dp: &DpMechanism) -> Rational {
-    match dp {
-        DpMechanism::Laplace { epsilon } => epsilon.clone(),
-        DpMechanism::Gaussian { rho } => rho.clone(),
-        _ => Rational::zero(),
-    }
 }
 
 fn decide(task: &TaskState, facts: &ClaimFacts) -> Result<ClaimDecision, Error> {
@@ -75,17 +66,12 @@ fn decide(task: &TaskState, facts: &ClaimFacts) -> Result<ClaimDecision, Error> 
             max: def.max_batch_size,
         });
     }
-    let cost = release_cost(&def.dp);
-    let budget_spent_after = facts.task.budget_spent.add(&cost);
-    if let Some(total) = &def.budget {
-        if &budget_spent_after > total {
-            let left = total.checked_sub(&facts.task.budget_spent).unwrap_or_else(Rational::zero);
-            return Err(Error::BudgetExhausted(format!(
-                "privacy budget exhausted: this release costs {cost}, but only {left} of the task's total {total} is left ({} spent); no further releases are possible for this task",
-                facts.task.budget_spent
-            )));
-        }
-    }
+    let cost = release_cost(&def.dp).unwrap_or_else(Rational::zero);
+    let budget_spent_after = match &def.budget {
+        Some(total) => try_spend(total, &facts.task.budget_spent, &cost)
+            .map_err(|e| Error::BudgetExhausted(e.to_string()))?,
+        None => facts.task.budget_spent.add(&cost),
+    };
     Ok(ClaimDecision::Claim {
         mechanism: def.dp.to_string(),
         cost,
@@ -180,7 +166,9 @@ impl Aggregator {
             let def = &task2.definition;
             let noise = Noise::for_measurement(&def.measurement, &def.dp).map_err(|e| Error::Internal(e.to_string()))?;
             let mut rng = ChaCha20Rng::from_entropy();
-            let mut values = noise.sample(def.measurement.len(), &mut rng);
+            let mut values = noise
+                .sample(def.measurement.len(), &mut rng)
+                .map_err(|e| Error::Internal(format!("sampling noise failed: {e}")))?;
             let released = task2
                 .backend
                 .release(&sum, &values, &mut rng)
