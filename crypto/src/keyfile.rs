@@ -241,7 +241,14 @@ fn write_file(path: &Path, bytes: &[u8], overwrite: bool, mode: u32) -> Result<(
     let file_name = path
         .file_name()
         .ok_or_else(|| io_err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path")))?;
-    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    // A random suffix as well as the pid: a temporary file left by a killed
+    // run with the same pid (pid 1 in every container) must not block us.
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}-{:016x}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -262,4 +269,39 @@ fn write_file(path: &Path, bytes: &[u8], overwrite: bool, mode: u32) -> Result<(
         return Err(io_err(e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temporary_file_of_the_same_pid_does_not_block_writing() {
+        let dir = std::env::temp_dir().join(format!(
+            "hetally-keyfile-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("collector.sk");
+        // What a run killed between creating and renaming its temporary
+        // file used to leave behind.
+        let stale = dir.join(format!(".collector.sk.tmp-{}", std::process::id()));
+        fs::write(stale, b"stale").unwrap();
+        write_private_file(&path, b"key", false).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(matches!(
+            write_private_file(&path, b"new", false),
+            Err(KeyFileError::Exists(_))
+        ));
+        write_private_file(&path, b"new", true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,1 +1,44 @@
-//! hetally-keytool.
+//! `hetally-keytool`: the collector's offline tool.
+//!
+//! The collector makes its key pair here ([`keygen`]), hands the public key
+//! to the server operator ([`pubkey`] prints the fingerprint clients check),
+//! looks at any hetally file without decrypting it ([`inspect`]), and
+//! decrypts the encrypted aggregates the server releases ([`decrypt`]).
+//! Nothing here talks to the network: the secret key never leaves the
+//! collector's machine.
+//!
+//! The binary only parses arguments ([`cli::Cli`]) and calls [`run`]; every
+//! failure is a [`KeytoolError`] with a one-line message and an exit code
+//! ([`KeytoolError::exit_code`], listed in `hetally-keytool --help`).
+//!
+//! File formats are those of `hetally_crypto::codec`; task ids are shown as
+//! base64url without padding, as DAP (draft-ietf-ppm-dap) does.
+
+pub mod cli;
+pub mod decrypt;
+pub mod error;
+mod files;
+pub mod inspect;
+mod iso8601;
+pub mod keygen;
+pub mod pubkey;
+pub mod render;
+
+use std::io::Write;
+
+pub use cli::Cli;
+pub use error::KeytoolError;
+
+use cli::Command;
+
+/// Runs one command, writing its results to `out` (the binary passes
+/// stdout). Progress bars, if any, go to stderr.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), KeytoolError> {
+    match &cli.command {
+        Command::Keygen(args) => keygen::run(args, out),
+        Command::Pubkey(args) => pubkey::run(args, out),
+        Command::Inspect(args) => inspect::run(args, out),
+        Command::Decrypt(args) => decrypt::run(args, out),
+    }?;
+    out.flush().map_err(KeytoolError::Output)
+}

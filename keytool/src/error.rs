@@ -1,0 +1,268 @@
+//! The keytool's errors: each names the file concerned, says what is wrong
+//! and what to do, on one line, and maps to a documented exit code.
+
+use std::io;
+
+use thiserror::Error;
+
+/// Exit code of internal failures.
+pub const EXIT_INTERNAL: u8 = 1;
+/// Exit code of a bad command line (also clap's).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of unreadable, missing or unwritable files.
+pub const EXIT_IO: u8 = 3;
+/// Exit code of corrupt, truncated or foreign files.
+pub const EXIT_CORRUPT: u8 = 4;
+/// Exit code of a file of the wrong kind, scheme or format version.
+pub const EXIT_WRONG_KIND: u8 = 5;
+/// Exit code of a key that does not match the aggregate.
+pub const EXIT_WRONG_KEY: u8 = 6;
+/// Exit code of `keygen` refusing to overwrite key files.
+pub const EXIT_EXISTS: u8 = 7;
+
+/// Everything that can go wrong in a keytool command.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum KeytoolError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}; check the path and the file's permissions")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A file is larger than any file of its kind.
+    #[error("{path} is {len} bytes, more than any hetally {what} ({max} bytes at most); check that this is the right file")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        len: u64,
+        /// What it was supposed to be.
+        what: &'static str,
+        /// The cap.
+        max: u64,
+    },
+    /// A file is empty.
+    #[error("{path} is empty; pass a hetally {expected} file")]
+    Empty {
+        /// The file.
+        path: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A file does not start with the hetally magic bytes.
+    #[error("{path} is not a hetally file (it does not start with the HTLY magic bytes); pass a hetally {expected} file")]
+    NotHetally {
+        /// The file.
+        path: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A file was written by another format version.
+    #[error("{path} uses file format version {found}, but this hetally-keytool reads version {supported}; use a hetally-keytool release that matches the server")]
+    UnsupportedVersion {
+        /// The file.
+        path: String,
+        /// Its version byte.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+    /// A file of a scheme this build does not handle.
+    #[error("{path} uses a scheme this hetally-keytool does not support ({reason}); use a hetally-keytool release that matches the server")]
+    UnsupportedScheme {
+        /// The file.
+        path: String,
+        /// What was found.
+        reason: String,
+    },
+    /// A valid hetally file of another kind than the argument needs.
+    #[error("{path} is {}, but {role} must be {}; {hint}", a(.found), a(.expected))]
+    WrongKind {
+        /// The file.
+        path: String,
+        /// What the file is.
+        found: &'static str,
+        /// The argument it was given as.
+        role: &'static str,
+        /// What the argument needs.
+        expected: &'static str,
+        /// What to pass instead.
+        hint: &'static str,
+    },
+    /// A file is damaged.
+    #[error("{path} is a corrupt {kind} file: {reason}; {remedy}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// Its kind.
+        kind: &'static str,
+        /// What is wrong.
+        reason: String,
+        /// What to do.
+        remedy: &'static str,
+    },
+    /// The decrypted values cannot be the sums of the reports the file
+    /// claims to hold.
+    #[error("{path}: the decrypted values are impossible ({reason}); the file is corrupt or the server summed invalid reports: download it again, and tell the server operator if that does not help")]
+    Inconsistent {
+        /// The aggregate.
+        path: String,
+        /// What is impossible.
+        reason: String,
+    },
+    /// The secret key is not the one the aggregate was encrypted under.
+    #[error("{key} is not the key {aggregate} was encrypted under (the aggregate names key {expected}…, this key is {found}…); pass the collector secret key whose public key fingerprint starts with {expected} (`hetally-keytool inspect` shows a key's fingerprint)")]
+    WrongKey {
+        /// The secret key file.
+        key: String,
+        /// The aggregate file.
+        aggregate: String,
+        /// Fingerprint prefix named by the aggregate.
+        expected: String,
+        /// Fingerprint prefix of the key given.
+        found: String,
+    },
+    /// The secret key is for another scheme than the aggregate.
+    #[error("{key} is a {key_scheme} key but {aggregate} is a {aggregate_scheme} aggregate; pass the collector's {aggregate_scheme} secret key")]
+    WrongScheme {
+        /// The secret key file.
+        key: String,
+        /// The aggregate file.
+        aggregate: String,
+        /// The key's scheme.
+        key_scheme: String,
+        /// The aggregate's scheme.
+        aggregate_scheme: String,
+    },
+    /// `keygen` would replace existing key files.
+    #[error("{paths} already exist{s}; pass --force to replace {them} (aggregates released under the old key could then no longer be decrypted), or choose another --out directory", s = plural(.count, "s", ""), them = plural(.count, "it", "them"))]
+    Exists {
+        /// The files, joined for display.
+        paths: String,
+        /// How many.
+        count: usize,
+    },
+    /// The output directory could not be created.
+    #[error(
+        "cannot create directory {path}: {source}; check the path and its parent's permissions"
+    )]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}; check that its directory exists and is writable")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// `--out` names one of the input files.
+    #[error("--out {path} is also an input of this command; writing there would destroy it, so choose another output file")]
+    OutputIsInput {
+        /// The path given to `--out`.
+        path: String,
+    },
+    /// Writing to stdout failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] io::Error),
+    /// Key generation failed (a bug: the parameters are checked first).
+    #[error("key generation failed: {0}")]
+    Keygen(String),
+}
+
+/// `name` with its indefinite article: "a secret key", "an aggregate".
+fn a(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
+}
+
+fn plural(count: &usize, one: &'static str, many: &'static str) -> &'static str {
+    if *count == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+impl KeytoolError {
+    /// The process exit code for this error (listed in `--help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            KeytoolError::Read { .. }
+            | KeytoolError::CreateDir { .. }
+            | KeytoolError::Write { .. }
+            | KeytoolError::Output(_) => EXIT_IO,
+            KeytoolError::TooLarge { .. }
+            | KeytoolError::Empty { .. }
+            | KeytoolError::NotHetally { .. }
+            | KeytoolError::Corrupt { .. }
+            | KeytoolError::Inconsistent { .. } => EXIT_CORRUPT,
+            KeytoolError::UnsupportedVersion { .. }
+            | KeytoolError::UnsupportedScheme { .. }
+            | KeytoolError::WrongKind { .. } => EXIT_WRONG_KIND,
+            KeytoolError::WrongKey { .. } | KeytoolError::WrongScheme { .. } => EXIT_WRONG_KEY,
+            KeytoolError::Exists { .. } => EXIT_EXISTS,
+            KeytoolError::OutputIsInput { .. } => EXIT_USAGE,
+            KeytoolError::Keygen(_) => EXIT_INTERNAL,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exists_message_agrees_in_number() {
+        let one = KeytoolError::Exists {
+            paths: "d/collector.sk".into(),
+            count: 1,
+        };
+        assert!(one
+            .to_string()
+            .starts_with("d/collector.sk already exists; pass --force to replace it "));
+        let two = KeytoolError::Exists {
+            paths: "d/collector.sk and d/collector.pk".into(),
+            count: 2,
+        };
+        assert!(two
+            .to_string()
+            .contains("already exist; pass --force to replace them "));
+        assert_eq!(two.exit_code(), EXIT_EXISTS);
+    }
+
+    #[test]
+    fn codes_are_distinct_per_class() {
+        let read = KeytoolError::Read {
+            path: "x".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let corrupt = KeytoolError::Corrupt {
+            path: "x".into(),
+            kind: "aggregate",
+            reason: "r".into(),
+            remedy: "d",
+        };
+        let wrong = KeytoolError::WrongKey {
+            key: "k".into(),
+            aggregate: "a".into(),
+            expected: "00".into(),
+            found: "11".into(),
+        };
+        let codes = [read.exit_code(), corrupt.exit_code(), wrong.exit_code()];
+        assert_eq!(codes, [EXIT_IO, EXIT_CORRUPT, EXIT_WRONG_KEY]);
+        // Exit code 2 means a bad command line, as for clap's errors.
+        assert!(!codes.contains(&EXIT_USAGE));
+    }
+}

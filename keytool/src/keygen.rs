@@ -1,0 +1,226 @@
+//! `keygen`: makes the collector's key pair.
+//!
+//! Writes `DIR/collector.sk` (mode 0600) and `DIR/collector.pk` (0644). Both
+//! paths are checked before anything is generated or written, so a refused
+//! run leaves the directory as it was. The secret key is written first: it
+//! holds the public key too, whereas a public key without its secret key
+//! would let clients encrypt to a key nobody can decrypt with.
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hetally_crypto::keyfile::{self, KeyFileError, PublicKeyFile, Scheme, SecretKeyFile};
+use hetally_crypto::paillier::{KeygenProgress, SecretKey};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use zeroize::Zeroizing;
+
+use crate::cli::KeygenArgs;
+use crate::error::KeytoolError;
+
+/// File name of the secret key in the output directory.
+pub const SECRET_KEY_FILE: &str = "collector.sk";
+
+/// File name of the public key in the output directory.
+pub const PUBLIC_KEY_FILE: &str = "collector.pk";
+
+/// Generates a key pair of `scheme`, reporting progress to `progress`.
+/// `bits` is the Paillier modulus size.
+pub fn generate(
+    scheme: Scheme,
+    bits: u32,
+    progress: &mut dyn FnMut(KeygenProgress),
+) -> Result<SecretKeyFile, KeytoolError> {
+    match scheme {
+        Scheme::Paillier => {
+            // Long-term key: draw straight from the operating system.
+            let sk = SecretKey::generate(bits, &mut rand::rngs::OsRng, progress)
+                .map_err(|e| KeytoolError::Keygen(e.to_string()))?;
+            Ok(SecretKeyFile::Paillier(sk))
+        }
+        other => Err(KeytoolError::Keygen(format!(
+            "this build cannot generate {other} keys"
+        ))),
+    }
+}
+
+/// A spinner on stderr fed by [`KeygenProgress`] events; hidden when stderr
+/// is not a terminal.
+struct Spinner {
+    bar: ProgressBar,
+    bits: u32,
+    candidates: u64,
+}
+
+impl Spinner {
+    fn new(bits: u32) -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        // The template is a constant known to be valid.
+        let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.set_message(format!(
+            "generating a {bits}-bit key: searching for prime 1 of 2"
+        ));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Spinner {
+            bar,
+            bits,
+            candidates: 0,
+        }
+    }
+
+    fn update(&mut self, event: KeygenProgress) {
+        match event {
+            KeygenProgress::Candidate { prime } => {
+                self.candidates += 1;
+                self.bar.set_message(format!(
+                    "generating a {}-bit key: searching for prime {} of 2 ({} candidates tested)",
+                    self.bits,
+                    u32::from(prime) + 1,
+                    self.candidates
+                ));
+            }
+            KeygenProgress::PrimeFound { prime } => {
+                self.bar.set_message(format!(
+                    "generating a {}-bit key: found prime {} of 2",
+                    self.bits,
+                    u32::from(prime) + 1
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// The scheme's name in prose.
+fn scheme_title(scheme: Scheme) -> String {
+    match scheme {
+        Scheme::Paillier => "Paillier".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Creates `dir` (and missing parents, mode 0700 on Unix) if needed.
+fn create_dir(dir: &Path) -> Result<(), KeytoolError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|source| KeytoolError::CreateDir {
+            path: display(dir),
+            source,
+        })
+}
+
+fn write_error(path: &Path, e: KeyFileError) -> KeytoolError {
+    match e {
+        KeyFileError::Exists(_) => KeytoolError::Exists {
+            paths: display(path),
+            count: 1,
+        },
+        KeyFileError::Io { source, .. } => KeytoolError::Write {
+            path: display(path),
+            source,
+        },
+        other => KeytoolError::Write {
+            path: display(path),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// Runs `keygen`.
+pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
+    let sk_path: PathBuf = args.out.join(SECRET_KEY_FILE);
+    let pk_path: PathBuf = args.out.join(PUBLIC_KEY_FILE);
+
+    // Refuse before spending a second on primes, and before touching
+    // either file. `symlink_metadata` also sees dangling symlinks.
+    let existing: Vec<&PathBuf> = [&sk_path, &pk_path]
+        .into_iter()
+        .filter(|p| p.symlink_metadata().is_ok())
+        .collect();
+    if !existing.is_empty() && !args.force {
+        return Err(KeytoolError::Exists {
+            paths: existing
+                .iter()
+                .map(|p| display(p))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            count: existing.len(),
+        });
+    }
+    create_dir(&args.out)?;
+
+    let scheme = args.scheme.scheme();
+    let mut spinner = Spinner::new(args.bits);
+    let generated = generate(scheme, args.bits, &mut |e| spinner.update(e));
+    spinner.finish();
+    let sk = generated?;
+    let pk: PublicKeyFile = sk.public_key();
+
+    let sk_bytes = Zeroizing::new(sk.to_bytes());
+    keyfile::write_private_file(&sk_path, &sk_bytes, args.force)
+        .map_err(|e| write_error(&sk_path, e))?;
+    keyfile::write_public_file(&pk_path, &pk.to_bytes(), args.force)
+        .map_err(|e| write_error(&pk_path, e))?;
+
+    let size = match &pk {
+        PublicKeyFile::Paillier(pk) => format!("{}-bit ", pk.modulus_bits()),
+        _ => String::new(),
+    };
+    let w = KeytoolError::Output;
+    writeln!(
+        out,
+        "Generated a {size}{scheme} key pair.",
+        scheme = scheme_title(scheme)
+    )
+    .map_err(w)?;
+    if !existing.is_empty() {
+        writeln!(
+            out,
+            "Replaced the previous key files: aggregates released under the old key cannot be decrypted with this one."
+        )
+        .map_err(w)?;
+    }
+    writeln!(out, "  secret key   {} (mode 0600)", sk_path.display()).map_err(w)?;
+    writeln!(out, "  public key   {}", pk_path.display()).map_err(w)?;
+    writeln!(out, "  fingerprint  {}", hex::encode(pk.fingerprint())).map_err(w)?;
+    writeln!(out).map_err(w)?;
+    writeln!(
+        out,
+        "{SECRET_KEY_FILE} must stay on this machine, the collector's: never copy it to the server or send it anywhere."
+    )
+    .map_err(w)?;
+    writeln!(
+        out,
+        "Back it up offline: it is the only way to decrypt aggregates released under this key."
+    )
+    .map_err(w)?;
+    writeln!(
+        out,
+        "Give {PUBLIC_KEY_FILE} to the server operator, and the fingerprint above to whoever configures clients."
+    )
+    .map_err(w)?;
+    Ok(())
+}
