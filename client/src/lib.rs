@@ -1,1 +1,443 @@
-//! hetally-client.
+//! hetally's client library: encrypt measurements and upload them, create
+//! tasks, and collect releases.
+//!
+//! * [`Client`] is what an app embeds: it fetches the task, **checks that
+//!   its definition hashes to the task id** (so a server cannot substitute
+//!   its own public key), encrypts measurements under the collector's key
+//!   and uploads them with retries and exponential backoff.
+//! * [`AdminClient`] creates and lists tasks with the admin token.
+//! * [`CollectorClient`] requests releases and reads the audit log with a
+//!   task's collector token.
+//!
+//! The `hetally-client` binary (`src/main.rs`, [`cli`]) wraps all three.
+
+pub mod cli;
+mod simulate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hetally_crypto::api::{
+    CreateTaskRequest, CreateTaskResponse, Problem, ReleaseList, ReleaseRequest, TaskInfo,
+    TaskList, TaskStatusInfo,
+};
+use hetally_crypto::backend::{AdditiveBackend, BackendError, ReportContext};
+use hetally_crypto::report::{AGGREGATE_MEDIA_TYPE, REPORT_MEDIA_TYPE};
+use hetally_crypto::task::TaskError;
+use hetally_crypto::{Report, ReportId, TaskDefinition, TaskId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use reqwest::{StatusCode, Url};
+use thiserror::Error;
+
+pub use simulate::{simulate, SimulateOptions, SimulateSummary};
+
+/// Errors from the client.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server could not be reached (after retries, for uploads).
+    #[error("cannot reach {url}: {source}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The server answered with an error.
+    #[error("server refused ({status}): {detail}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The problem type URN, if the server sent a problem document.
+        kind: Option<String>,
+        /// What the server said.
+        detail: String,
+    },
+    /// The task served does not match the task id.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// The measurement could not be encrypted.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The server's answer could not be understood.
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+    /// A bad URL or argument.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl ClientError {
+    /// The problem type's short name (`reportReplayed`), if any.
+    pub fn problem_name(&self) -> Option<&str> {
+        match self {
+            ClientError::Server { kind: Some(k), .. } => k.strip_prefix("urn:hetally:error:"),
+            _ => None,
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } => true,
+            ClientError::Server { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How uploads retry transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first.
+    pub attempts: u32,
+    /// Delay before the first retry; doubles each time.
+    pub initial_delay: Duration,
+    /// Largest delay between attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 12 attempts, 100 ms doubling up to 5 s: about 40 s of retrying.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 12,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Joins a path to the server's base URL.
+fn endpoint(base: &Url, path: &str) -> Result<Url, ClientError> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(path.trim_start_matches('/'))
+        .map_err(|e| ClientError::Usage(format!("bad server URL {base}: {e}")))
+}
+
+/// Parses a server URL.
+pub fn parse_server_url(s: &str) -> Result<Url, ClientError> {
+    let url =
+        Url::parse(s).map_err(|e| ClientError::Usage(format!("bad server URL {s:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ClientError::Usage(format!(
+            "server URL {s:?} must start with http:// or https://"
+        )));
+    }
+    Ok(url)
+}
+
+/// Builds the HTTP client every hetally client uses.
+fn http_client() -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(600))
+        .pool_max_idle_per_host(256)
+        .user_agent(concat!("hetally-client/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Usage(format!("cannot start the HTTP client: {e}")))
+}
+
+/// Turns a non-success response into [`ClientError::Server`].
+async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let (kind, detail) = match serde_json::from_str::<Problem>(&text) {
+        Ok(p) => (Some(p.kind), p.detail),
+        Err(_) => (
+            None,
+            if text.is_empty() {
+                status.to_string()
+            } else {
+                text
+            },
+        ),
+    };
+    Err(ClientError::Server {
+        status: status.as_u16(),
+        kind,
+        detail,
+    })
+}
+
+async fn send(
+    url: &Url,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ClientError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|source| ClientError::Unreachable {
+            url: url.to_string(),
+            source,
+        })?;
+    check(response).await
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: Url,
+    token: Option<&str>,
+) -> Result<T, ClientError> {
+    let mut req = http.get(url.clone());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    send(&url, req)
+        .await?
+        .json()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+/// Fetches a task and verifies its definition against the id.
+pub async fn fetch_task(
+    server: &Url,
+    task_id: &TaskId,
+) -> Result<(TaskInfo, TaskDefinition), ClientError> {
+    let http = http_client()?;
+    let info: TaskInfo =
+        get_json(&http, endpoint(server, &format!("tasks/{task_id}"))?, None).await?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(&info.definition)
+        .map_err(|_| ClientError::Protocol("the task definition is not base64url".into()))?;
+    let definition = TaskDefinition::verify(&bytes, task_id)?;
+    Ok((info, definition))
+}
+
+/// An app's handle on one task; see the crate docs.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    server: Url,
+    task_id: TaskId,
+    definition: Arc<TaskDefinition>,
+    backend: Arc<dyn AdditiveBackend>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// Fetches the task from the server and verifies it hashes to
+    /// `task_id`; fails with [`TaskError::IdMismatch`] if the server serves
+    /// anything else (for instance a swapped public key).
+    pub async fn connect(server: Url, task_id: TaskId) -> Result<Self, ClientError> {
+        let (_, definition) = fetch_task(&server, &task_id).await?;
+        let backend = definition.backend.backend(definition.measurement)?;
+        Ok(Client {
+            http: http_client()?,
+            server,
+            task_id,
+            definition: Arc::new(definition),
+            backend,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The verified task definition.
+    pub fn definition(&self) -> &TaskDefinition {
+        &self.definition
+    }
+
+    /// The task id.
+    pub fn task_id(&self) -> &TaskId {
+        &self.task_id
+    }
+
+    /// Encrypts a measurement into a report timestamped `unix_time` (rounded
+    /// down to the task's precision), with a fresh random report id.
+    pub fn prepare(&self, values: &[u64], unix_time: u64) -> Result<Report, ClientError> {
+        let mut rng = ChaCha20Rng::from_entropy();
+        let precision = self.definition.time_precision;
+        let time = unix_time - unix_time % precision;
+        let id = ReportId::random(&mut rng);
+        let ctx = ReportContext {
+            task_id: &self.task_id,
+            report_id: &id,
+            time,
+        };
+        let payload = self.backend.encrypt(values, &ctx, &mut rng)?;
+        Ok(Report { id, time, payload })
+    }
+
+    /// Uploads a prepared report, retrying transient failures with
+    /// exponential backoff and jitter. A `reportReplayed` answer to a retry
+    /// means an earlier attempt was stored, and counts as success.
+    pub async fn upload(&self, report: &Report) -> Result<(), ClientError> {
+        let url = endpoint(&self.server, &format!("tasks/{}/reports", self.task_id))?;
+        let body = report.to_bytes();
+        let mut delay = self.retry.initial_delay;
+        let mut attempt = 1;
+        loop {
+            let request = self
+                .http
+                .put(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, REPORT_MEDIA_TYPE)
+                .body(body.clone());
+            match send(&url, request).await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt > 1 && e.problem_name() == Some("reportReplayed") => {
+                    return Ok(())
+                }
+                Err(e) if e.is_retryable() && attempt < self.retry.attempts => {
+                    tracing::debug!(attempt, error = %e, "upload failed, retrying");
+                    let jitter = rand::thread_rng().gen_range(0.5..1.0);
+                    tokio::time::sleep(delay.mul_f64(jitter)).await;
+                    delay = (delay * 2).min(self.retry.max_delay);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Encrypts and uploads one measurement, timestamped now.
+    pub async fn send(&self, values: &[u64]) -> Result<ReportId, ClientError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let report = self.prepare(values, now)?;
+        self.upload(&report).await?;
+        Ok(report.id)
+    }
+}
+
+/// Task administration with the admin token.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    http: reqwest::Client,
+    server: Url,
+    token: String,
+}
+
+impl AdminClient {
+    /// A client for `server` using the admin token.
+    pub fn new(server: Url, token: String) -> Result<Self, ClientError> {
+        Ok(AdminClient {
+            http: http_client()?,
+            server,
+            token,
+        })
+    }
+
+    /// Creates a task; the response carries the collector token, which the
+    /// server shows only once.
+    pub async fn create_task(
+        &self,
+        request: &CreateTaskRequest,
+    ) -> Result<CreateTaskResponse, ClientError> {
+        let url = endpoint(&self.server, "tasks")?;
+        send(
+            &url,
+            self.http
+                .post(url.clone())
+                .bearer_auth(&self.token)
+                .json(request),
+        )
+        .await?
+        .json()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Lists every task.
+    pub async fn list_tasks(&self) -> Result<TaskList, ClientError> {
+        get_json(
+            &self.http,
+            endpoint(&self.server, "tasks")?,
+            Some(&self.token),
+        )
+        .await
+    }
+}
+
+/// A released aggregate as the server returned it.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// The aggregate file bytes.
+    pub aggregate: Vec<u8>,
+    /// True if this request created the release, false if it was an
+    /// earlier release of the same interval.
+    pub created: bool,
+}
+
+/// The collector's handle on a task.
+#[derive(Debug, Clone)]
+pub struct CollectorClient {
+    http: reqwest::Client,
+    server: Url,
+    task_id: TaskId,
+    token: String,
+}
+
+impl CollectorClient {
+    /// A client for one task using its collector token.
+    pub fn new(server: Url, task_id: TaskId, token: String) -> Result<Self, ClientError> {
+        Ok(CollectorClient {
+            http: http_client()?,
+            server,
+            task_id,
+            token,
+        })
+    }
+
+    /// Releases the batch `[start, start + duration)` (or fetches the
+    /// earlier release of exactly that interval).
+    pub async fn release(&self, start: u64, duration: u64) -> Result<Release, ClientError> {
+        let url = endpoint(&self.server, &format!("tasks/{}/releases", self.task_id))?;
+        let response = send(
+            &url,
+            self.http
+                .post(url.clone())
+                .bearer_auth(&self.token)
+                .json(&ReleaseRequest { start, duration }),
+        )
+        .await?;
+        let created = response.status() == StatusCode::CREATED;
+        let media = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !media.starts_with(AGGREGATE_MEDIA_TYPE) {
+            return Err(ClientError::Protocol(format!(
+                "expected an aggregate, got {media:?}"
+            )));
+        }
+        let aggregate = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_vec();
+        Ok(Release { aggregate, created })
+    }
+
+    /// The audit log of the task's releases.
+    pub async fn releases(&self) -> Result<ReleaseList, ClientError> {
+        let url = endpoint(&self.server, &format!("tasks/{}/releases", self.task_id))?;
+        get_json(&self.http, url, Some(&self.token)).await
+    }
+
+    /// Report counts and budget.
+    pub async fn status(&self) -> Result<TaskStatusInfo, ClientError> {
+        let url = endpoint(&self.server, &format!("tasks/{}/status", self.task_id))?;
+        get_json(&self.http, url, Some(&self.token)).await
+    }
+}

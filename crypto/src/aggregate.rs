@@ -85,7 +85,10 @@ impl Encoding {
             1 => Ok(Encoding::PaillierPacked {
                 slot_bits: r.u32("slot width")?,
             }),
-            t => Err(CodecError::invalid("encoding", format!("unknown encoding tag {t}"))),
+            t => Err(CodecError::invalid(
+                "encoding",
+                format!("unknown encoding tag {t}"),
+            )),
         }
     }
 }
@@ -125,7 +128,9 @@ impl AggregateFile {
         w.bytes(&self.key_fingerprint);
         self.measurement.encode(&mut w);
         self.encoding.encode(&mut w);
-        w.u64(self.batch_start).u64(self.batch_duration).u64(self.report_count);
+        w.u64(self.batch_start)
+            .u64(self.batch_duration)
+            .u64(self.report_count);
         self.dp.encode(&mut w);
         w.count(self.ciphertexts.len());
         for c in &self.ciphertexts {
@@ -176,7 +181,8 @@ impl AggregateFile {
                 // The modulus size is not known without the key; the
                 // smallest supported one bounds the slot count from below.
                 let min_bits = crate::paillier::SUPPORTED_MODULUS_BITS[0];
-                Packing::new(slot_bits, min_bits).map_err(|e| AggregateError::Layout(e.to_string()))?;
+                Packing::new(slot_bits, min_bits)
+                    .map_err(|e| AggregateError::Layout(e.to_string()))?;
                 Ok(())
             }
         }

@@ -127,7 +127,11 @@ pub trait AdditiveBackend: Send + Sync + fmt::Debug {
 
     /// Checks an untrusted payload (structure, counts, ciphertext ranges,
     /// proofs) and returns the bytes to store for aggregation.
-    fn check_payload(&self, payload: &[u8], ctx: &ReportContext<'_>) -> Result<Vec<u8>, BackendError>;
+    fn check_payload(
+        &self,
+        payload: &[u8],
+        ctx: &ReportContext<'_>,
+    ) -> Result<Vec<u8>, BackendError>;
 
     /// The sum of no reports.
     fn empty_sum(&self) -> PartialSum;
@@ -189,12 +193,19 @@ impl BackendConfig {
     /// The collector's public key.
     pub fn public_key(&self) -> PublicKeyFile {
         match self {
-            BackendConfig::Paillier { public_key, .. } => PublicKeyFile::Paillier(public_key.clone()),
+            BackendConfig::Paillier { public_key, .. } => {
+                PublicKeyFile::Paillier(public_key.clone())
+            }
         }
     }
 
     /// Checks the layout is the one [`BackendConfig::for_key`] derives.
-    pub fn check(&self, measurement: &Measurement, dp: &DpMechanism, max_batch_size: u64) -> Result<(), BackendError> {
+    pub fn check(
+        &self,
+        measurement: &Measurement,
+        dp: &DpMechanism,
+        max_batch_size: u64,
+    ) -> Result<(), BackendError> {
         let expected = BackendConfig::for_key(&self.public_key(), measurement, dp, max_batch_size)?;
         if &expected != self {
             return Err(BackendError::Config(
@@ -205,11 +216,19 @@ impl BackendConfig {
     }
 
     /// Builds the task's backend.
-    pub fn backend(&self, measurement: Measurement) -> Result<Arc<dyn AdditiveBackend>, BackendError> {
+    pub fn backend(
+        &self,
+        measurement: Measurement,
+    ) -> Result<Arc<dyn AdditiveBackend>, BackendError> {
         match self {
-            BackendConfig::Paillier { public_key, slot_bits } => {
-                Ok(Arc::new(PaillierBackend::new(public_key.clone(), measurement, *slot_bits)?))
-            }
+            BackendConfig::Paillier {
+                public_key,
+                slot_bits,
+            } => Ok(Arc::new(PaillierBackend::new(
+                public_key.clone(),
+                measurement,
+                *slot_bits,
+            )?)),
         }
     }
 

@@ -399,6 +399,9 @@ mod tests {
             read_header(&mut Reader::new(b"HTLY\x09\x01")),
             Err(CodecError::UnsupportedVersion { found: 9 })
         );
-        assert_eq!(read_header(&mut Reader::new(b"HT")), Err(CodecError::BadMagic));
+        assert_eq!(
+            read_header(&mut Reader::new(b"HT")),
+            Err(CodecError::BadMagic)
+        );
     }
 }

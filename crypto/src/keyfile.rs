@@ -42,7 +42,10 @@ impl Scheme {
     pub fn from_byte(b: u8) -> Result<Self, CodecError> {
         match b {
             SCHEME_PAILLIER => Ok(Scheme::Paillier),
-            _ => Err(CodecError::invalid("scheme", format!("unknown scheme byte {b}"))),
+            _ => Err(CodecError::invalid(
+                "scheme",
+                format!("unknown scheme byte {b}"),
+            )),
         }
     }
 
@@ -238,9 +241,12 @@ fn write_file(path: &Path, bytes: &[u8], overwrite: bool, mode: u32) -> Result<(
     if !overwrite && path.exists() {
         return Err(KeyFileError::Exists(path.display().to_string()));
     }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io_err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path")))?;
+    let file_name = path.file_name().ok_or_else(|| {
+        io_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file path",
+        ))
+    })?;
     // A random suffix as well as the pid: a temporary file left by a killed
     // run with the same pid (pid 1 in every container) must not block us.
     let tmp = path.with_file_name(format!(

@@ -83,7 +83,12 @@ pub enum Measurement {
     },
 }
 
-fn check_range(what: &'static str, value: u64, min: u64, max: u64) -> Result<u32, MeasurementError> {
+fn check_range(
+    what: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+) -> Result<u32, MeasurementError> {
     if value < min || value > max {
         return Err(MeasurementError::ParameterOutOfRange {
             what,
@@ -147,27 +152,6 @@ impl Measurement {
     /// True for histograms, whose reports have exactly one element set to 1.
     pub fn is_one_hot(&self) -> bool {
         matches!(self, Measurement::Histogram { .. })
-    }
-
-    /// Largest L1 norm of one report: how far one report can move the sum
-    /// of all elements. The L1 sensitivity under add/remove-one-report.
-    pub fn max_l1_norm(&self) -> u128 {
-        if self.is_one_hot() {
-            1
-        } else {
-            self.len() as u128 * u128::from(self.max_value())
-        }
-    }
-
-    /// Largest squared L2 norm of one report: the squared L2 sensitivity
-    /// under add/remove-one-report.
-    pub fn max_l2_norm_squared(&self) -> u128 {
-        if self.is_one_hot() {
-            1
-        } else {
-            let m = u128::from(self.max_value());
-            self.len() as u128 * m * m
-        }
     }
 
     /// Checks that `values` is a valid report for this type.
@@ -332,7 +316,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_types() {
-        for s in ["", "counts", "sum", "sum:0", "sum:63", "histogram:1", "sumvec:0:8", "sum:x", "histogram:70000"] {
+        for s in [
+            "",
+            "counts",
+            "sum",
+            "sum:0",
+            "sum:63",
+            "histogram:1",
+            "sumvec:0:8",
+            "sum:x",
+            "histogram:70000",
+        ] {
             assert!(s.parse::<Measurement>().is_err(), "{s} should not parse");
         }
     }
@@ -357,15 +351,5 @@ mod tests {
                 m.validate(&m.random_value(&mut rng)).unwrap();
             }
         }
-    }
-
-    #[test]
-    fn sensitivities() {
-        let s: Measurement = "sumvec:4:8".parse().unwrap();
-        assert_eq!(s.max_l1_norm(), 4 * 255);
-        assert_eq!(s.max_l2_norm_squared(), 4 * 255 * 255);
-        let h: Measurement = "histogram:100".parse().unwrap();
-        assert_eq!(h.max_l1_norm(), 1);
-        assert_eq!(Measurement::Count.max_l1_norm(), 1);
     }
 }

@@ -142,7 +142,10 @@ pub(crate) fn to_fixed_bytes(x: &Integer, len: usize) -> Vec<u8> {
 
 /// Draws an integer uniformly from [0, bound) with a cryptographic RNG, by
 /// rejection sampling on `bits(bound)`-bit candidates.
-pub(crate) fn random_below<R: RngCore + CryptoRng + ?Sized>(bound: &Integer, rng: &mut R) -> Integer {
+pub(crate) fn random_below<R: RngCore + CryptoRng + ?Sized>(
+    bound: &Integer,
+    rng: &mut R,
+) -> Integer {
     let bits = bound.significant_bits();
     let mut buf = vec![0u8; (bits as usize).div_ceil(8)];
     let excess = buf.len() as u32 * 8 - bits;
@@ -173,14 +176,19 @@ impl PublicKey {
             return Err(PaillierError::UnsupportedModulusBits(modulus_bits));
         }
         if n.is_even() || n.is_perfect_square() {
-            return Err(PaillierError::InvalidKey("the modulus is not an odd RSA modulus"));
+            return Err(PaillierError::InvalidKey(
+                "the modulus is not an odd RSA modulus",
+            ));
         }
         if h <= 1 || h >= n || Integer::from(h.gcd_ref(&n)) != 1 {
             return Err(PaillierError::InvalidKey("h is not a unit modulo n"));
         }
         let n_squared = Integer::from(n.square_ref());
         // pow_mod only fails for a negative exponent without an inverse.
-        let hn = h.clone().pow_mod(&n, &n_squared).expect("exponent n is positive");
+        let hn = h
+            .clone()
+            .pow_mod(&n, &n_squared)
+            .expect("exponent n is positive");
         let half_n = Integer::from(&n >> 1);
         let ciphertext_len = byte_len(&n_squared);
         let fingerprint = Sha256::digest(public_key_file(&n, &h, modulus_bits)).into();
@@ -284,7 +292,10 @@ impl PublicKey {
         let (rn, witness) = match mode {
             EncryptionMode::Standard => {
                 let r = self.random_unit(rng);
-                let rn = r.clone().pow_mod(&self.inner.n, &self.inner.n_squared).expect("positive exponent");
+                let rn = r
+                    .clone()
+                    .pow_mod(&self.inner.n, &self.inner.n_squared)
+                    .expect("positive exponent");
                 (rn, r)
             }
             EncryptionMode::Fast => {
@@ -292,7 +303,12 @@ impl PublicKey {
                 let rn = self.table().pow(&alpha);
                 // The witness is h^alpha mod n; computing it costs an extra
                 // exponentiation that plain encryption does without.
-                let w = self.inner.h.clone().pow_mod(&alpha, &self.inner.n).expect("positive exponent");
+                let w = self
+                    .inner
+                    .h
+                    .clone()
+                    .pow_mod(&alpha, &self.inner.n)
+                    .expect("positive exponent");
                 (rn, w)
             }
         };
@@ -301,12 +317,21 @@ impl PublicKey {
 
     /// Encrypts with caller-supplied randomness r in Z_n^* (standard form).
     /// For known-answer tests against other implementations.
-    pub fn encrypt_with_randomness(&self, m: &Integer, r: &Integer) -> Result<Ciphertext, PaillierError> {
+    pub fn encrypt_with_randomness(
+        &self,
+        m: &Integer,
+        r: &Integer,
+    ) -> Result<Ciphertext, PaillierError> {
         self.check_plaintext(m)?;
         if *r <= 0 || r >= &self.inner.n || Integer::from(r.gcd_ref(&self.inner.n)) != 1 {
-            return Err(PaillierError::InvalidCiphertext("randomness is not a unit modulo n"));
+            return Err(PaillierError::InvalidCiphertext(
+                "randomness is not a unit modulo n",
+            ));
         }
-        let rn = r.clone().pow_mod(&self.inner.n, &self.inner.n_squared).expect("positive exponent");
+        let rn = r
+            .clone()
+            .pow_mod(&self.inner.n, &self.inner.n_squared)
+            .expect("positive exponent");
         Ok(Ciphertext(self.mul_mod(self.message_part(m), &rn)))
     }
 
@@ -320,7 +345,11 @@ impl PublicKey {
         if abs > self.inner.half_n {
             return Err(PaillierError::PlaintextOutOfRange);
         }
-        let reduced = if *m < 0 { Integer::from(&self.inner.n + m) } else { m.clone() };
+        let reduced = if *m < 0 {
+            Integer::from(&self.inner.n + m)
+        } else {
+            m.clone()
+        };
         self.encrypt(&reduced, rng)
     }
 
@@ -361,7 +390,11 @@ impl PublicKey {
     /// Homomorphic multiplication by a non-negative constant k.
     pub fn mul_const(&self, c: &Ciphertext, k: &Integer) -> Ciphertext {
         assert!(*k >= 0, "mul_const takes a non-negative constant");
-        Ciphertext(c.0.clone().pow_mod(k, &self.inner.n_squared).expect("non-negative exponent"))
+        Ciphertext(
+            c.0.clone()
+                .pow_mod(k, &self.inner.n_squared)
+                .expect("non-negative exponent"),
+        )
     }
 
     /// The ciphertext 1: an encryption of 0 with randomness 1, the identity
@@ -394,10 +427,14 @@ impl PublicKey {
     /// it enters: the product stays a non-unit and decrypts to garbage.
     pub fn validate_ciphertext(&self, c: Integer) -> Result<Ciphertext, PaillierError> {
         if c <= 0 || c >= self.inner.n_squared {
-            return Err(PaillierError::InvalidCiphertext("value is not between 1 and n^2 - 1"));
+            return Err(PaillierError::InvalidCiphertext(
+                "value is not between 1 and n^2 - 1",
+            ));
         }
         if Integer::from(c.gcd_ref(&self.inner.n)) != 1 {
-            return Err(PaillierError::InvalidCiphertext("value is not a unit modulo n^2"));
+            return Err(PaillierError::InvalidCiphertext(
+                "value is not a unit modulo n^2",
+            ));
         }
         Ok(Ciphertext(c))
     }
@@ -406,7 +443,9 @@ impl PublicKey {
     /// [`PublicKey::ciphertext_len`] big-endian bytes.
     pub fn ciphertext_from_bytes(&self, bytes: &[u8]) -> Result<Ciphertext, PaillierError> {
         if bytes.len() != self.inner.ciphertext_len {
-            return Err(PaillierError::InvalidCiphertext("wrong length for this key"));
+            return Err(PaillierError::InvalidCiphertext(
+                "wrong length for this key",
+            ));
         }
         self.validate_ciphertext(Integer::from_digits(bytes, Order::Msf))
     }
@@ -440,7 +479,9 @@ impl PublicKey {
         let n = Integer::from_digits(r.bytes(len, "modulus n")?, Order::Msf);
         let h = Integer::from_digits(r.bytes(len, "base h")?, Order::Msf);
         if n.significant_bits() != bits {
-            return Err(PaillierError::InvalidKey("the modulus does not have the stated size"));
+            return Err(PaillierError::InvalidKey(
+                "the modulus does not have the stated size",
+            ));
         }
         PublicKey::new(n, h)
     }
@@ -567,7 +608,10 @@ impl SecretKey {
         let p_minus_1 = Integer::from(&p - 1);
         let q_minus_1 = Integer::from(&q - 1);
         let g = Integer::from(public.n() + 1);
-        let l = |modulus: &Integer, prime: &Integer, exp: &Integer| -> Result<Integer, PaillierError> {
+        let l = |modulus: &Integer,
+                 prime: &Integer,
+                 exp: &Integer|
+         -> Result<Integer, PaillierError> {
             let x = g.clone().pow_mod(exp, modulus).expect("positive exponent");
             Integer::from(x - 1u32)
                 .div_exact(prime)
@@ -600,7 +644,13 @@ impl SecretKey {
     }
 
     /// m mod prime from c, using the half of the CRT for that prime.
-    fn decrypt_half(c: &Integer, prime: &Integer, prime_sq: &Integer, exp: &Integer, h: &Integer) -> Integer {
+    fn decrypt_half(
+        c: &Integer,
+        prime: &Integer,
+        prime_sq: &Integer,
+        exp: &Integer,
+        h: &Integer,
+    ) -> Integer {
         let c_mod = Integer::from(c % prime_sq);
         let x = c_mod.pow_mod(exp, prime_sq).expect("positive exponent");
         let l = Integer::from(x - 1u32).div_exact(prime);
@@ -677,7 +727,9 @@ impl SecretKey {
         let h = Integer::from_digits(r.bytes(full, "base h")?, Order::Msf);
         let key = SecretKey::from_parts(p, q, h)?;
         if key.public.modulus_bits() != bits {
-            return Err(PaillierError::InvalidKey("the modulus does not have the stated size"));
+            return Err(PaillierError::InvalidKey(
+                "the modulus does not have the stated size",
+            ));
         }
         Ok(key)
     }

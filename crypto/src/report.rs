@@ -82,7 +82,10 @@ impl Report {
     /// The wire encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(REPORT_VERSION).bytes(&self.id.0).u64(self.time).var_bytes(&self.payload);
+        w.u8(REPORT_VERSION)
+            .bytes(&self.id.0)
+            .u64(self.time)
+            .var_bytes(&self.payload);
         w.finish()
     }
 
@@ -95,7 +98,9 @@ impl Report {
         }
         let id = ReportId(r.array("report id")?);
         let time = r.u64("report time")?;
-        let payload = r.var_bytes(max_payload.min(MAX_REPORT_PAYLOAD), "report payload")?.to_vec();
+        let payload = r
+            .var_bytes(max_payload.min(MAX_REPORT_PAYLOAD), "report payload")?
+            .to_vec();
         r.finish("report")?;
         Ok(Report { id, time, payload })
     }
@@ -114,14 +119,20 @@ mod tests {
         };
         let bytes = report.to_bytes();
         assert_eq!(Report::from_bytes(&bytes, 3).unwrap(), report);
-        assert!(matches!(Report::from_bytes(&bytes, 2), Err(CodecError::TooLong { .. })));
+        assert!(matches!(
+            Report::from_bytes(&bytes, 2),
+            Err(CodecError::TooLong { .. })
+        ));
         assert!(matches!(
             Report::from_bytes(&bytes[..bytes.len() - 1], 3),
             Err(CodecError::Truncated { .. })
         ));
         let mut long = bytes.clone();
         long.push(9);
-        assert!(matches!(Report::from_bytes(&long, 3), Err(CodecError::TrailingBytes { .. })));
+        assert!(matches!(
+            Report::from_bytes(&long, 3),
+            Err(CodecError::TrailingBytes { .. })
+        ));
         let mut v2 = bytes;
         v2[0] = 2;
         assert!(matches!(

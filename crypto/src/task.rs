@@ -82,7 +82,11 @@ impl FromStr for TaskId {
     type Err = TaskError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || TaskError::Invalid(format!("{s:?} is not a task id (43 characters of base64url)"));
+        let bad = || {
+            TaskError::Invalid(format!(
+                "{s:?} is not a task id (43 characters of base64url)"
+            ))
+        };
         let bytes = URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| bad())?;
         Ok(TaskId(bytes.try_into().map_err(|_| bad())?))
     }
@@ -128,14 +132,18 @@ impl TaskDefinition {
                 self.time_precision
             ));
         }
-        self.dp.check().map_err(|e| TaskError::Invalid(e.to_string()))?;
+        self.dp
+            .check()
+            .map_err(|e| TaskError::Invalid(e.to_string()))?;
         match (&self.dp, &self.budget) {
             (DpMechanism::None, None) => {}
             (DpMechanism::None, Some(_)) => {
                 return invalid("a budget was given but the task has no DP mechanism".into())
             }
             (_, None) => return invalid("a task with a DP mechanism needs a budget".into()),
-            (_, Some(b)) if b.is_zero() => return invalid("the privacy budget must be greater than zero".into()),
+            (_, Some(b)) if b.is_zero() => {
+                return invalid("the privacy budget must be greater than zero".into())
+            }
             _ => {}
         }
         self.backend
@@ -148,7 +156,9 @@ impl TaskDefinition {
         let mut w = Writer::new();
         w.u8(TASK_ENCODING_VERSION);
         self.measurement.encode(&mut w);
-        w.u64(self.min_batch_size).u64(self.max_batch_size).u64(self.time_precision);
+        w.u64(self.min_batch_size)
+            .u64(self.max_batch_size)
+            .u64(self.time_precision);
         self.dp.encode(&mut w);
         match &self.budget {
             None => {

@@ -116,7 +116,9 @@ pub enum Error {
         min: u64,
     },
     /// Too many reports to release in one batch.
-    #[error("the batch holds {count} reports; the task's maximum is {max}: collect a shorter interval")]
+    #[error(
+        "the batch holds {count} reports; the task's maximum is {max}: collect a shorter interval"
+    )]
     BatchTooLarge {
         /// Reports in the batch.
         count: u64,
@@ -162,8 +164,9 @@ pub struct TaskState {
 
 impl TaskState {
     fn from_record(record: &TaskRecord) -> Result<Self, Error> {
-        let definition = TaskDefinition::from_bytes(&record.definition)
-            .map_err(|e| Error::Internal(format!("stored task {} is unreadable: {e}", record.task_id)))?;
+        let definition = TaskDefinition::from_bytes(&record.definition).map_err(|e| {
+            Error::Internal(format!("stored task {} is unreadable: {e}", record.task_id))
+        })?;
         let backend = definition
             .backend
             .backend(definition.measurement)
@@ -248,7 +251,10 @@ pub struct Aggregator {
 impl Aggregator {
     /// Starts the aggregator (and its report writer) on a store. The writer
     /// stops when the aggregator is dropped and its queue has drained.
-    pub fn new(store: Datastore, admin_token_hash: [u8; 32]) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn new(
+        store: Datastore,
+        admin_token_hash: [u8; 32],
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (writer, handle) = ReportWriter::spawn(store.clone());
         (
             Aggregator {
@@ -283,17 +289,24 @@ impl Aggregator {
             "this endpoint needs the task's collector token: send `Authorization: Bearer <token>`",
         ))?;
         if !tokens_match(token, &task.token_hash) {
-            return Err(Error::WrongToken("the collector token is wrong for this task"));
+            return Err(Error::WrongToken(
+                "the collector token is wrong for this task",
+            ));
         }
         Ok(())
     }
 
     /// Creates a task; returns it and its collector token (shown once, stored
     /// hashed).
-    pub async fn create_task(&self, new: NewTask, now: i64) -> Result<(Arc<TaskState>, String), Error> {
+    pub async fn create_task(
+        &self,
+        new: NewTask,
+        now: i64,
+    ) -> Result<(Arc<TaskState>, String), Error> {
         let max_batch_size = new.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE);
-        let backend = BackendConfig::for_key(&new.public_key, &new.measurement, &new.dp, max_batch_size)
-            .map_err(|e| Error::InvalidTask(e.to_string()))?;
+        let backend =
+            BackendConfig::for_key(&new.public_key, &new.measurement, &new.dp, max_batch_size)
+                .map_err(|e| Error::InvalidTask(e.to_string()))?;
         let definition = TaskDefinition {
             measurement: new.measurement,
             min_batch_size: new.min_batch_size,
@@ -303,7 +316,9 @@ impl Aggregator {
             budget: new.budget,
             backend,
         };
-        definition.check().map_err(|e| Error::InvalidTask(e.to_string()))?;
+        definition
+            .check()
+            .map_err(|e| Error::InvalidTask(e.to_string()))?;
         let token = new_token();
         let record = TaskRecord {
             task_id: definition.id(),
@@ -335,7 +350,11 @@ impl Aggregator {
         if let Some(t) = self.tasks.read().unwrap_or_else(|e| e.into_inner()).get(id) {
             return Ok(t.clone());
         }
-        let record = self.store.get_task(id).await?.ok_or(Error::UnknownTask(*id))?;
+        let record = self
+            .store
+            .get_task(id)
+            .await?
+            .ok_or(Error::UnknownTask(*id))?;
         let state = Arc::new(TaskState::from_record(&record)?);
         self.cache(state);
         // Return the cached one, so every caller shares one release lock.
@@ -355,7 +374,11 @@ impl Aggregator {
     pub async fn status(&self, task: &TaskState) -> Result<TaskStatus, Error> {
         let (reports, unreleased_reports) = self.store.report_counts(&task.id).await?;
         let releases = self.store.list_releases(&task.id).await?;
-        let record = self.store.get_task(&task.id).await?.ok_or(Error::UnknownTask(task.id))?;
+        let record = self
+            .store
+            .get_task(&task.id)
+            .await?
+            .ok_or(Error::UnknownTask(task.id))?;
         Ok(TaskStatus {
             reports,
             unreleased_reports,
@@ -364,15 +387,22 @@ impl Aggregator {
         })
     }
 
-    /// Largest body accepted for an upload to this task.
+    /// Largest body accepted for an upload to this task: a report with the
+    /// largest payload, plus a little slack so that a slightly malformed
+    /// report gets the decoder's precise error rather than 413.
     pub fn max_upload_len(task: &TaskState) -> usize {
         // version + id + time + length prefix around the payload.
-        1 + 16 + 8 + 4 + task.backend.max_payload_len()
+        1 + 16 + 8 + 4 + task.backend.max_payload_len() + 256
     }
 
     /// Validates and durably stores one uploaded report. Returns once the
     /// report is committed.
-    pub async fn upload(&self, task: Arc<TaskState>, body: Vec<u8>, now: u64) -> Result<ReportId, Error> {
+    pub async fn upload(
+        &self,
+        task: Arc<TaskState>,
+        body: Vec<u8>,
+        now: u64,
+    ) -> Result<ReportId, Error> {
         let max = task.backend.max_payload_len();
         let report = Report::from_bytes(&body, max).map_err(|e| Error::InvalidReport(e.into()))?;
         let precision = task.definition.time_precision;
@@ -383,7 +413,10 @@ impl Aggregator {
             });
         }
         if report.time > now.saturating_add(TOLERABLE_CLOCK_SKEW) || report.time > i64::MAX as u64 {
-            return Err(Error::ReportTooEarly { time: report.time, now });
+            return Err(Error::ReportTooEarly {
+                time: report.time,
+                now,
+            });
         }
         let checker = task.clone();
         let (report, stored) = tokio::task::spawn_blocking(move || {

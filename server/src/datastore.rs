@@ -203,7 +203,10 @@ impl Datastore {
     }
 
     /// Inserts reports in one transaction; one outcome per report, in order.
-    pub async fn insert_reports(&self, reports: &[NewReport]) -> Result<Vec<InsertOutcome>, StoreError> {
+    pub async fn insert_reports(
+        &self,
+        reports: &[NewReport],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.insert_reports(reports).await,
         }
@@ -250,7 +253,10 @@ impl Datastore {
         sink: mpsc::Sender<Vec<Vec<u8>>>,
     ) -> Result<u64, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.stream_payloads(task_id, start, duration, chunk, sink).await,
+            Backend::Sqlite(s) => {
+                s.stream_payloads(task_id, start, duration, chunk, sink)
+                    .await
+            }
         }
     }
 

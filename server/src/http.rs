@@ -24,7 +24,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tasks/{task_id}", web::get().to(tasks::get))
         .route("/tasks/{task_id}/status", web::get().to(tasks::status))
         .route("/tasks/{task_id}/reports", web::put().to(reports::upload))
-        .route("/tasks/{task_id}/releases", web::post().to(releases::create))
+        .route(
+            "/tasks/{task_id}/releases",
+            web::post().to(releases::create),
+        )
         .route("/tasks/{task_id}/releases", web::get().to(releases::list));
 }
 

@@ -130,10 +130,12 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
-    let server = server.bind(&config.listen).map_err(|source| ServerError::Bind {
-        addr: config.listen.clone(),
-        source,
-    })?;
+    let server = server
+        .bind(&config.listen)
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
     let addrs: Vec<SocketAddr> = server.addrs();
     for addr in &addrs {
         // A machine-readable line for scripts and tests.

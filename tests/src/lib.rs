@@ -1,1 +1,228 @@
-//! tests.
+//! Helpers for hetally's cross-crate integration tests: real binaries, real
+//! server processes, real HTTP.
+//!
+//! [`bin`] builds the workspace binaries once per test run (`cargo build
+//! --workspace --bins` with the same profile and target directory as the
+//! tests) and returns their paths, so the tests always run the current code.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// The directory holding the workspace's binaries for this profile.
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // Test executables live in target/<profile>/deps/.
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile> directory")
+            .to_path_buf();
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--workspace", "--bins", "--quiet"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if release {
+            cmd.arg("--release");
+        }
+        if let Some(target) = dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd
+            .status()
+            .expect("running cargo build for the test binaries");
+        assert!(status.success(), "building the workspace binaries failed");
+        dir
+    })
+}
+
+/// Path of a workspace binary (`hetally-server`, `hetally-client`,
+/// `hetally-keytool`), built if needed.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// Runs a workspace binary to completion.
+pub fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(bin(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"))
+}
+
+/// Runs a workspace binary and fails the test unless it succeeds; returns
+/// its stdout.
+pub fn run_ok(name: &str, args: &[&str]) -> String {
+    let out = run(name, args);
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running `hetally-server`; killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// Starts a server on `data_dir` and a free port, and waits until it
+    /// answers `/healthz`.
+    pub fn start(data_dir: &Path) -> Result<Self> {
+        Self::start_on(data_dir, free_port())
+    }
+
+    /// Starts a server on a given port.
+    pub fn start_on(data_dir: &Path, port: u16) -> Result<Self> {
+        let mut child = Command::new(bin("hetally-server"))
+            .args(["--data-dir", &data_dir.display().to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--workers", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting hetally-server")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if !line.contains("listening on") {
+            let _ = child.kill();
+            bail!("hetally-server did not start: {line:?}");
+        }
+        let server = ServerProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            port,
+        };
+        server.wait_healthy()?;
+        Ok(server)
+    }
+
+    fn wait_healthy(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("server on port {} never came up", self.port)
+    }
+
+    /// The admin token file.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+
+    /// Kills the server with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A collector key pair made with `hetally-keytool keygen` in `dir`.
+pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    run_ok(
+        "hetally-keytool",
+        &[
+            "keygen",
+            "--scheme",
+            "paillier",
+            "--out",
+            &dir.display().to_string(),
+        ],
+    );
+    (dir.join("collector.sk"), dir.join("collector.pk"))
+}
+
+/// A task created with `hetally-client task create --json`; returns the
+/// task id and the path of a file holding the collector token.
+pub fn create_task(
+    server: &ServerProcess,
+    public_key: &Path,
+    measurement: &str,
+    min_batch: u64,
+    extra: &[&str],
+) -> (String, PathBuf) {
+    let mut args = vec![
+        "task".to_string(),
+        "create".into(),
+        "--server".into(),
+        server.url.clone(),
+        "--admin-token-file".into(),
+        server.admin_token_file().display().to_string(),
+        "--public-key".into(),
+        public_key.display().to_string(),
+        "--measurement".into(),
+        measurement.into(),
+        "--min-batch-size".into(),
+        min_batch.to_string(),
+        "--time-precision".into(),
+        "60".into(),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out: Value =
+        serde_json::from_str(&run_ok("hetally-client", &args)).expect("task create JSON");
+    let task_id = out["task_id"].as_str().expect("task_id").to_string();
+    let token_file = server.data_dir.join(format!("{task_id}.token"));
+    std::fs::write(&token_file, out["collector_token"].as_str().expect("token"))
+        .expect("token file");
+    (task_id, token_file)
+}
+
+/// Current Unix time.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Parses a JSON file.
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("reading JSON file")).expect("valid JSON")
+}

@@ -31,7 +31,8 @@ pub(super) fn slot_bits(
     dp: &DpMechanism,
     max_batch_size: u64,
 ) -> Result<u32, BackendError> {
-    let noise = Noise::for_measurement(measurement, dp).map_err(|e| BackendError::Config(e.to_string()))?;
+    let noise =
+        Noise::for_measurement(measurement, dp).map_err(|e| BackendError::Config(e.to_string()))?;
     let mut max_abs = Integer::from(max_batch_size) * measurement.max_value();
     max_abs += noise.tail_bound(NOISE_TAIL_LOG2);
     let packing = Packing::for_max_abs(&max_abs, pk.modulus_bits()).map_err(|_| {
@@ -53,8 +54,13 @@ pub struct PaillierBackend {
 
 impl PaillierBackend {
     /// The backend for a task with this key, measurement and slot width.
-    pub fn new(pk: PublicKey, measurement: Measurement, slot_bits: u32) -> Result<Self, BackendError> {
-        let packing = Packing::new(slot_bits, pk.modulus_bits()).map_err(|e| BackendError::Config(e.to_string()))?;
+    pub fn new(
+        pk: PublicKey,
+        measurement: Measurement,
+        slot_bits: u32,
+    ) -> Result<Self, BackendError> {
+        let packing = Packing::new(slot_bits, pk.modulus_bits())
+            .map_err(|e| BackendError::Config(e.to_string()))?;
         let ciphertext_count = packing.plaintext_count(measurement.len());
         pk.precompute();
         Ok(PaillierBackend {
@@ -152,7 +158,11 @@ impl AdditiveBackend for PaillierBackend {
         Ok(w.finish())
     }
 
-    fn check_payload(&self, payload: &[u8], _ctx: &ReportContext<'_>) -> Result<Vec<u8>, BackendError> {
+    fn check_payload(
+        &self,
+        payload: &[u8],
+        _ctx: &ReportContext<'_>,
+    ) -> Result<Vec<u8>, BackendError> {
         let mut r = Reader::new(payload);
         let got = r.u32("ciphertext count")? as usize;
         if got != self.ciphertext_count {

@@ -19,7 +19,12 @@ pub(super) struct FixedBaseTable {
 }
 
 impl FixedBaseTable {
-    pub(super) fn new(base: &Integer, modulus: &Integer, exponent_bits: u32, window_bits: u32) -> Self {
+    pub(super) fn new(
+        base: &Integer,
+        modulus: &Integer,
+        exponent_bits: u32,
+        window_bits: u32,
+    ) -> Self {
         assert_eq!(window_bits, 8, "only byte windows are implemented");
         let windows = exponent_bits.div_ceil(8) as usize;
         let mut entries = Vec::with_capacity(windows * 255);

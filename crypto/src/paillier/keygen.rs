@@ -74,9 +74,13 @@ pub(super) fn generate_primes<R: RngCore + CryptoRng + ?Sized>(
 pub(super) fn check_primes(p: &Integer, q: &Integer) -> Result<(), PaillierError> {
     let bits = p.significant_bits();
     if bits < 512 || q.significant_bits() != bits {
-        return Err(PaillierError::InvalidKey("p and q must be primes of the same length"));
+        return Err(PaillierError::InvalidKey(
+            "p and q must be primes of the same length",
+        ));
     }
-    if p.is_probably_prime(PRIMALITY_REPS) == IsPrime::No || q.is_probably_prime(PRIMALITY_REPS) == IsPrime::No {
+    if p.is_probably_prime(PRIMALITY_REPS) == IsPrime::No
+        || q.is_probably_prime(PRIMALITY_REPS) == IsPrime::No
+    {
         return Err(PaillierError::InvalidKey("p or q is not prime"));
     }
     let distance = Integer::from(p - q).abs();

@@ -137,7 +137,8 @@ impl Packing {
         let full = Integer::from(Integer::u_pow_u(2, self.slot_bits));
         let mut out = Vec::with_capacity(len);
         for (i, p) in plaintexts.iter().enumerate() {
-            let slots = (len - i * self.slots_per_plaintext as usize).min(self.slots_per_plaintext as usize);
+            let slots = (len - i * self.slots_per_plaintext as usize)
+                .min(self.slots_per_plaintext as usize);
             let mut rest = p.clone();
             for _ in 0..slots {
                 let mut low = Integer::from(rest.keep_bits_ref(self.slot_bits));
@@ -165,7 +166,15 @@ mod tests {
     fn signed_round_trip_with_borrows() {
         let packing = Packing::new(16, 2048).unwrap();
         assert_eq!(packing.slots_per_plaintext(), 127);
-        let values: Vec<i128> = (0..300).map(|i| if i % 3 == 0 { -(i as i128) } else { i as i128 * 100 }).collect();
+        let values: Vec<i128> = (0..300)
+            .map(|i| {
+                if i % 3 == 0 {
+                    -(i as i128)
+                } else {
+                    i as i128 * 100
+                }
+            })
+            .collect();
         let ints: Vec<Integer> = values.iter().map(|v| Integer::from(*v)).collect();
         let packed = packing.pack(&ints).unwrap();
         assert_eq!(packed.len(), 3);
@@ -176,7 +185,10 @@ mod tests {
     fn sums_of_packed_values_decode_slotwise() {
         let packing = Packing::new(20, 2048).unwrap();
         let a: Vec<Integer> = [5, -7, 0, 1000].iter().map(|v| Integer::from(*v)).collect();
-        let b: Vec<Integer> = [-9, 3, -1, -2000].iter().map(|v| Integer::from(*v)).collect();
+        let b: Vec<Integer> = [-9, 3, -1, -2000]
+            .iter()
+            .map(|v| Integer::from(*v))
+            .collect();
         let pa = packing.pack(&a).unwrap();
         let pb = packing.pack(&b).unwrap();
         let sum = vec![Integer::from(&pa[0] + &pb[0])];
@@ -198,7 +210,10 @@ mod tests {
         assert!(p.pack(&[Integer::from(-1000), Integer::from(1000)]).is_ok());
         assert_eq!(
             packing.unpack(&[], 1),
-            Err(PackingError::WrongCount { expected: 1, got: 0 })
+            Err(PackingError::WrongCount {
+                expected: 1,
+                got: 0
+            })
         );
     }
 }

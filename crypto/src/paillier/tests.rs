@@ -50,13 +50,22 @@ fn round_trip_boundaries_both_modes() {
     let mut rng = rng();
     let n_minus_1 = Integer::from(pk.n() - 1u32);
     for mode in [EncryptionMode::Fast, EncryptionMode::Standard] {
-        for m in [Integer::from(0), Integer::from(1), n_minus_1.clone(), Integer::from(pk.n() >> 1)] {
+        for m in [
+            Integer::from(0),
+            Integer::from(1),
+            n_minus_1.clone(),
+            Integer::from(pk.n() >> 1),
+        ] {
             let c = pk.encrypt_with_mode(&m, mode, &mut rng).unwrap();
             assert_eq!(sk.decrypt(&c).unwrap(), m, "mode {mode:?}");
         }
         // Two encryptions of the same value differ.
-        let a = pk.encrypt_with_mode(&Integer::from(5), mode, &mut rng).unwrap();
-        let b = pk.encrypt_with_mode(&Integer::from(5), mode, &mut rng).unwrap();
+        let a = pk
+            .encrypt_with_mode(&Integer::from(5), mode, &mut rng)
+            .unwrap();
+        let b = pk
+            .encrypt_with_mode(&Integer::from(5), mode, &mut rng)
+            .unwrap();
         assert_ne!(a, b);
     }
     assert_eq!(
@@ -140,7 +149,9 @@ fn packed_negative_slots_through_encryption() {
     let mut rng = rng();
     let packing = Packing::new(40, pk.modulus_bits()).unwrap();
     let counts: Vec<u64> = (0..100).map(|i| i % 4).collect();
-    let noise: Vec<Integer> = (0..100).map(|i| Integer::from(if i % 2 == 0 { -7 } else { 5 })).collect();
+    let noise: Vec<Integer> = (0..100)
+        .map(|i| Integer::from(if i % 2 == 0 { -7 } else { 5 }))
+        .collect();
     let mut acc: Vec<Ciphertext> = packing
         .pack_u64(&counts)
         .unwrap()
@@ -171,9 +182,13 @@ fn untrusted_ciphertexts_are_range_checked() {
     assert!(pk.ciphertext_from_bytes(&vec![0xff; len]).is_err());
     // n and its multiples are not units.
     assert!(pk.ciphertext_from_bytes(&bytes(pk.n())).is_err());
-    assert!(pk.ciphertext_from_bytes(&bytes(&Integer::from(pk.n() * 7u32))).is_err());
+    assert!(pk
+        .ciphertext_from_bytes(&bytes(&Integer::from(pk.n() * 7u32)))
+        .is_err());
     // Wrong lengths.
-    assert!(pk.ciphertext_from_bytes(&bytes(&Integer::from(2))[1..]).is_err());
+    assert!(pk
+        .ciphertext_from_bytes(&bytes(&Integer::from(2))[1..])
+        .is_err());
     let mut long = bytes(&Integer::from(2));
     long.insert(0, 0);
     assert!(pk.ciphertext_from_bytes(&long).is_err());
@@ -182,7 +197,11 @@ fn untrusted_ciphertexts_are_range_checked() {
     assert!(pk.ciphertext_from_bytes(&bytes(&top)).is_ok());
     let mut rng = rng();
     let c = pk.encrypt(&Integer::from(9), &mut rng).unwrap();
-    assert_eq!(pk.ciphertext_from_bytes(&pk.ciphertext_to_bytes(&c)).unwrap(), c);
+    assert_eq!(
+        pk.ciphertext_from_bytes(&pk.ciphertext_to_bytes(&c))
+            .unwrap(),
+        c
+    );
 }
 
 #[test]
@@ -214,7 +233,8 @@ fn key_encodings_round_trip_and_reject_tampering() {
     let mut w = Writer::new();
     w.u16(2048);
     let even = Integer::from(Integer::u_pow_u(2, 2047)) + 2u32;
-    w.bytes(&to_fixed_bytes(&even, 256)).bytes(&to_fixed_bytes(&Integer::from(3), 256));
+    w.bytes(&to_fixed_bytes(&even, 256))
+        .bytes(&to_fixed_bytes(&Integer::from(3), 256));
     assert!(PublicKey::decode_body(&mut Reader::new(&w.finish())).is_err());
 }
 
@@ -233,7 +253,10 @@ fn wrong_key_is_detected_when_decrypting_bytes() {
     let sk = key();
     let mut rng = ChaCha20Rng::seed_from_u64(99);
     let other = SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap();
-    let c = other.public_key().encrypt(&Integer::from(1), &mut rng).unwrap();
+    let c = other
+        .public_key()
+        .encrypt(&Integer::from(1), &mut rng)
+        .unwrap();
     let bytes = other.public_key().ciphertext_to_bytes(&c);
     // Either it is out of range for this key, or it decrypts to garbage;
     // here the moduli differ so the value is likely out of range.

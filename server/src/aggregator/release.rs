@@ -82,12 +82,20 @@ fn decide(task: &TaskState, facts: &ClaimFacts) -> Result<ClaimDecision, Error> 
 impl Aggregator {
     /// Releases the batch `[start, start + duration)` of a task, or returns
     /// the earlier release of exactly that interval; see the module docs.
-    pub async fn release(&self, task: Arc<TaskState>, start: u64, duration: u64, now: i64) -> Result<ReleaseOutcome, Error> {
+    pub async fn release(
+        &self,
+        task: Arc<TaskState>,
+        start: u64,
+        duration: u64,
+        now: i64,
+    ) -> Result<ReleaseOutcome, Error> {
         let precision = task.definition.time_precision;
         if duration == 0
             || start % precision != 0
             || duration % precision != 0
-            || start.checked_add(duration).is_none_or(|end| end > i64::MAX as u64)
+            || start
+                .checked_add(duration)
+                .is_none_or(|end| end > i64::MAX as u64)
         {
             return Err(Error::MisalignedInterval {
                 start,
@@ -113,7 +121,10 @@ impl Aggregator {
         }
         let started = std::time::Instant::now();
         let aggregate = self.compute(&task, &record).await?;
-        let stored = self.store.finish_release(&task.id, start, &aggregate, now).await?;
+        let stored = self
+            .store
+            .finish_release(&task.id, start, &aggregate, now)
+            .await?;
         tracing::info!(
             task_id = %task.id,
             start,
@@ -135,7 +146,11 @@ impl Aggregator {
     }
 
     /// Sums the batch, adds encrypted noise, and encodes the aggregate file.
-    async fn compute(&self, task: &Arc<TaskState>, record: &ReleaseRecord) -> Result<Vec<u8>, Error> {
+    async fn compute(
+        &self,
+        task: &Arc<TaskState>,
+        record: &ReleaseRecord,
+    ) -> Result<Vec<u8>, Error> {
         let (tx, mut rx) = mpsc::channel::<Vec<Vec<u8>>>(2);
         let backend = task.backend.clone();
         let summer = tokio::task::spawn_blocking(move || {
@@ -148,7 +163,13 @@ impl Aggregator {
         });
         let streamed = self
             .store
-            .stream_payloads(&task.id, record.batch_start, record.batch_duration, CHUNK, tx)
+            .stream_payloads(
+                &task.id,
+                record.batch_start,
+                record.batch_duration,
+                CHUNK,
+                tx,
+            )
             .await?;
         let sum = summer
             .await
@@ -164,7 +185,8 @@ impl Aggregator {
         let task2 = task.clone();
         let ciphertexts = tokio::task::spawn_blocking(move || {
             let def = &task2.definition;
-            let noise = Noise::for_measurement(&def.measurement, &def.dp).map_err(|e| Error::Internal(e.to_string()))?;
+            let noise = Noise::for_measurement(&def.measurement, &def.dp)
+                .map_err(|e| Error::Internal(e.to_string()))?;
             let mut rng = ChaCha20Rng::from_entropy();
             let mut values = noise
                 .sample(def.measurement.len(), &mut rng)

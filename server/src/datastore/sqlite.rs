@@ -13,12 +13,16 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use hetally_crypto::dp::Rational;
 use hetally_crypto::{ReportId, TaskId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::Row;
 use tokio::sync::mpsc;
 
 use super::{
-    ClaimDecision, ClaimFacts, InsertOutcome, NewReport, ReleaseRecord, ReleaseState, StoreError, TaskRecord,
+    ClaimDecision, ClaimFacts, InsertOutcome, NewReport, ReleaseRecord, ReleaseState, StoreError,
+    TaskRecord,
 };
 
 /// File name of the database inside the data directory.
@@ -32,11 +36,13 @@ pub(super) struct SqliteStore {
 }
 
 fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} does not fit a database integer")))
+    i64::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("{what} {v} does not fit a database integer")))
 }
 
 fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} {v} in the database")))
+    u64::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("negative {what} {v} in the database")))
 }
 
 fn rational(text: &str) -> Result<Rational, StoreError> {
@@ -44,11 +50,9 @@ fn rational(text: &str) -> Result<Rational, StoreError> {
 }
 
 fn task_id(bytes: Vec<u8>) -> Result<TaskId, StoreError> {
-    Ok(TaskId(
-        bytes
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("task id is not 32 bytes".into()))?,
-    ))
+    Ok(TaskId(bytes.try_into().map_err(|_| {
+        StoreError::Corrupt("task id is not 32 bytes".into())
+    })?))
 }
 
 fn task_from_row(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
@@ -64,7 +68,8 @@ fn task_from_row(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
     })
 }
 
-const RELEASE_COLUMNS: &str = "task_id, batch_start, batch_duration, report_count, state, mechanism, cost, \
+const RELEASE_COLUMNS: &str =
+    "task_id, batch_start, batch_duration, report_count, state, mechanism, cost, \
                                budget_spent_after, requested_at, released_at";
 
 fn release_from_row(row: &SqliteRow, with_aggregate: bool) -> Result<ReleaseRecord, StoreError> {
@@ -79,7 +84,11 @@ fn release_from_row(row: &SqliteRow, with_aggregate: bool) -> Result<ReleaseReco
             "done" => ReleaseState::Done,
             other => return Err(StoreError::Corrupt(format!("release state {other:?}"))),
         },
-        aggregate: if with_aggregate { row.try_get("aggregate")? } else { None },
+        aggregate: if with_aggregate {
+            row.try_get("aggregate")?
+        } else {
+            None
+        },
         mechanism: row.try_get("mechanism")?,
         cost: rational(row.try_get("cost")?)?,
         budget_spent_after: rational(row.try_get("budget_spent_after")?)?,
@@ -90,8 +99,12 @@ fn release_from_row(row: &SqliteRow, with_aggregate: bool) -> Result<ReleaseReco
 
 impl SqliteStore {
     pub(super) async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
         let path = data_dir.join(DB_FILE);
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -111,7 +124,11 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { path, writer, readers })
+        Ok(SqliteStore {
+            path,
+            writer,
+            readers,
+        })
     }
 
     pub(super) fn describe(&self) -> String {
@@ -131,12 +148,18 @@ impl SqliteStore {
         .execute(&self.writer)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("task {} already exists", task.task_id)));
+            return Err(StoreError::Conflict(format!(
+                "task {} already exists",
+                task.task_id
+            )));
         }
         Ok(())
     }
 
-    pub(super) async fn get_task(&self, task_id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
+    pub(super) async fn get_task(
+        &self,
+        task_id: &TaskId,
+    ) -> Result<Option<TaskRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM tasks WHERE task_id = ?1")
             .bind(&task_id.0[..])
             .fetch_optional(&self.readers)
@@ -151,7 +174,10 @@ impl SqliteStore {
         rows.iter().map(task_from_row).collect()
     }
 
-    pub(super) async fn insert_reports(&self, reports: &[NewReport]) -> Result<Vec<InsertOutcome>, StoreError> {
+    pub(super) async fn insert_reports(
+        &self,
+        reports: &[NewReport],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(reports.len());
         for r in reports {
@@ -224,13 +250,14 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         let task = task_from_row(&task_row)?;
-        let report_count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM reports WHERE task_id = ?1 AND time >= ?2 AND time < ?3")
-                .bind(&task_id.0[..])
-                .bind(start_i)
-                .bind(end_i)
-                .fetch_one(&mut *tx)
-                .await?;
+        let report_count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reports WHERE task_id = ?1 AND time >= ?2 AND time < ?3",
+        )
+        .bind(&task_id.0[..])
+        .bind(start_i)
+        .bind(end_i)
+        .fetch_one(&mut *tx)
+        .await?;
         let rows = sqlx::query(&format!(
             "SELECT {RELEASE_COLUMNS} FROM releases WHERE task_id = ?1 \
              AND batch_start < ?3 AND ?2 < batch_start + batch_duration ORDER BY batch_start"
@@ -266,11 +293,12 @@ impl SqliteStore {
         let record = match decision {
             ClaimDecision::UseExisting => {
                 tx.rollback().await?;
-                let row = sqlx::query("SELECT * FROM releases WHERE task_id = ?1 AND batch_start = ?2")
-                    .bind(&task_id.0[..])
-                    .bind(start_i)
-                    .fetch_one(&self.writer)
-                    .await?;
+                let row =
+                    sqlx::query("SELECT * FROM releases WHERE task_id = ?1 AND batch_start = ?2")
+                        .bind(&task_id.0[..])
+                        .bind(start_i)
+                        .fetch_one(&self.writer)
+                        .await?;
                 return Ok(Ok(release_from_row(&row, true)?));
             }
             ClaimDecision::Claim {
@@ -339,7 +367,11 @@ impl SqliteStore {
             buf.push(payload);
             if buf.len() == chunk {
                 sent += buf.len() as u64;
-                if sink.send(std::mem::replace(&mut buf, Vec::with_capacity(chunk))).await.is_err() {
+                if sink
+                    .send(std::mem::replace(&mut buf, Vec::with_capacity(chunk)))
+                    .await
+                    .is_err()
+                {
                     return Ok(sent);
                 }
             }
@@ -379,7 +411,10 @@ impl SqliteStore {
         release_from_row(&row, true)
     }
 
-    pub(super) async fn list_releases(&self, task_id: &TaskId) -> Result<Vec<ReleaseRecord>, StoreError> {
+    pub(super) async fn list_releases(
+        &self,
+        task_id: &TaskId,
+    ) -> Result<Vec<ReleaseRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {RELEASE_COLUMNS} FROM releases WHERE task_id = ?1 ORDER BY batch_start"
         ))

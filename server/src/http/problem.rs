@@ -22,7 +22,9 @@ impl Error {
             Error::InvalidTask(_) => (StatusCode::BAD_REQUEST, "invalidTask"),
             Error::TaskExists(_) => (StatusCode::CONFLICT, "taskExists"),
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "badRequest"),
-            Error::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupportedMediaType"),
+            Error::UnsupportedMediaType { .. } => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupportedMediaType")
+            }
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payloadTooLarge"),
             Error::InvalidReport(e) => (
                 StatusCode::BAD_REQUEST,
@@ -38,7 +40,9 @@ impl Error {
             Error::ReportReplayed(_) => (StatusCode::CONFLICT, "reportReplayed"),
             Error::BatchCollected(_) => (StatusCode::CONFLICT, "batchCollected"),
             Error::MisalignedInterval { .. } => (StatusCode::BAD_REQUEST, "batchInvalid"),
-            Error::BatchTooSmall { .. } | Error::BatchTooLarge { .. } => (StatusCode::BAD_REQUEST, "invalidBatchSize"),
+            Error::BatchTooSmall { .. } | Error::BatchTooLarge { .. } => {
+                (StatusCode::BAD_REQUEST, "invalidBatchSize")
+            }
             Error::BatchOverlap { .. } => (StatusCode::CONFLICT, "batchOverlap"),
             Error::BudgetExhausted(_) => (StatusCode::CONFLICT, "budgetExhausted"),
             Error::Store(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -55,7 +59,8 @@ impl ResponseError for Error {
         let (status, name) = self.classify();
         let detail = if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
-            "the server failed to handle this request; it has been logged, try again later".to_string()
+            "the server failed to handle this request; it has been logged, try again later"
+                .to_string()
         } else {
             self.to_string()
         };
@@ -66,7 +71,10 @@ impl ResponseError for Error {
             "detail": detail,
         });
         let mut response = HttpResponse::build(status);
-        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_MEDIA_TYPE)));
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_MEDIA_TYPE),
+        ));
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }

@@ -24,14 +24,25 @@ pub(crate) async fn create(
     let outcome = state
         .release(task, body.start, body.duration, unix_now() as i64)
         .await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(HttpResponse::build(status)
         .content_type(AGGREGATE_MEDIA_TYPE)
-        .insert_header(("Hetally-Report-Count", outcome.record.report_count.to_string()))
+        .insert_header((
+            "Hetally-Report-Count",
+            outcome.record.report_count.to_string(),
+        ))
         .body(outcome.aggregate))
 }
 
-pub(crate) async fn list(state: AppState, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Error> {
+pub(crate) async fn list(
+    state: AppState,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
     let task = state.task(&parse_task_id(&path)?).await?;
     state.check_collector(&task, bearer(&req))?;
     let total = task.definition.budget.clone();
@@ -50,9 +61,11 @@ pub(crate) async fn list(state: AppState, req: HttpRequest, path: web::Path<Stri
             },
             mechanism: r.mechanism,
             cost: r.cost.to_string(),
-            budget_remaining_after: total
-                .as_ref()
-                .map(|t| t.checked_sub(&r.budget_spent_after).map(|x| x.to_string()).unwrap_or_else(|| "0".into())),
+            budget_remaining_after: total.as_ref().map(|t| {
+                t.checked_sub(&r.budget_spent_after)
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "0".into())
+            }),
             budget_spent_after: r.budget_spent_after.to_string(),
             requested_at: r.requested_at,
             released_at: r.released_at,

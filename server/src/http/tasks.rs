@@ -5,7 +5,9 @@ use std::str::FromStr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use hetally_crypto::api::{BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo};
+use hetally_crypto::api::{
+    BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo,
+};
 use hetally_crypto::dp::{DpMechanism, Rational};
 use hetally_crypto::keyfile::PublicKeyFile;
 use hetally_crypto::{Measurement, TaskId};
@@ -49,8 +51,10 @@ fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
     let key_bytes = STANDARD
         .decode(req.public_key.trim())
         .map_err(|_| invalid("public_key must be the key file in standard base64".into()))?;
-    let public_key = PublicKeyFile::from_bytes(&key_bytes).map_err(|e| invalid(format!("public_key: {e}")))?;
-    let measurement = Measurement::from_str(&req.measurement).map_err(|e| invalid(e.to_string()))?;
+    let public_key =
+        PublicKeyFile::from_bytes(&key_bytes).map_err(|e| invalid(format!("public_key: {e}")))?;
+    let measurement =
+        Measurement::from_str(&req.measurement).map_err(|e| invalid(e.to_string()))?;
     let dp = match req.dp.as_deref() {
         None => DpMechanism::None,
         Some(s) => DpMechanism::from_str(s).map_err(|e| invalid(e.to_string()))?,
@@ -72,10 +76,16 @@ fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
     })
 }
 
-pub(crate) async fn create(state: AppState, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
+pub(crate) async fn create(
+    state: AppState,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Error> {
     state.check_admin(bearer(&req))?;
     let body: CreateTaskRequest = read_json(&req, payload).await?;
-    let (task, token) = state.create_task(new_task(body)?, unix_now() as i64).await?;
+    let (task, token) = state
+        .create_task(new_task(body)?, unix_now() as i64)
+        .await?;
     Ok(HttpResponse::Created().json(CreateTaskResponse {
         task_id: task.id.to_string(),
         collector_token: token,
@@ -96,7 +106,11 @@ pub(crate) async fn get(state: AppState, path: web::Path<String>) -> Result<Http
     Ok(HttpResponse::Ok().json(task_info(&task)))
 }
 
-pub(crate) async fn status(state: AppState, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Error> {
+pub(crate) async fn status(
+    state: AppState,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
     let task = state.task(&parse_task_id(&path)?).await?;
     state.check_collector(&task, bearer(&req))?;
     let status = state.status(&task).await?;

@@ -1,0 +1,551 @@
+//! The `hetally-client` command line: argument parsing and output. Each
+//! command is a few lines over the library.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use clap::{Args, Parser, Subcommand};
+use hetally_crypto::api::{CreateTaskRequest, TaskInfo};
+use hetally_crypto::dp::MechanismSpec;
+use hetally_crypto::keyfile::{self, PublicKeyFile};
+use hetally_crypto::{Measurement, TaskId};
+use reqwest::Url;
+use serde_json::json;
+
+use crate::simulate::random_seed;
+use crate::{
+    fetch_task, parse_server_url, simulate, AdminClient, Client, ClientError, CollectorClient,
+    RetryPolicy, SimulateOptions,
+};
+
+/// Send encrypted measurements to a hetally server, manage tasks, collect
+/// releases.
+///
+/// A typical flow: the collector makes a key pair with `hetally-keytool
+/// keygen`; the operator creates a task with `task create` (which prints the
+/// task id and the collector token); apps `send` measurements; the collector
+/// `collect`s a batch and decrypts it offline with `hetally-keytool decrypt`.
+#[derive(Debug, Parser)]
+#[command(name = "hetally-client", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, show and list tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Encrypt one measurement and upload it.
+    ///
+    /// Example: hetally-client send --server http://127.0.0.1:8080 --task TASK_ID --value 3
+    Send(SendArgs),
+    /// Upload many random valid measurements and write their true sum.
+    ///
+    /// Reports are encrypted first (on every core), then uploaded with
+    /// CONCURRENCY requests in flight; the upload rate is printed at the
+    /// end. The truth file holds the element-wise sum of the acknowledged
+    /// reports: {"report_count":N,"values":[..]}.
+    ///
+    /// Example: hetally-client simulate --server http://127.0.0.1:8080 --task TASK_ID --reports 10000 --truth-out truth.json
+    Simulate(SimulateArgs),
+    /// Release (or re-fetch) the encrypted aggregate of a batch interval.
+    ///
+    /// The interval [START, START+DURATION) must be aligned to the task's
+    /// time precision, hold at least its minimum batch size, and not overlap
+    /// an earlier release. Asking again for the same interval returns the
+    /// same bytes.
+    ///
+    /// Example: hetally-client collect --server http://127.0.0.1:8080 --task TASK_ID --token-file collector.token --start 1700000000 --duration 3600 --out batch.agg
+    Collect(CollectArgs),
+    /// Show a task's releases: the audit log (time, interval, reports,
+    /// mechanism, budget spent and left).
+    Releases(CollectorArgs),
+    /// Show a task's report counts and privacy budget.
+    Status(CollectorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// Create a task (needs the server's admin token).
+    ///
+    /// Prints the task id and the collector token. The token is shown only
+    /// once: give it to the collector (with --token-out it is written to a
+    /// file with mode 0600).
+    ///
+    /// Example: hetally-client task create --server http://127.0.0.1:8080 --admin-token-file hetally-data/admin.token --public-key keys/collector.pk --measurement histogram:11 --min-batch-size 100 --time-precision 60
+    Create(TaskCreateArgs),
+    /// Show a task, after checking its definition hashes to its id.
+    Get(TaskGetArgs),
+    /// List every task (needs the admin token).
+    List(TaskListArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServerArg {
+    /// The server's base URL.
+    #[arg(long, env = "HETALLY_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+#[derive(Debug, Args)]
+struct TaskCreateArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// File holding the server's admin token (DATA_DIR/admin.token).
+    #[arg(long)]
+    admin_token_file: PathBuf,
+    /// The collector's public key file (from `hetally-keytool keygen`).
+    #[arg(long)]
+    public_key: PathBuf,
+    /// count, sum:BITS, histogram:BUCKETS or sumvec:LENGTH:BITS.
+    #[arg(long)]
+    measurement: String,
+    /// Fewest reports a release may hold.
+    #[arg(long)]
+    min_batch_size: u64,
+    /// Most reports a release may hold [default: 2^32-1]; smaller values
+    /// pack more counters per ciphertext.
+    #[arg(long)]
+    max_batch_size: Option<u64>,
+    /// Report times are rounded down to this many seconds; batch intervals
+    /// are multiples of it.
+    #[arg(long)]
+    time_precision: u64,
+    /// Noise on every release: none, laplace:EPSILON (pure DP),
+    /// gaussian:RHO (zCDP) or gaussian-eps:EPSILON:DELTA (converted to rho).
+    #[arg(long, default_value = "none")]
+    dp: String,
+    /// Total privacy budget over all releases (epsilon for laplace, rho for
+    /// gaussian); required with --dp.
+    #[arg(long)]
+    budget: Option<String>,
+    /// Also write the collector token to this file (mode 0600).
+    #[arg(long)]
+    token_out: Option<PathBuf>,
+    /// Print {"task_id":..,"collector_token":..} as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TaskGetArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// The task id.
+    #[arg(long)]
+    task: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TaskListArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// File holding the server's admin token.
+    #[arg(long)]
+    admin_token_file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SendArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// The task id.
+    #[arg(long)]
+    task: String,
+    /// The measurement: 0/1 for count, a number for sum, a bucket index for
+    /// histogram, comma-separated numbers for sumvec.
+    #[arg(long, allow_hyphen_values = true)]
+    value: String,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// The task id.
+    #[arg(long)]
+    task: String,
+    /// Number of reports.
+    #[arg(long)]
+    reports: u64,
+    /// Seed for the random values [default: random]; encryption randomness
+    /// is always fresh.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Report time, Unix seconds [default: now].
+    #[arg(long)]
+    time: Option<u64>,
+    /// Upload attempts per report, including the first.
+    #[arg(long, default_value_t = RetryPolicy::default().attempts)]
+    attempts: u32,
+    /// Where to write the true aggregate (JSON).
+    #[arg(long)]
+    truth_out: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CollectorArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// The task id.
+    #[arg(long)]
+    task: String,
+    /// File holding the task's collector token.
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CollectArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// The task id.
+    #[arg(long)]
+    task: String,
+    /// File holding the task's collector token.
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Batch interval start, Unix seconds.
+    #[arg(long)]
+    start: u64,
+    /// Batch interval length, seconds.
+    #[arg(long)]
+    duration: u64,
+    /// Where to write the aggregate file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Errors of the command line: a message and an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// One line for stderr.
+    pub message: String,
+    /// Process exit code.
+    pub code: u8,
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        let code = match &e {
+            ClientError::Usage(_) => 2,
+            ClientError::Unreachable { .. } => 3,
+            ClientError::Server { .. } => 4,
+            ClientError::Task(_) => 5,
+            _ => 1,
+        };
+        CliError {
+            message: e.to_string(),
+            code,
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code: 2,
+    }
+}
+
+fn read_token(path: &Path) -> Result<String, CliError> {
+    let token = fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read token file {}: {e}", path.display())))?;
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(usage(format!("token file {} is empty", path.display())));
+    }
+    Ok(token)
+}
+
+fn task_id(s: &str) -> Result<TaskId, CliError> {
+    TaskId::from_str(s).map_err(|e| usage(e.to_string()))
+}
+
+fn server(arg: &ServerArg) -> Result<Url, CliError> {
+    Ok(parse_server_url(&arg.server)?)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    // Serialising plain data structures cannot fail.
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
+}
+
+fn print_task(info: &TaskInfo) {
+    println!("task id:         {}", info.task_id);
+    println!("scheme:          {}", info.scheme);
+    println!("measurement:     {}", info.measurement);
+    println!(
+        "batch size:      {} to {} reports",
+        info.min_batch_size, info.max_batch_size
+    );
+    println!("time precision:  {} s", info.time_precision);
+    println!("dp:              {}", info.dp);
+    if let Some(b) = &info.budget {
+        println!("budget:          {b}");
+    }
+    println!("key fingerprint: {}", info.key_fingerprint);
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Task(TaskCommand::Create(a)) => task_create(a).await,
+        Command::Task(TaskCommand::Get(a)) => {
+            let (info, _) = fetch_task(&server(&a.server)?, &task_id(&a.task)?).await?;
+            if a.json {
+                print_json(&info);
+            } else {
+                print_task(&info);
+                println!("(definition verified against the task id)");
+            }
+            Ok(())
+        }
+        Command::Task(TaskCommand::List(a)) => {
+            let admin = AdminClient::new(server(&a.server)?, read_token(&a.admin_token_file)?)?;
+            let list = admin.list_tasks().await?;
+            if a.json {
+                print_json(&list);
+            } else {
+                for t in &list.tasks {
+                    println!(
+                        "{}  {:<16} {:<14} {}",
+                        t.task_id, t.measurement, t.dp, t.scheme
+                    );
+                }
+                println!("{} task(s)", list.tasks.len());
+            }
+            Ok(())
+        }
+        Command::Send(a) => {
+            let client = Client::connect(server(&a.server)?, task_id(&a.task)?).await?;
+            let values = client
+                .definition()
+                .measurement
+                .parse_value(&a.value)
+                .map_err(|e| usage(e.to_string()))?;
+            let id = client.send(&values).await?;
+            println!("sent report {id}");
+            Ok(())
+        }
+        Command::Simulate(a) => simulate_command(a).await,
+        Command::Collect(a) => {
+            if a.out.exists() && !a.force {
+                return Err(usage(format!(
+                    "{} exists (pass --force to overwrite it)",
+                    a.out.display()
+                )));
+            }
+            let collector = CollectorClient::new(
+                server(&a.server)?,
+                task_id(&a.task)?,
+                read_token(&a.token_file)?,
+            )?;
+            let release = collector.release(a.start, a.duration).await?;
+            keyfile::write_public_file(&a.out, &release.aggregate, a.force).map_err(|e| {
+                CliError {
+                    message: e.to_string(),
+                    code: 3,
+                }
+            })?;
+            let what = if release.created {
+                "released"
+            } else {
+                "fetched the earlier release of"
+            };
+            println!(
+                "{what} batch [{}, {}) -> {} ({} bytes); decrypt it with hetally-keytool decrypt",
+                a.start,
+                a.start + a.duration,
+                a.out.display(),
+                release.aggregate.len()
+            );
+            Ok(())
+        }
+        Command::Releases(a) => {
+            let collector = CollectorClient::new(
+                server(&a.server)?,
+                task_id(&a.task)?,
+                read_token(&a.token_file)?,
+            )?;
+            let list = collector.releases().await?;
+            if a.json {
+                print_json(&list);
+            } else {
+                println!(
+                    "{:<12} {:>8} {:>9} {:<8} {:<18} {:>10} {:>12}",
+                    "start", "duration", "reports", "state", "mechanism", "cost", "budget left"
+                );
+                for r in &list.releases {
+                    println!(
+                        "{:<12} {:>8} {:>9} {:<8} {:<18} {:>10} {:>12}",
+                        r.batch_start,
+                        r.batch_duration,
+                        r.report_count,
+                        r.state,
+                        r.mechanism,
+                        r.cost,
+                        r.budget_remaining_after.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Status(a) => {
+            let collector = CollectorClient::new(
+                server(&a.server)?,
+                task_id(&a.task)?,
+                read_token(&a.token_file)?,
+            )?;
+            let status = collector.status().await?;
+            if a.json {
+                print_json(&status);
+            } else {
+                println!("reports stored:     {}", status.reports);
+                println!("not yet released:   {}", status.unreleased_reports);
+                println!("releases:           {}", status.releases);
+                if let Some(b) = &status.budget {
+                    println!(
+                        "budget ({}):   {} spent of {}, {} left",
+                        b.unit, b.spent, b.total, b.remaining
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
+    let key = PublicKeyFile::read(&a.public_key)
+        .map_err(|e| usage(format!("{}: {e}", a.public_key.display())))?;
+    Measurement::from_str(&a.measurement).map_err(|e| usage(e.to_string()))?;
+    let spec = MechanismSpec::from_str(&a.dp).map_err(|e| usage(e.to_string()))?;
+    if !a.json && matches!(spec, MechanismSpec::GaussianEps { .. }) {
+        eprintln!("{}", spec.explain());
+    }
+    let admin = AdminClient::new(server(&a.server)?, read_token(&a.admin_token_file)?)?;
+    let response = admin
+        .create_task(&CreateTaskRequest {
+            public_key: STANDARD.encode(key.to_bytes()),
+            measurement: a.measurement,
+            min_batch_size: a.min_batch_size,
+            max_batch_size: a.max_batch_size,
+            time_precision: a.time_precision,
+            dp: Some(spec.mechanism().to_string()),
+            budget: a.budget,
+        })
+        .await?;
+    if let Some(path) = &a.token_out {
+        keyfile::write_private_file(
+            path,
+            format!("{}\n", response.collector_token).as_bytes(),
+            false,
+        )
+        .map_err(|e| CliError {
+            message: e.to_string(),
+            code: 3,
+        })?;
+    }
+    if a.json {
+        print_json(
+            &json!({ "task_id": response.task_id, "collector_token": response.collector_token }),
+        );
+    } else {
+        print_task(&response.task);
+        println!("collector token: {}", response.collector_token);
+        println!(
+            "(the collector token is shown only once: give it to the collector and keep it secret)"
+        );
+    }
+    Ok(())
+}
+
+async fn simulate_command(a: SimulateArgs) -> Result<(), CliError> {
+    let client = Client::connect(server(&a.server)?, task_id(&a.task)?)
+        .await?
+        .with_retry(RetryPolicy {
+            attempts: a.attempts.max(1),
+            ..RetryPolicy::default()
+        });
+    let opts = SimulateOptions {
+        reports: a.reports,
+        seed: a.seed.unwrap_or_else(random_seed),
+        concurrency: a.concurrency,
+        time: a.time.unwrap_or_else(now),
+        progress: !a.json,
+    };
+    let summary = simulate(&client, &opts).await?;
+    let truth = json!({ "report_count": summary.acknowledged, "values": summary.truth });
+    if let Some(path) = &a.truth_out {
+        let text = serde_json::to_string_pretty(&truth).expect("serialisable");
+        keyfile::write_public_file(path, text.as_bytes(), true).map_err(|e| CliError {
+            message: e.to_string(),
+            code: 3,
+        })?;
+    }
+    let rate = summary.acknowledged as f64 / summary.upload_secs.max(1e-9);
+    if a.json {
+        print_json(&json!({
+            "acknowledged": summary.acknowledged,
+            "failed": summary.failed,
+            "errors": summary.errors,
+            "seed": opts.seed,
+            "encrypt_seconds": summary.encrypt_secs,
+            "upload_seconds": summary.upload_secs,
+            "uploads_per_second": rate,
+        }));
+    } else {
+        println!(
+            "acknowledged {} of {} reports; encrypting took {:.2} s, uploading {:.2} s ({:.0} reports/s)",
+            summary.acknowledged, a.reports, summary.encrypt_secs, summary.upload_secs, rate
+        );
+        if let Some(path) = &a.truth_out {
+            println!("true aggregate written to {}", path.display());
+        }
+    }
+    if summary.failed > 0 {
+        return Err(CliError {
+            message: format!(
+                "{} report(s) failed (the truth counts only acknowledged ones): {}",
+                summary.failed,
+                summary.errors.join("; ")
+            ),
+            code: 4,
+        });
+    }
+    Ok(())
+}

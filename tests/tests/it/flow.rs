@@ -1,0 +1,99 @@
+//! The main job end to end: keygen, server, task, `simulate` 10,000
+//! reports, `collect`, `hetally-keytool decrypt --format json` equals the
+//! truth exactly, for every measurement type.
+
+use hetally_tests::*;
+use serde_json::Value;
+
+fn end_to_end(measurement: &str, reports: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sk, pk) = keygen(&dir.path().join("keys"));
+    let server = ServerProcess::start(&dir.path().join("data")).unwrap();
+    let (task, token) = create_task(&server, &pk, measurement, 100, &[]);
+    let time = now();
+    let truth_path = dir.path().join("truth.json");
+    run_ok(
+        "hetally-client",
+        &[
+            "simulate",
+            "--server",
+            &server.url,
+            "--task",
+            &task,
+            "--reports",
+            &reports.to_string(),
+            "--seed",
+            "7",
+            "--time",
+            &time.to_string(),
+            "--truth-out",
+            &truth_path.display().to_string(),
+            "--json",
+        ],
+    );
+    let agg = dir.path().join("batch.agg");
+    let start = time - time % 60;
+    let collect = |out: &std::path::Path| {
+        run_ok(
+            "hetally-client",
+            &[
+                "collect",
+                "--server",
+                &server.url,
+                "--task",
+                &task,
+                "--token-file",
+                &token.display().to_string(),
+                "--start",
+                &start.to_string(),
+                "--duration",
+                "60",
+                "--out",
+                &out.display().to_string(),
+            ],
+        )
+    };
+    collect(&agg);
+    let decrypted: Value = serde_json::from_str(&run_ok(
+        "hetally-keytool",
+        &[
+            "decrypt",
+            "--key",
+            &sk.display().to_string(),
+            &agg.display().to_string(),
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let truth = read_json(&truth_path);
+    assert_eq!(truth["report_count"], reports);
+    assert_eq!(decrypted["report_count"], reports, "{measurement}");
+    assert_eq!(decrypted["values"], truth["values"], "{measurement}");
+    assert_eq!(decrypted["task_id"], task.as_str());
+
+    // Collecting the same interval again returns the identical bytes.
+    let again = dir.path().join("again.agg");
+    collect(&again);
+    assert_eq!(std::fs::read(&agg).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn histogram_end_to_end() {
+    end_to_end("histogram:11", 10_000);
+}
+
+#[test]
+fn count_end_to_end() {
+    end_to_end("count", 10_000);
+}
+
+#[test]
+fn sum_end_to_end() {
+    end_to_end("sum:8", 10_000);
+}
+
+#[test]
+fn sumvec_end_to_end() {
+    end_to_end("sumvec:4:8", 10_000);
+}

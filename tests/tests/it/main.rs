@@ -1,0 +1,6 @@
+//! Integration tests across crates, compiled into one binary: real
+//! `hetally-server` processes, the real CLIs, real HTTP on loopback.
+
+mod bad_input;
+mod crash;
+mod flow;
