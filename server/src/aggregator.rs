@@ -6,6 +6,7 @@
 //! variant of [`Error`] that the HTTP layer maps to a problem document in
 //! one place.
 
+pub mod jobs;
 mod release;
 mod writer;
 

@@ -1,19 +1,20 @@
-//! Durable storage of tasks, reports and releases.
+//! Durable storage of tasks, reports, aggregation jobs and releases.
 //!
 //! All SQL lives behind the typed methods of [`Datastore`]; the aggregator
-//! never writes a query. SQLite is the embedded default. Every method that
-//! changes data runs in one transaction, and returns only after it has
-//! committed (SQLite runs in WAL mode with `synchronous=FULL`, so a commit is
-//! on disk).
+//! never writes a query. SQLite is the embedded default, PostgreSQL serves
+//! several replicas; one implementation ([`sql`]) runs on both, and the
+//! datastore tests run against both. Every method that changes data runs in
+//! one transaction and returns only after it has committed (SQLite runs in
+//! WAL mode with `synchronous=FULL`, so a commit is on disk).
 //!
 //! Release claims take a *decision* closure that runs inside the
 //! transaction with the facts it needs (task row, report count, overlapping
 //! releases), so the batch rules and budget arithmetic stay in the
 //! aggregator while the check and the write are atomic.
 
-mod sqlite;
+mod sql;
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use hetally_crypto::dp::Rational;
 use hetally_crypto::{ReportId, TaskId};
@@ -153,53 +154,88 @@ pub enum ClaimDecision {
     },
 }
 
-/// Which database a [`Datastore`] talks to.
+/// Which database to open.
 #[derive(Debug, Clone)]
-enum Backend {
-    Sqlite(sqlite::SqliteStore),
+pub enum StoreConfig {
+    /// `DATA_DIR/hetally.db`, created if needed.
+    Sqlite {
+        /// The data directory.
+        data_dir: PathBuf,
+    },
+    /// A PostgreSQL database (`postgres://user@host/db`).
+    Postgres {
+        /// Connection URL.
+        url: String,
+        /// Pool size.
+        max_connections: u32,
+    },
+}
+
+/// A slice of a batch as read for a release.
+#[derive(Debug)]
+pub enum BatchChunk {
+    /// Partial sums of finished aggregation jobs: (report count, sum).
+    Partials(Vec<(u64, Vec<u8>)>),
+    /// Stored payloads of reports in no finished job.
+    Payloads(Vec<Vec<u8>>),
+}
+
+/// What [`Datastore::read_batch`] read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchRead {
+    /// Finished jobs merged.
+    pub jobs: u64,
+    /// Reports covered by them.
+    pub reports_in_jobs: u64,
+    /// Reports read one by one.
+    pub loose_reports: u64,
+}
+
+/// An aggregation job leased to this replica.
+#[derive(Debug, Clone)]
+pub struct JobLease {
+    /// The job.
+    pub job_id: i64,
+    /// Its task.
+    pub task_id: TaskId,
+    /// The time bucket all its reports share.
+    pub bucket_start: u64,
+    /// Reports in it.
+    pub report_count: u64,
 }
 
 /// Handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Datastore {
-    backend: Backend,
+    store: sql::SqlStore,
 }
 
 impl Datastore {
-    /// Opens (creating if needed) the SQLite database in `data_dir` and
-    /// applies migrations.
-    pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens the database, creating it if needed, and applies migrations.
+    pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         Ok(Datastore {
-            backend: Backend::Sqlite(sqlite::SqliteStore::open(data_dir).await?),
+            store: sql::SqlStore::open(config).await?,
         })
     }
 
     /// A short description for logs ("sqlite:/path/hetally.db").
     pub fn describe(&self) -> String {
-        match &self.backend {
-            Backend::Sqlite(s) => s.describe(),
-        }
+        self.store.describe()
     }
 
     /// Stores a new task. Fails with [`StoreError::Conflict`] if it exists.
     pub async fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.put_task(task).await,
-        }
+        self.store.put_task(task).await
     }
 
     /// Looks a task up.
     pub async fn get_task(&self, task_id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.get_task(task_id).await,
-        }
+        self.store.get_task(task_id).await
     }
 
     /// Every task, oldest first.
     pub async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list_tasks().await,
-        }
+        self.store.list_tasks().await
     }
 
     /// Inserts reports in one transaction; one outcome per report, in order.
@@ -207,17 +243,13 @@ impl Datastore {
         &self,
         reports: &[NewReport],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_reports(reports).await,
-        }
+        self.store.insert_reports(reports).await
     }
 
     /// Number of reports a task has stored, and the number not yet in any
     /// release.
     pub async fn report_counts(&self, task_id: &TaskId) -> Result<(u64, u64), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.report_counts(task_id).await,
-        }
+        self.store.report_counts(task_id).await
     }
 
     /// Claims the batch `[start, start + duration)` in one transaction:
@@ -236,28 +268,27 @@ impl Datastore {
         F: FnOnce(&ClaimFacts) -> Result<ClaimDecision, E> + Send,
         E: Send,
     {
-        match &self.backend {
-            Backend::Sqlite(s) => s.claim_release(task_id, start, duration, now, decide).await,
-        }
+        self.store
+            .claim_release(task_id, start, duration, now, decide)
+            .await
     }
 
-    /// Streams the stored payloads of the batch, `chunk` at a time, into
-    /// `sink`. Returns how many were sent. Stops early, without error, if
-    /// the receiver is dropped.
-    pub async fn stream_payloads(
+    /// Reads a claimed batch for its release, `chunk` payloads at a time,
+    /// into `sink`: first the partial sums of its finished aggregation jobs,
+    /// then the payloads of every other report in it, all from one
+    /// snapshot so that each report is counted exactly once. Stops early,
+    /// without error, if the receiver is dropped.
+    pub async fn read_batch(
         &self,
         task_id: &TaskId,
         start: u64,
         duration: u64,
         chunk: usize,
-        sink: mpsc::Sender<Vec<Vec<u8>>>,
-    ) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => {
-                s.stream_payloads(task_id, start, duration, chunk, sink)
-                    .await
-            }
-        }
+        sink: mpsc::Sender<BatchChunk>,
+    ) -> Result<BatchRead, StoreError> {
+        self.store
+            .read_batch(task_id, start, duration, chunk, sink)
+            .await
     }
 
     /// Stores a pending release's aggregate and marks it done. Returns the
@@ -270,15 +301,58 @@ impl Datastore {
         aggregate: &[u8],
         now: i64,
     ) -> Result<ReleaseRecord, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.finish_release(task_id, start, aggregate, now).await,
-        }
+        self.store
+            .finish_release(task_id, start, aggregate, now)
+            .await
     }
 
     /// The task's releases, oldest batch first (the audit log).
     pub async fn list_releases(&self, task_id: &TaskId) -> Result<Vec<ReleaseRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list_releases(task_id).await,
-        }
+        self.store.list_releases(task_id).await
+    }
+
+    /// Groups up to `scan` reports that are in no job into new pending jobs
+    /// of at most `max_job_reports` reports from one task and time bucket.
+    /// Returns the number of jobs made.
+    pub async fn create_jobs(
+        &self,
+        max_job_reports: u64,
+        scan: u64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.store.create_jobs(max_job_reports, scan, now).await
+    }
+
+    /// Leases one pending job, or one whose lease has expired, to `owner`
+    /// for `lease_secs`.
+    pub async fn claim_job(
+        &self,
+        owner: &str,
+        lease_secs: u64,
+        now: i64,
+    ) -> Result<Option<JobLease>, StoreError> {
+        self.store.claim_job(owner, lease_secs, now).await
+    }
+
+    /// The stored payloads of a job's reports.
+    pub async fn job_payloads(&self, job_id: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store.job_payloads(job_id).await
+    }
+
+    /// Stores a job's partial sum and marks it done, if `owner` still holds
+    /// its lease; returns false (and changes nothing) otherwise.
+    pub async fn complete_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        partial: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.store.complete_job(job_id, owner, partial, now).await
+    }
+
+    /// Jobs pending, running and done, over every task.
+    pub async fn job_counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        self.store.job_counts().await
     }
 }

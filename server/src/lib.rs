@@ -3,7 +3,8 @@
 //!
 //! * [`http`]: thin actix-web handlers and the problem-document mapping;
 //! * [`aggregator`]: tasks, uploads (group commit), releases, budgets;
-//! * [`datastore`]: SQLite (embedded default) behind typed methods.
+//! * [`datastore`]: SQLite (embedded default) or PostgreSQL (replicas)
+//!   behind typed methods.
 //!
 //! The binary is `src/main.rs`; [`run`] is the whole server.
 
@@ -21,10 +22,12 @@ use actix_web::{web, App, HttpServer};
 use hetally_crypto::keyfile;
 use thiserror::Error;
 
+use aggregator::jobs::{self, JobConfig};
 use aggregator::{hash_token, new_token, Aggregator};
-use datastore::{Datastore, StoreError};
+use datastore::{Datastore, StoreConfig, StoreError};
+use tokio::sync::watch;
 
-/// File in the data directory holding the admin token.
+/// File in the data directory holding the admin token by default.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// How long shutdown waits for in-flight requests.
@@ -56,17 +59,65 @@ pub enum ServerError {
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Directory for the SQLite database and the admin token.
+    /// Directory for the SQLite database and (by default) the admin token.
     pub data_dir: PathBuf,
+    /// PostgreSQL URL; SQLite in `data_dir` when absent.
+    pub database_url: Option<String>,
+    /// PostgreSQL pool size.
+    pub max_connections: u32,
+    /// Admin token file (default `DATA_DIR/admin.token`); replicas sharing
+    /// one database share one token file.
+    pub admin_token_file: Option<PathBuf>,
     /// Address to listen on (`127.0.0.1:8080`; port 0 picks one).
     pub listen: String,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// Run the aggregation job driver in this process.
+    pub job_driver: bool,
+    /// Job driver settings.
+    pub jobs: JobConfig,
 }
 
-/// Reads the admin token, creating it (mode 0600) on first start.
-pub fn ensure_admin_token(data_dir: &Path) -> Result<(String, bool), ServerError> {
-    let path = data_dir.join(ADMIN_TOKEN_FILE);
+impl ServerConfig {
+    /// Defaults: SQLite in `data_dir`, job driver on.
+    pub fn new(data_dir: PathBuf, listen: String) -> Self {
+        ServerConfig {
+            data_dir,
+            database_url: None,
+            max_connections: 16,
+            admin_token_file: None,
+            listen,
+            workers: None,
+            job_driver: true,
+            jobs: JobConfig::default(),
+        }
+    }
+
+    fn store(&self) -> StoreConfig {
+        match &self.database_url {
+            Some(url) => StoreConfig::Postgres {
+                url: url.clone(),
+                max_connections: self.max_connections,
+            },
+            None => StoreConfig::Sqlite {
+                data_dir: self.data_dir.clone(),
+            },
+        }
+    }
+
+    fn admin_token_path(&self) -> PathBuf {
+        self.admin_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(ADMIN_TOKEN_FILE))
+    }
+}
+
+/// Reads the admin token at `path`, creating it (mode 0600) if missing.
+pub fn ensure_admin_token(path: &Path) -> Result<(String, bool), ServerError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ServerError::AdminToken(format!("{}: {e}", dir.display())))?;
+    }
     match std::fs::read_to_string(&path) {
         Ok(token) => {
             let token = token.trim().to_string();
@@ -91,15 +142,24 @@ pub fn ensure_admin_token(data_dir: &Path) -> Result<(String, bool), ServerError
 /// Runs the server until SIGINT/SIGTERM, then finishes in-flight requests,
 /// drains the report writer and returns.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
-    let store = Datastore::open_sqlite(&config.data_dir).await?;
-    let (admin_token, created) = ensure_admin_token(&config.data_dir)?;
-    let token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    let store = Datastore::open(&config.store()).await?;
+    let token_path = config.admin_token_path();
+    let (admin_token, created) = ensure_admin_token(&token_path)?;
     if created {
         tracing::info!(path = %token_path.display(), "created the admin token (mode 0600)");
     }
     let (aggregator, writer) = Aggregator::new(store.clone(), hash_token(&admin_token));
     drop(admin_token);
     let state = web::Data::new(aggregator);
+    let (stop_jobs, stop_rx) = watch::channel(false);
+    let driver = config.job_driver.then(|| {
+        jobs::spawn(
+            state.clone().into_inner(),
+            config.jobs.clone(),
+            jobs::replica_name(),
+            stop_rx,
+        )
+    });
 
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
@@ -149,6 +209,10 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     );
     server.run().await?;
     tracing::info!("stopped accepting requests; draining the report writer");
+    let _ = stop_jobs.send(true);
+    if let Some(driver) = driver {
+        let _ = driver.await;
+    }
     drop(state);
     let _ = writer.await;
     tracing::info!("hetally-server stopped");

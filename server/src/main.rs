@@ -9,18 +9,43 @@ use hetally_server::{run, ServerConfig};
 /// hetally's aggregation server.
 ///
 /// Accepts encrypted reports (`PUT /tasks/{id}/reports`), stores them
-/// durably in an embedded SQLite database, and releases encrypted,
-/// DP-noised aggregates of non-overlapping batches to the collector. On the
-/// first start it creates the database and an admin token
-/// (`DATA_DIR/admin.token`, mode 0600) for `hetally-client task create`.
+/// durably, sums them in background aggregation jobs, and releases
+/// encrypted, DP-noised aggregates of non-overlapping batches to the
+/// collector. The store is an embedded SQLite database in DATA_DIR, or a
+/// PostgreSQL database shared by several replicas (--database-url). On the
+/// first start it creates the database and an admin token (mode 0600) for
+/// `hetally-client task create`.
 ///
-/// Example: hetally-server --data-dir ./hetally-data --listen 127.0.0.1:8080
+/// Examples:
+///   hetally-server --data-dir ./hetally-data --listen 127.0.0.1:8080
+///   hetally-server --database-url postgres://hetally@db/hetally --admin-token-file /etc/hetally/admin.token
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
     /// Directory for the database and the admin token.
     #[arg(long, env = "HETALLY_DATA_DIR", default_value = "./hetally-data")]
     data_dir: PathBuf,
+    /// PostgreSQL URL (e.g. postgres://user:pass@host:5432/db); without it,
+    /// SQLite in DATA_DIR. Migrations are applied on start.
+    #[arg(long, env = "HETALLY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// PostgreSQL connection pool size.
+    #[arg(long, default_value_t = 16)]
+    max_connections: u32,
+    /// Admin token file, created (mode 0600) if missing [default:
+    /// DATA_DIR/admin.token]. Replicas sharing a database should share it.
+    #[arg(long, env = "HETALLY_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Most reports per background aggregation job.
+    #[arg(long, default_value_t = 5000)]
+    job_size: u64,
+    /// Seconds a replica holds an aggregation job before another may redo it.
+    #[arg(long, default_value_t = 60)]
+    job_lease_secs: u64,
+    /// Do not run aggregation jobs in this process (releases then sum every
+    /// report themselves, or rely on other replicas' jobs).
+    #[arg(long)]
+    no_job_driver: bool,
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "HETALLY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -49,11 +74,14 @@ fn main() -> ExitCode {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    let config = ServerConfig {
-        data_dir: args.data_dir,
-        listen: args.listen,
-        workers: args.workers,
-    };
+    let mut config = ServerConfig::new(args.data_dir, args.listen);
+    config.database_url = args.database_url;
+    config.max_connections = args.max_connections;
+    config.admin_token_file = args.admin_token_file;
+    config.workers = args.workers;
+    config.job_driver = !args.no_job_driver;
+    config.jobs.job_size = args.job_size.max(1);
+    config.jobs.lease_secs = args.job_lease_secs.max(1);
     match actix_web::rt::System::new().block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -80,6 +80,93 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The PostgreSQL server tests use: `HETALLY_TEST_POSTGRES_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test` (CI runs one there).
+pub fn postgres_admin_url() -> String {
+    std::env::var("HETALLY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// True when the integration suite should run its servers on PostgreSQL
+/// (`HETALLY_TEST_STORE=postgres`) rather than SQLite.
+pub fn use_postgres() -> bool {
+    std::env::var("HETALLY_TEST_STORE").is_ok_and(|v| v.eq_ignore_ascii_case("postgres"))
+}
+
+/// Runs a future to completion on a runtime of its own, on a thread of its
+/// own, so it works from sync tests and from inside `#[tokio::test]`.
+fn block_on<F: std::future::Future + Send>(f: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(f)
+        })
+        .join()
+        .expect("the database helper thread panicked")
+    })
+}
+
+/// A fresh PostgreSQL database for `key` (the same key gives the same
+/// database within one test process, so a restarted server finds its data).
+/// Databases left by earlier test processes are dropped on first use.
+/// Panics with a clear message if PostgreSQL is unreachable.
+pub fn postgres_database(key: &str) -> String {
+    use sqlx::{Connection, Executor, Row};
+    static CLEANED: OnceLock<()> = OnceLock::new();
+    let admin = postgres_admin_url();
+    let pid = std::process::id();
+    let digest = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    let name = format!("hetally_test_{pid}_{digest:016x}");
+    block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at {admin} is needed for this test and is unreachable: {e}")
+            });
+        let stale = if CLEANED.set(()).is_ok() {
+            conn.fetch_all("SELECT datname FROM pg_database WHERE datname LIKE 'hetally_test_%'")
+                .await
+                .expect("listing databases")
+        } else {
+            Vec::new()
+        };
+        for row in stale {
+            let db: String = row.get(0);
+            let owner_pid: u32 = db
+                .split('_')
+                .nth(2)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            if owner_pid != pid && !Path::new(&format!("/proc/{owner_pid}")).exists() {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+                    .await;
+            }
+        }
+        let exists = conn
+            .fetch_optional(format!("SELECT 1 FROM pg_database WHERE datname = '{name}'").as_str())
+            .await
+            .expect("looking up the test database")
+            .is_some();
+        if !exists {
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("creating the test database");
+        }
+    });
+    let mut url = url::Url::parse(&admin).expect("a valid PostgreSQL URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
 /// A running `hetally-server`; killed when dropped.
 pub struct ServerProcess {
     child: Child,
@@ -98,12 +185,30 @@ impl ServerProcess {
         Self::start_on(data_dir, free_port())
     }
 
-    /// Starts a server on a given port.
+    /// Starts a server on a given port, on SQLite in `data_dir` or (with
+    /// `HETALLY_TEST_STORE=postgres`) on a PostgreSQL database of its own.
     pub fn start_on(data_dir: &Path, port: u16) -> Result<Self> {
-        let mut child = Command::new(bin("hetally-server"))
-            .args(["--data-dir", &data_dir.display().to_string()])
+        let database = use_postgres().then(|| postgres_database(&data_dir.display().to_string()));
+        Self::start_with(data_dir, port, database.as_deref(), &[])
+    }
+
+    /// Starts a server with an explicit database URL (`None`: SQLite) and
+    /// extra arguments.
+    pub fn start_with(
+        data_dir: &Path,
+        port: u16,
+        database_url: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let mut cmd = Command::new(bin("hetally-server"));
+        cmd.args(["--data-dir", &data_dir.display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--workers", "2"])
+            .args(extra);
+        if let Some(url) = database_url {
+            cmd.args(["--database-url", url]);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

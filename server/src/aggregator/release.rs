@@ -6,8 +6,10 @@
 //!    `max_batch_size` reports, and its cost must fit the remaining budget.
 //!    The release row is written as pending and the budget spent; from then
 //!    on no report can enter the interval. A refused claim changes nothing.
-//! 2. **Sum**: payloads stream out of the store in chunks and are summed
-//!    with rayon on the blocking pool, never on the async executor.
+//! 2. **Sum**: the partial sums of the batch's finished aggregation jobs
+//!    are merged, and the payloads of its other reports stream out of the
+//!    store in chunks and are summed with rayon on the blocking pool, never
+//!    on the async executor.
 //! 3. **Noise**: one value per measurement value from the exact sampler,
 //!    encrypted under the collector's key and added; then dropped.
 //! 4. **Store**: the aggregate file is written and the release marked done.
@@ -19,6 +21,7 @@
 use std::sync::Arc;
 
 use hetally_crypto::aggregate::AggregateFile;
+use hetally_crypto::backend::PartialSum;
 use hetally_crypto::dp::{release_cost, try_spend, Noise, Rational};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -26,7 +29,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroize;
 
 use super::{Aggregator, Error, TaskState};
-use crate::datastore::{ClaimDecision, ClaimFacts, ReleaseRecord, ReleaseState};
+use crate::datastore::{BatchChunk, ClaimDecision, ClaimFacts, ReleaseRecord, ReleaseState};
 
 /// Reports per chunk streamed from the store to the summing thread.
 const CHUNK: usize = 4096;
@@ -145,25 +148,35 @@ impl Aggregator {
         })
     }
 
-    /// Sums the batch, adds encrypted noise, and encodes the aggregate file.
+    /// Sums the batch (merging finished jobs' partial sums and summing the
+    /// other reports), adds encrypted noise, and encodes the aggregate file.
     async fn compute(
         &self,
         task: &Arc<TaskState>,
         record: &ReleaseRecord,
     ) -> Result<Vec<u8>, Error> {
-        let (tx, mut rx) = mpsc::channel::<Vec<Vec<u8>>>(2);
+        let (tx, mut rx) = mpsc::channel::<BatchChunk>(2);
         let backend = task.backend.clone();
         let summer = tokio::task::spawn_blocking(move || {
             let mut acc = backend.empty_sum();
             while let Some(chunk) = rx.blocking_recv() {
-                let part = backend.sum(&chunk)?;
-                acc = backend.merge(&acc, &part)?;
+                match chunk {
+                    BatchChunk::Partials(partials) => {
+                        for (report_count, data) in partials {
+                            acc = backend.merge(&acc, &PartialSum { report_count, data })?;
+                        }
+                    }
+                    BatchChunk::Payloads(payloads) => {
+                        let part = backend.sum(&payloads)?;
+                        acc = backend.merge(&acc, &part)?;
+                    }
+                }
             }
             Ok::<_, hetally_crypto::backend::BackendError>(acc)
         });
-        let streamed = self
+        let read = self
             .store
-            .stream_payloads(
+            .read_batch(
                 &task.id,
                 record.batch_start,
                 record.batch_duration,
@@ -175,12 +188,18 @@ impl Aggregator {
             .await
             .map_err(|e| Error::Internal(format!("summing failed: {e}")))?
             .map_err(|e| Error::Internal(e.to_string()))?;
-        if streamed != record.report_count || sum.report_count != record.report_count {
+        if sum.report_count != record.report_count {
             return Err(Error::Internal(format!(
-                "the batch was claimed with {} reports but {} were read",
+                "the batch was claimed with {} reports but {} were summed",
                 record.report_count, sum.report_count
             )));
         }
+        tracing::debug!(
+            jobs = read.jobs,
+            reports_in_jobs = read.reports_in_jobs,
+            loose = read.loose_reports,
+            "batch read"
+        );
 
         let task2 = task.clone();
         let ciphertexts = tokio::task::spawn_blocking(move || {

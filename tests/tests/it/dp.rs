@@ -14,11 +14,20 @@ async fn budget_allows_two_releases_and_refuses_the_third() {
     let dir = tempfile::tempdir().unwrap();
     let (_, pk) = keygen(&dir.path().join("keys"));
     let server = ServerProcess::start(&dir.path().join("data")).unwrap();
-    let (task, token_file) = create_task(&server, &pk, "count", 1, &["--dp", "laplace:0.4", "--budget", "1.0"]);
+    let (task, token_file) = create_task(
+        &server,
+        &pk,
+        "count",
+        1,
+        &["--dp", "laplace:0.4", "--budget", "1.0"],
+    );
     let token = std::fs::read_to_string(&token_file).unwrap();
-    let client = Client::connect(Url::parse(&server.url).unwrap(), TaskId::from_str(&task).unwrap())
-        .await
-        .unwrap();
+    let client = Client::connect(
+        Url::parse(&server.url).unwrap(),
+        TaskId::from_str(&task).unwrap(),
+    )
+    .await
+    .unwrap();
     let now = now();
     let base = now - now % 60 - 600;
     // One report in each of three intervals.
@@ -34,7 +43,11 @@ async fn budget_allows_two_releases_and_refuses_the_third() {
             .send()
     };
     let snapshot = || async {
-        let get = |p: &str| http.get(format!("{}/tasks/{task}/{p}", server.url)).bearer_auth(&token).send();
+        let get = |p: &str| {
+            http.get(format!("{}/tasks/{task}/{p}", server.url))
+                .bearer_auth(&token)
+                .send()
+        };
         let status: Value = get("status").await.unwrap().json().await.unwrap();
         let releases: Value = get("releases").await.unwrap().json().await.unwrap();
         (status, releases)
@@ -49,8 +62,15 @@ async fn budget_allows_two_releases_and_refuses_the_third() {
     assert_eq!(third.status().as_u16(), 409);
     let problem: Value = third.json().await.unwrap();
     assert_eq!(problem["type"], "urn:hetally:error:budgetExhausted");
-    assert!(problem["detail"].as_str().unwrap().contains("budget"), "{problem}");
-    assert_eq!(snapshot().await, before, "a refused release changes nothing");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("budget"),
+        "{problem}"
+    );
+    assert_eq!(
+        snapshot().await,
+        before,
+        "a refused release changes nothing"
+    );
 
     // Re-fetching an earlier release costs nothing and returns its bytes.
     let again = collect(base).await.unwrap();
@@ -60,7 +80,16 @@ async fn budget_allows_two_releases_and_refuses_the_third() {
     // The audit log, through the CLI.
     let log: Value = serde_json::from_str(&run_ok(
         "hetally-client",
-        &["releases", "--server", &server.url, "--task", &task, "--token-file", &token_file.display().to_string(), "--json"],
+        &[
+            "releases",
+            "--server",
+            &server.url,
+            "--task",
+            &task,
+            "--token-file",
+            &token_file.display().to_string(),
+            "--json",
+        ],
     ))
     .unwrap();
     let rows = log["releases"].as_array().unwrap();
@@ -79,10 +108,20 @@ fn dp_task_creation_is_validated() {
     let (_, pk) = keygen(&dir.path().join("keys"));
     let server = ServerProcess::start(&dir.path().join("data")).unwrap();
     let base = [
-        "task", "create", "--server", &server.url,
-        "--admin-token-file", &server.admin_token_file().display().to_string(),
-        "--public-key", &pk.display().to_string(),
-        "--measurement", "histogram:8", "--min-batch-size", "10", "--time-precision", "60",
+        "task",
+        "create",
+        "--server",
+        &server.url,
+        "--admin-token-file",
+        &server.admin_token_file().display().to_string(),
+        "--public-key",
+        &pk.display().to_string(),
+        "--measurement",
+        "histogram:8",
+        "--min-batch-size",
+        "10",
+        "--time-precision",
+        "60",
     ];
     let with = |extra: &[&str]| {
         let mut args = base.to_vec();
@@ -97,6 +136,13 @@ fn dp_task_creation_is_validated() {
     let out = with(&["--dp", "wobble:1", "--budget", "1"]);
     assert_eq!(out.status.code(), Some(2));
     let out = with(&["--dp", "gaussian-eps:1:1e-6", "--budget", "0.1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("gaussian:0.0174"), "shows the rho it maps to");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gaussian:0.0174"),
+        "shows the rho it maps to"
+    );
 }

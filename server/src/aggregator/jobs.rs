@@ -1,0 +1,143 @@
+//! The aggregation job driver: every replica sums stored reports in the
+//! background, so a release mostly merges partial sums.
+//!
+//! Each pass groups reports that are in no job into jobs (one task, one time
+//! bucket, at most `job_size` reports), then leases jobs one at a time,
+//! sums their payloads with rayon on the blocking pool, and stores the
+//! partial sum. A replica that dies mid-job loses nothing: its lease
+//! expires and another replica redoes the job; a late completion by a
+//! replica that lost its lease is discarded. Releases count each report
+//! exactly once whatever state its job is in (see `Datastore::read_batch`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{unix_now, Aggregator, Error};
+use crate::datastore::JobLease;
+
+/// Job driver settings.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Most reports per job.
+    pub job_size: u64,
+    /// Seconds a replica holds a job before others may take it over.
+    pub lease_secs: u64,
+    /// Pause between passes that found nothing to do.
+    pub idle: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            job_size: 5_000,
+            lease_secs: 60,
+            idle: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A name for this replica in job leases: host name, process id and a
+/// random suffix.
+pub fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "replica".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::rngs::OsRng.next_u32()
+    )
+}
+
+/// Starts the driver; it stops when `stop` becomes true.
+pub fn spawn(
+    aggregator: Arc<Aggregator>,
+    config: JobConfig,
+    owner: String,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tracing::info!(owner = %owner, job_size = config.job_size, lease_secs = config.lease_secs, "aggregation job driver started");
+        while !*stop.borrow() {
+            let worked = match pass(&aggregator, &config, &owner, &stop).await {
+                Ok(worked) => worked,
+                Err(e) => {
+                    tracing::warn!(error = %e, "aggregation pass failed; retrying");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    _ = tokio::time::sleep(config.idle) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        tracing::info!("aggregation job driver stopped");
+    })
+}
+
+/// One pass: make jobs, then run jobs until none is left. Returns whether
+/// it did anything.
+async fn pass(
+    aggregator: &Aggregator,
+    config: &JobConfig,
+    owner: &str,
+    stop: &watch::Receiver<bool>,
+) -> Result<bool, Error> {
+    let store = aggregator.store();
+    let made = store
+        .create_jobs(config.job_size, config.job_size * 20, unix_now() as i64)
+        .await?;
+    let mut ran = 0u64;
+    while !*stop.borrow() {
+        let Some(lease) = store
+            .claim_job(owner, config.lease_secs, unix_now() as i64)
+            .await?
+        else {
+            break;
+        };
+        run_job(aggregator, owner, &lease).await?;
+        ran += 1;
+    }
+    if made > 0 || ran > 0 {
+        tracing::debug!(jobs_made = made, jobs_run = ran, "aggregation pass");
+    }
+    Ok(made > 0 || ran > 0)
+}
+
+/// Sums one leased job and stores its partial sum.
+pub(crate) async fn run_job(
+    aggregator: &Aggregator,
+    owner: &str,
+    lease: &JobLease,
+) -> Result<(), Error> {
+    let task = aggregator.task(&lease.task_id).await?;
+    let payloads = aggregator.store().job_payloads(lease.job_id).await?;
+    if payloads.len() as u64 != lease.report_count {
+        return Err(Error::Internal(format!(
+            "job {} should hold {} reports but {} were read",
+            lease.job_id,
+            lease.report_count,
+            payloads.len()
+        )));
+    }
+    let backend = task.backend.clone();
+    let partial = tokio::task::spawn_blocking(move || backend.sum(&payloads))
+        .await
+        .map_err(|e| Error::Internal(format!("job summing failed: {e}")))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let stored = aggregator
+        .store()
+        .complete_job(lease.job_id, owner, &partial.data, unix_now() as i64)
+        .await?;
+    if !stored {
+        tracing::warn!(
+            job_id = lease.job_id,
+            "lost the lease on a job before finishing it; its result was discarded"
+        );
+    }
+    Ok(())
+}

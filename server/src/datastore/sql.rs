@@ -1,0 +1,746 @@
+//! The one datastore implementation, for SQLite and PostgreSQL alike.
+//!
+//! Queries go through sqlx's `Any` driver and are written once, with
+//! SQLite's explicit `?N` placeholders; [`Dialect::sql`] rewrites them to
+//! PostgreSQL's `$N`. The dialects differ only where they must:
+//!
+//! * **SQLite**: one writer connection and write transactions that start with
+//!   `BEGIN IMMEDIATE`, so this process's writes queue instead of failing with
+//!   `SQLITE_BUSY`; WAL journal and `synchronous=FULL`, so a commit is on
+//!   disk. A SQLite file serves one server process.
+//! * **PostgreSQL**: one pool shared by several replicas' worth of work;
+//!   row locks keep releases, budgets and uploads consistent across replicas:
+//!   a release claim locks its task row `FOR UPDATE`, an upload locks it `FOR
+//!   SHARE`, so an upload either commits before the claim counts the batch
+//!   or sees the release and is refused. Aggregation jobs are claimed with
+//!   `FOR UPDATE SKIP LOCKED`, so replicas never wait for each other's jobs.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use hetally_crypto::dp::Rational;
+use hetally_crypto::TaskId;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use tokio::sync::mpsc;
+
+use super::{
+    BatchChunk, BatchRead, ClaimDecision, ClaimFacts, InsertOutcome, JobLease, NewReport,
+    ReleaseRecord, ReleaseState, StoreConfig, StoreError, TaskRecord,
+};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// File name of the SQLite database inside the data directory.
+pub(super) const DB_FILE: &str = "hetally.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Rewrites `?N` placeholders to `$N` for PostgreSQL.
+    fn sql(self, text: &str) -> String {
+        match self {
+            Dialect::Sqlite => text.to_string(),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(text.len());
+                let mut chars = text.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                        out.push('$');
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    fn begin_snapshot(self) -> &'static str {
+        match self {
+            // A read transaction in WAL mode sees one snapshot.
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
+    /// A row-lock clause (PostgreSQL only; SQLite's write transaction
+    /// already excludes every other writer).
+    fn lock(self, clause: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => clause,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct SqlStore {
+    dialect: Dialect,
+    description: String,
+    writer: AnyPool,
+    readers: AnyPool,
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("{what} {v} does not fit a database integer")))
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("negative {what} {v} in the database")))
+}
+
+fn rational(text: &str) -> Result<Rational, StoreError> {
+    Rational::from_str(text).map_err(|e| StoreError::Corrupt(format!("budget value: {e}")))
+}
+
+fn task_id(bytes: Vec<u8>) -> Result<TaskId, StoreError> {
+    Ok(TaskId(bytes.try_into().map_err(|_| {
+        StoreError::Corrupt("task id is not 32 bytes".into())
+    })?))
+}
+
+fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
+    let hash: Vec<u8> = row.try_get("collector_token_hash")?;
+    Ok(TaskRecord {
+        task_id: task_id(row.try_get("task_id")?)?,
+        definition: row.try_get("definition")?,
+        collector_token_hash: hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))?,
+        budget_spent: rational(&row.try_get::<String, _>("budget_spent")?)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const TASK_COLUMNS: &str = "task_id, definition, collector_token_hash, budget_spent, created_at";
+
+const RELEASE_COLUMNS: &str =
+    "task_id, batch_start, batch_duration, report_count, state, mechanism, cost, \
+                               budget_spent_after, requested_at, released_at";
+
+fn release_from_row(row: &AnyRow, aggregate: Option<Vec<u8>>) -> Result<ReleaseRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    Ok(ReleaseRecord {
+        task_id: task_id(row.try_get("task_id")?)?,
+        batch_start: to_u64(row.try_get("batch_start")?, "batch start")?,
+        batch_duration: to_u64(row.try_get("batch_duration")?, "batch duration")?,
+        report_count: to_u64(row.try_get("report_count")?, "report count")?,
+        state: match state.as_str() {
+            "pending" => ReleaseState::Pending,
+            "done" => ReleaseState::Done,
+            other => return Err(StoreError::Corrupt(format!("release state {other:?}"))),
+        },
+        aggregate,
+        mechanism: row.try_get("mechanism")?,
+        cost: rational(&row.try_get::<String, _>("cost")?)?,
+        budget_spent_after: rational(&row.try_get::<String, _>("budget_spent_after")?)?,
+        requested_at: row.try_get("requested_at")?,
+        released_at: row.try_get("released_at")?,
+    })
+}
+
+impl SqlStore {
+    pub(super) async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        match config {
+            StoreConfig::Sqlite { data_dir } => {
+                std::fs::create_dir_all(data_dir).map_err(|e| {
+                    StoreError::Io(format!(
+                        "cannot create data directory {}: {e}",
+                        data_dir.display()
+                    ))
+                })?;
+                let path = data_dir.join(DB_FILE);
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let writer = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(600))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                SQLITE_MIGRATIONS.run(&writer).await?;
+                let readers = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 30000; PRAGMA query_only = ON;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&format!("sqlite://{}?mode=ro", path.display()))
+                    .await?;
+                Ok(SqlStore {
+                    dialect: Dialect::Sqlite,
+                    description: format!("sqlite:{}", path.display()),
+                    writer,
+                    readers,
+                })
+            }
+            StoreConfig::Postgres {
+                url,
+                max_connections,
+            } => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(*max_connections)
+                    .acquire_timeout(Duration::from_secs(60))
+                    .connect(url)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                // Describe without the password.
+                let description = match url::Url::parse(url) {
+                    Ok(mut u) => {
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    }
+                    Err(_) => "postgres".to_string(),
+                };
+                Ok(SqlStore {
+                    dialect: Dialect::Postgres,
+                    description,
+                    writer: pool.clone(),
+                    readers: pool,
+                })
+            }
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn sql(&self, text: &str) -> String {
+        self.dialect.sql(text)
+    }
+
+    pub(super) async fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO tasks (task_id, definition, collector_token_hash, budget_spent, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (task_id) DO NOTHING",
+        );
+        let result = sqlx::query(&sql)
+            .bind(task.task_id.0.to_vec())
+            .bind(task.definition.clone())
+            .bind(task.collector_token_hash.to_vec())
+            .bind(task.budget_spent.to_string())
+            .bind(task.created_at)
+            .execute(&self.writer)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "task {} already exists",
+                task.task_id
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn get_task(
+        &self,
+        task_id: &TaskId,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ?1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(task_id.0.to_vec())
+            .fetch_optional(&self.readers)
+            .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    pub(super) async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY created_at, task_id");
+        let rows = sqlx::query(&sql).fetch_all(&self.readers).await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub(super) async fn insert_reports(
+        &self,
+        reports: &[NewReport],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let lock_task = self.sql(&format!(
+            "SELECT task_id FROM tasks WHERE task_id = ?1{}",
+            self.dialect.lock(" FOR SHARE")
+        ));
+        let released = self.sql(
+            "SELECT batch_start FROM releases WHERE task_id = ?1 AND batch_start <= ?2 \
+             AND ?2 < batch_start + batch_duration",
+        );
+        let insert = self.sql(
+            "INSERT INTO reports (task_id, report_id, time, payload) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (task_id, report_id) DO NOTHING",
+        );
+        let mut tasks: Vec<&TaskId> = reports.iter().map(|r| &r.task_id).collect();
+        tasks.sort();
+        tasks.dedup();
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        // Lock task rows in a fixed order, so concurrent batches cannot
+        // deadlock, and so that no release claim runs between our check and
+        // our insert.
+        for t in tasks {
+            sqlx::query(&lock_task)
+                .bind(t.0.to_vec())
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let mut outcomes = Vec::with_capacity(reports.len());
+        for r in reports {
+            let time = to_i64(r.time, "report time")?;
+            let hit = sqlx::query(&released)
+                .bind(r.task_id.0.to_vec())
+                .bind(time)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if hit.is_some() {
+                outcomes.push(InsertOutcome::IntervalReleased);
+                continue;
+            }
+            let inserted = sqlx::query(&insert)
+                .bind(r.task_id.0.to_vec())
+                .bind(r.report_id.0.to_vec())
+                .bind(time)
+                .bind(r.payload.clone())
+                .execute(&mut *tx)
+                .await?;
+            outcomes.push(if inserted.rows_affected() == 1 {
+                InsertOutcome::Stored
+            } else {
+                InsertOutcome::Duplicate
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    pub(super) async fn report_counts(&self, task_id: &TaskId) -> Result<(u64, u64), StoreError> {
+        let total: i64 =
+            sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM reports WHERE task_id = ?1"))
+                .bind(task_id.0.to_vec())
+                .fetch_one(&self.readers)
+                .await?;
+        let unreleased: i64 = sqlx::query_scalar(&self.sql(
+            "SELECT COUNT(*) FROM reports r WHERE r.task_id = ?1 AND NOT EXISTS ( \
+               SELECT 1 FROM releases x WHERE x.task_id = r.task_id \
+               AND r.time >= x.batch_start AND r.time < x.batch_start + x.batch_duration)",
+        ))
+        .bind(task_id.0.to_vec())
+        .fetch_one(&self.readers)
+        .await?;
+        Ok((to_u64(total, "count")?, to_u64(unreleased, "count")?))
+    }
+
+    pub(super) async fn claim_release<E, F>(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        duration: u64,
+        now: i64,
+        decide: F,
+    ) -> Result<Result<ReleaseRecord, E>, StoreError>
+    where
+        F: FnOnce(&ClaimFacts) -> Result<ClaimDecision, E> + Send,
+        E: Send,
+    {
+        let start_i = to_i64(start, "batch start")?;
+        let duration_i = to_i64(duration, "batch duration")?;
+        let end_i = to_i64(start.saturating_add(duration), "batch end")?;
+        let id = task_id.0.to_vec();
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        // Locking the task row serialises release claims of one task across
+        // replicas, and excludes uploads to it until we commit.
+        let task_row = sqlx::query(&self.sql(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ?1{}",
+            self.dialect.lock(" FOR UPDATE")
+        )))
+        .bind(id.clone())
+        .fetch_one(&mut *tx)
+        .await?;
+        let task = task_from_row(&task_row)?;
+        let report_count: i64 =
+            sqlx::query_scalar(&self.sql(
+                "SELECT COUNT(*) FROM reports WHERE task_id = ?1 AND time >= ?2 AND time < ?3",
+            ))
+            .bind(id.clone())
+            .bind(start_i)
+            .bind(end_i)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE task_id = ?1 \
+             AND batch_start < ?3 AND ?2 < batch_start + batch_duration ORDER BY batch_start"
+        )))
+        .bind(id.clone())
+        .bind(start_i)
+        .bind(end_i)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut same_interval = None;
+        let mut overlapping = Vec::new();
+        for row in &rows {
+            let r = release_from_row(row, None)?;
+            if r.batch_start == start && r.batch_duration == duration {
+                same_interval = Some(r);
+            } else {
+                overlapping.push(r);
+            }
+        }
+        let facts = ClaimFacts {
+            task,
+            report_count: to_u64(report_count, "count")?,
+            same_interval,
+            overlapping,
+        };
+        let decision = match decide(&facts) {
+            Ok(d) => d,
+            Err(e) => {
+                tx.rollback().await?;
+                return Ok(Err(e));
+            }
+        };
+        match decision {
+            ClaimDecision::UseExisting => {
+                tx.rollback().await?;
+                Ok(Ok(self.get_release(task_id, start).await?))
+            }
+            ClaimDecision::Claim {
+                mechanism,
+                cost,
+                budget_spent_after,
+            } => {
+                sqlx::query(&self.sql(
+                    "INSERT INTO releases (task_id, batch_start, batch_duration, report_count, state, mechanism, \
+                     cost, budget_spent_after, requested_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+                ))
+                .bind(id.clone())
+                .bind(start_i)
+                .bind(duration_i)
+                .bind(report_count)
+                .bind(mechanism.clone())
+                .bind(cost.to_string())
+                .bind(budget_spent_after.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&self.sql("UPDATE tasks SET budget_spent = ?2 WHERE task_id = ?1"))
+                    .bind(id)
+                    .bind(budget_spent_after.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Ok(ReleaseRecord {
+                    task_id: *task_id,
+                    batch_start: start,
+                    batch_duration: duration,
+                    report_count: facts.report_count,
+                    state: ReleaseState::Pending,
+                    aggregate: None,
+                    mechanism,
+                    cost,
+                    budget_spent_after,
+                    requested_at: now,
+                    released_at: None,
+                }))
+            }
+        }
+    }
+
+    async fn get_release(&self, task_id: &TaskId, start: u64) -> Result<ReleaseRecord, StoreError> {
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT {RELEASE_COLUMNS}, aggregate FROM releases WHERE task_id = ?1 AND batch_start = ?2"
+        )))
+        .bind(task_id.0.to_vec())
+        .bind(to_i64(start, "batch start")?)
+        .fetch_one(&self.writer)
+        .await?;
+        let aggregate: Option<Vec<u8>> = row.try_get("aggregate")?;
+        release_from_row(&row, aggregate)
+    }
+
+    pub(super) async fn read_batch(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        duration: u64,
+        chunk: usize,
+        sink: mpsc::Sender<BatchChunk>,
+    ) -> Result<BatchRead, StoreError> {
+        let id = task_id.0.to_vec();
+        let start_i = to_i64(start, "batch start")?;
+        let end_i = to_i64(start.saturating_add(duration), "batch end")?;
+        // One snapshot for both reads, so each report is counted exactly
+        // once: either inside a finished job's partial sum, or on its own.
+        let mut tx = self
+            .readers
+            .begin_with(self.dialect.begin_snapshot())
+            .await?;
+        let partials = sqlx::query(&self.sql(
+            "SELECT report_count, partial_sum FROM aggregation_jobs WHERE task_id = ?1 \
+             AND bucket_start >= ?2 AND bucket_start < ?3 AND state = 'done'",
+        ))
+        .bind(id.clone())
+        .bind(start_i)
+        .bind(end_i)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut read = BatchRead::default();
+        let mut sums = Vec::with_capacity(partials.len());
+        for row in &partials {
+            let count = to_u64(row.try_get("report_count")?, "job report count")?;
+            let sum: Option<Vec<u8>> = row.try_get("partial_sum")?;
+            let sum =
+                sum.ok_or_else(|| StoreError::Corrupt("a done job has no partial sum".into()))?;
+            read.jobs += 1;
+            read.reports_in_jobs += count;
+            sums.push((count, sum));
+        }
+        if !sums.is_empty() && sink.send(BatchChunk::Partials(sums)).await.is_err() {
+            return Ok(read);
+        }
+        let sql = self.sql(
+            "SELECT r.payload FROM reports r WHERE r.task_id = ?1 AND r.time >= ?2 AND r.time < ?3 \
+             AND NOT EXISTS (SELECT 1 FROM aggregation_jobs j WHERE j.job_id = r.job_id AND j.state = 'done')",
+        );
+        {
+            let mut rows = sqlx::query_scalar::<_, Vec<u8>>(&sql)
+                .bind(id)
+                .bind(start_i)
+                .bind(end_i)
+                .fetch(&mut *tx);
+            let mut buf = Vec::with_capacity(chunk);
+            while let Some(payload) = rows.try_next().await? {
+                buf.push(payload);
+                if buf.len() == chunk {
+                    read.loose_reports += buf.len() as u64;
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
+                    if sink.send(BatchChunk::Payloads(full)).await.is_err() {
+                        return Ok(read);
+                    }
+                }
+            }
+            if !buf.is_empty() {
+                read.loose_reports += buf.len() as u64;
+                let _ = sink.send(BatchChunk::Payloads(buf)).await;
+            }
+        }
+        tx.commit().await?;
+        Ok(read)
+    }
+
+    pub(super) async fn finish_release(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        aggregate: &[u8],
+        now: i64,
+    ) -> Result<ReleaseRecord, StoreError> {
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        sqlx::query(&self.sql(
+            "UPDATE releases SET state = 'done', aggregate = ?3, released_at = ?4 \
+             WHERE task_id = ?1 AND batch_start = ?2 AND state = 'pending'",
+        ))
+        .bind(task_id.0.to_vec())
+        .bind(to_i64(start, "batch start")?)
+        .bind(aggregate.to_vec())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_release(task_id, start).await
+    }
+
+    pub(super) async fn list_releases(
+        &self,
+        task_id: &TaskId,
+    ) -> Result<Vec<ReleaseRecord>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE task_id = ?1 ORDER BY batch_start"
+        )))
+        .bind(task_id.0.to_vec())
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(|r| release_from_row(r, None)).collect()
+    }
+
+    pub(super) async fn create_jobs(
+        &self,
+        max_job_reports: u64,
+        scan: u64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        // SKIP LOCKED: reports another replica is grouping right now are
+        // left to it.
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT id, task_id, time FROM reports WHERE job_id IS NULL ORDER BY task_id, time, id LIMIT ?1{}",
+            self.dialect.lock(" FOR UPDATE SKIP LOCKED")
+        )))
+        .bind(to_i64(scan, "scan limit")?)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut groups: Vec<(Vec<u8>, i64, Vec<i64>)> = Vec::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let task: Vec<u8> = row.try_get("task_id")?;
+            let time: i64 = row.try_get("time")?;
+            match groups.last_mut() {
+                Some((t, b, ids))
+                    if *t == task && *b == time && (ids.len() as u64) < max_job_reports =>
+                {
+                    ids.push(id)
+                }
+                _ => groups.push((task, time, vec![id])),
+            }
+        }
+        let insert_job = self.sql(
+            "INSERT INTO aggregation_jobs (task_id, bucket_start, report_count, state, created_at) \
+             VALUES (?1, ?2, ?3, 'pending', ?4) RETURNING job_id",
+        );
+        let assign = self.sql("UPDATE reports SET job_id = ?1 WHERE id = ?2");
+        for (task, bucket, ids) in &groups {
+            let job_id: i64 = sqlx::query_scalar(&insert_job)
+                .bind(task.clone())
+                .bind(*bucket)
+                .bind(ids.len() as i64)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            for id in ids {
+                sqlx::query(&assign)
+                    .bind(job_id)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(groups.len() as u64)
+    }
+
+    pub(super) async fn claim_job(
+        &self,
+        owner: &str,
+        lease_secs: u64,
+        now: i64,
+    ) -> Result<Option<JobLease>, StoreError> {
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT job_id, task_id, bucket_start, report_count FROM aggregation_jobs \
+             WHERE state = 'pending' OR (state = 'running' AND lease_expiry < ?1) \
+             ORDER BY job_id LIMIT 1{}",
+            self.dialect.lock(" FOR UPDATE SKIP LOCKED")
+        )))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let job_id: i64 = row.try_get("job_id")?;
+        sqlx::query(&self.sql(
+            "UPDATE aggregation_jobs SET state = 'running', lease_owner = ?2, lease_expiry = ?3, \
+             attempts = attempts + 1 WHERE job_id = ?1",
+        ))
+        .bind(job_id)
+        .bind(owner.to_string())
+        .bind(now.saturating_add(to_i64(lease_secs, "lease")?))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(JobLease {
+            job_id,
+            task_id: task_id(row.try_get("task_id")?)?,
+            bucket_start: to_u64(row.try_get("bucket_start")?, "bucket start")?,
+            report_count: to_u64(row.try_get("report_count")?, "job report count")?,
+        }))
+    }
+
+    pub(super) async fn job_payloads(&self, job_id: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar(&self.sql("SELECT payload FROM reports WHERE job_id = ?1"))
+                .bind(job_id)
+                .fetch_all(&self.readers)
+                .await?,
+        )
+    }
+
+    pub(super) async fn complete_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        partial: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        let done = sqlx::query(&self.sql(
+            "UPDATE aggregation_jobs SET state = 'done', partial_sum = ?3, finished_at = ?4, lease_expiry = NULL \
+             WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2",
+        ))
+        .bind(job_id)
+        .bind(owner.to_string())
+        .bind(partial.to_vec())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn job_counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM aggregation_jobs GROUP BY state")
+            .fetch_all(&self.readers)
+            .await?;
+        let (mut pending, mut running, mut done) = (0, 0, 0);
+        for row in &rows {
+            let n = to_u64(row.try_get("n")?, "count")?;
+            match row.try_get::<String, _>("state")?.as_str() {
+                "pending" => pending = n,
+                "running" => running = n,
+                _ => done = n,
+            }
+        }
+        Ok((pending, running, done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn placeholders_are_rewritten_for_postgres() {
+        let q = "SELECT a FROM t WHERE x = ?1 AND y < ?12 AND z = '?'";
+        assert_eq!(Dialect::Sqlite.sql(q), q);
+        assert_eq!(
+            Dialect::Postgres.sql(q),
+            "SELECT a FROM t WHERE x = $1 AND y < $12 AND z = '?'"
+        );
+    }
+}
