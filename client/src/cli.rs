@@ -17,8 +17,8 @@ use serde_json::json;
 
 use crate::simulate::random_seed;
 use crate::{
-    fetch_task, parse_server_url, simulate, AdminClient, Client, ClientError, CollectorClient,
-    RetryPolicy, SimulateOptions,
+    fetch_task, parse_server_url, parse_server_urls, simulate, AdminClient, Client, ClientError,
+    CollectorClient, RetryPolicy, SimulateOptions,
 };
 
 /// Send encrypted measurements to a hetally server, manage tasks, collect
@@ -157,9 +157,17 @@ struct TaskListArgs {
 }
 
 #[derive(Debug, Args)]
+struct ReplicasArg {
+    /// The server's base URL, or several replicas' URLs separated by commas
+    /// (uploads are spread over them and retried on the next).
+    #[arg(long, env = "HETALLY_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+#[derive(Debug, Args)]
 struct SendArgs {
     #[command(flatten)]
-    server: ServerArg,
+    server: ReplicasArg,
     /// The task id.
     #[arg(long)]
     task: String,
@@ -172,7 +180,7 @@ struct SendArgs {
 #[derive(Debug, Args)]
 struct SimulateArgs {
     #[command(flatten)]
-    server: ServerArg,
+    server: ReplicasArg,
     /// The task id.
     #[arg(long)]
     task: String,
@@ -289,6 +297,10 @@ fn server(arg: &ServerArg) -> Result<Url, CliError> {
     Ok(parse_server_url(&arg.server)?)
 }
 
+fn replicas(arg: &ReplicasArg) -> Result<Vec<Url>, CliError> {
+    Ok(parse_server_urls(&arg.server)?)
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -351,7 +363,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Send(a) => {
-            let client = Client::connect(server(&a.server)?, task_id(&a.task)?).await?;
+            let client = Client::connect_replicas(replicas(&a.server)?, task_id(&a.task)?).await?;
             let values = client
                 .definition()
                 .measurement
@@ -495,7 +507,7 @@ async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
 }
 
 async fn simulate_command(a: SimulateArgs) -> Result<(), CliError> {
-    let client = Client::connect(server(&a.server)?, task_id(&a.task)?)
+    let client = Client::connect_replicas(replicas(&a.server)?, task_id(&a.task)?)
         .await?
         .with_retry(RetryPolicy {
             attempts: a.attempts.max(1),

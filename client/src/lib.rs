@@ -122,6 +122,11 @@ fn endpoint(base: &Url, path: &str) -> Result<Url, ClientError> {
         .map_err(|e| ClientError::Usage(format!("bad server URL {base}: {e}")))
 }
 
+/// Parses a comma-separated list of server URLs (replicas).
+pub fn parse_server_urls(s: &str) -> Result<Vec<Url>, ClientError> {
+    s.split(',').map(|u| parse_server_url(u.trim())).collect()
+}
+
 /// Parses a server URL.
 pub fn parse_server_url(s: &str) -> Result<Url, ClientError> {
     let url =
@@ -219,7 +224,8 @@ pub async fn fetch_task(
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    server: Url,
+    /// Replicas to upload to; the first one is where the task was fetched.
+    servers: Vec<Url>,
     task_id: TaskId,
     definition: Arc<TaskDefinition>,
     backend: Arc<dyn AdditiveBackend>,
@@ -231,11 +237,22 @@ impl Client {
     /// `task_id`; fails with [`TaskError::IdMismatch`] if the server serves
     /// anything else (for instance a swapped public key).
     pub async fn connect(server: Url, task_id: TaskId) -> Result<Self, ClientError> {
-        let (_, definition) = fetch_task(&server, &task_id).await?;
+        Self::connect_replicas(vec![server], task_id).await
+    }
+
+    /// Like [`Client::connect`] for several replicas of one service: the
+    /// task is fetched (and verified) from the first, uploads are spread
+    /// over all of them by report id, and a retry moves on to the next
+    /// replica, so a replica that dies costs a retry, not a report.
+    pub async fn connect_replicas(servers: Vec<Url>, task_id: TaskId) -> Result<Self, ClientError> {
+        let first = servers
+            .first()
+            .ok_or_else(|| ClientError::Usage("no server URL given".into()))?;
+        let (_, definition) = fetch_task(first, &task_id).await?;
         let backend = definition.backend.backend(definition.measurement)?;
         Ok(Client {
             http: http_client()?,
-            server,
+            servers,
             task_id,
             definition: Arc::new(definition),
             backend,
@@ -279,17 +296,24 @@ impl Client {
     /// exponential backoff and jitter. A `reportReplayed` answer to a retry
     /// means an earlier attempt was stored, and counts as success.
     pub async fn upload(&self, report: &Report) -> Result<(), ClientError> {
-        let url = endpoint(&self.server, &format!("tasks/{}/reports", self.task_id))?;
+        let path = format!("tasks/{}/reports", self.task_id);
+        let urls = self
+            .servers
+            .iter()
+            .map(|s| endpoint(s, &path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = usize::from(report.id.0[0]) % urls.len();
         let body = report.to_bytes();
         let mut delay = self.retry.initial_delay;
         let mut attempt = 1;
         loop {
+            let url = &urls[(first + attempt as usize - 1) % urls.len()];
             let request = self
                 .http
                 .put(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, REPORT_MEDIA_TYPE)
                 .body(body.clone());
-            match send(&url, request).await {
+            match send(url, request).await {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt > 1 && e.problem_name() == Some("reportReplayed") => {
                     return Ok(())

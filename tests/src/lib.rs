@@ -241,6 +241,11 @@ impl ServerProcess {
         bail!("server on port {} never came up", self.port)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The admin token file.
     pub fn admin_token_file(&self) -> PathBuf {
         self.data_dir.join("admin.token")
@@ -330,4 +335,20 @@ pub fn now() -> u64 {
 /// Parses a JSON file.
 pub fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("reading JSON file")).expect("valid JSON")
+}
+
+/// Runs a query returning one integer on a PostgreSQL database.
+pub fn postgres_i64(url: &str, sql: &str) -> i64 {
+    use sqlx::{Connection, Row};
+    let (url, sql) = (url.to_string(), sql.to_string());
+    block_on(async move {
+        let mut conn = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("connecting to the test database");
+        let row = sqlx::query(&sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("running the query");
+        row.try_get::<i64, _>(0).expect("an integer result")
+    })
 }

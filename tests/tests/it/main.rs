@@ -6,3 +6,4 @@ mod crash;
 mod dp;
 mod flow;
 mod lifecycle;
+mod replicas;
