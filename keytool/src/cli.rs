@@ -207,7 +207,7 @@ Output shapes:
   json   {\"task_id\":\"...\",\"measurement\":\"histogram:11\",\"report_count\":1000,
           \"batch\":{\"start\":1714521600,\"duration\":3600},
           \"dp\":{\"mechanism\":\"laplace:0.5\",\"distribution\":\"discrete_laplace\",
-                \"scale\":\"2\",\"std_dev\":2.76,\"confidence\":0.95,
+                \"scale\":\"2\",\"std_dev\":2.799,\"confidence\":0.95,
                 \"half_width\":6,\"exact\":false},
           \"values\":[...],\"intervals\":[[low,high],...],
           \"clamp\":null or {\"low\":0,\"high\":1000,\"values_changed\":2}}
@@ -302,7 +302,7 @@ JSON (--json):
   {\"measurement\":\"histogram:11\",\"reports\":1000,\"confidence\":0.95,
    \"target\":{\"max_error\":\"5%\",\"absolute\":50} or null,
    \"mechanism\":\"laplace:0.0594\",\"parameter\":\"epsilon\",\"value\":\"0.0594\",
-   \"distribution\":\"discrete_laplace\",\"scale\":\"5000/297\",\"std_dev\":23.3,
+   \"distribution\":\"discrete_laplace\",\"scale\":\"5000/297\",\"std_dev\":23.8,
    \"half_width\":50,\"full_scale\":1000,\"half_width_percent\":5.0,
    \"approx_dp\":{\"epsilon\":0.0594,\"delta\":0}}
   (gaussian: \"sigma\" in place of \"scale\", and approx_dp at --delta)

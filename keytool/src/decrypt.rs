@@ -124,12 +124,17 @@ pub fn run(args: &DecryptArgs, out: &mut dyn Write) -> Result<(), KeytoolError> 
     drop(key);
     let estimates =
         Estimates::new(&aggregate, &values, args.confidence, args.clamp).map_err(|e| {
-            KeytoolError::Inconsistent {
+            // The confidence was checked by clap, so only a mechanism that
+            // cannot be calibrated for the measurement (no server writes
+            // one) fails here.
+            KeytoolError::Corrupt {
                 path: args.aggregate.display().to_string(),
+                kind: "aggregate",
                 reason: format!(
-                    "its DP mechanism {} cannot be calibrated: {e}",
-                    aggregate.dp
+                    "its DP mechanism {} cannot be calibrated for {} ({e})",
+                    aggregate.dp, aggregate.measurement
                 ),
+                remedy: "download the aggregate from the server again",
             }
         })?;
     let release = Release {

@@ -225,33 +225,32 @@ pub fn json(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out)
 }
 
-/// `±50 (5% of 1000, the largest possible value over 1000 reports)`.
+/// `±50 at 95% confidence (5% of 1000, the largest possible value)`.
 fn error_text(a: &Answer, error: u128) -> String {
-    match (a.full_scale, a.reports) {
-        (Some(full), Some(reports)) if full > 0 => format!(
-            "±{error} ({}% of {full}, the largest possible value over {reports} reports)",
+    let conf = percent(a.confidence);
+    match a.full_scale {
+        Some(full) if full > 0 => format!(
+            "±{error} at {conf} confidence ({}% of {full}, the largest possible value)",
             significant(error as f64 / full as f64 * 100.0)
         ),
-        _ => format!("±{error}"),
+        _ => format!("±{error} at {conf} confidence"),
     }
 }
 
 /// Writes the answer for people.
 pub fn text(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
-    let conf = percent(a.confidence);
-    writeln!(out, "Measurement  {}", a.measurement)?;
-    if let Some((target, absolute)) = &a.target {
-        let shown = match target {
-            ErrorTarget::Percent(_) => error_text(a, *absolute),
-            _ => format!("±{absolute}"),
-        };
-        writeln!(out, "Target       {shown} at {conf} confidence")?;
+    match a.reports {
+        Some(r) => writeln!(out, "Measurement  {}, {r} reports per batch", a.measurement)?,
+        None => writeln!(out, "Measurement  {}", a.measurement)?,
+    }
+    if let Some((_, absolute)) = &a.target {
+        writeln!(out, "Target       {}", error_text(a, *absolute))?;
     }
     writeln!(out, "Mechanism    {}", a.mechanism.describe(a.delta))?;
     if let Some((_, name, value)) = noise_parameter(&a.noise) {
         writeln!(
             out,
-            "Noise        {}, {name} {} (standard deviation {})",
+            "Noise        {}, {name} {}, standard deviation {}",
             match a.noise {
                 Noise::DiscreteGaussian { .. } => "discrete Gaussian",
                 _ => "discrete Laplace",
@@ -260,17 +259,18 @@ pub fn text(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
             significant(a.noise.std_dev())
         )?;
     }
+    let conf = percent(a.confidence);
     writeln!(
         out,
-        "Error        {} at {conf} confidence: each released value is within it of the true sum",
-        error_text(a, a.half_width)
+        "Error        {}: each released value is within ±{} of its true sum with probability at least {conf}",
+        error_text(a, a.half_width),
+        a.half_width
     )?;
-    if a.target.is_some() {
+    if let Some((name, value)) = a.parameter().filter(|_| a.target.is_some()) {
         writeln!(
             out,
-            "Use it       hetally-client task create ... --dp {}   (each release spends {} from the task's budget)",
-            a.mechanism,
-            a.parameter().map_or(String::new(), |(n, v)| format!("{n} {v}"))
+            "Use it       hetally-client task create ... --dp {} (each release spends {name} {value} of the task's budget)",
+            a.mechanism
         )?;
     }
     Ok(())

@@ -245,12 +245,11 @@ mod tests {
 
     fn draw(agg: &AggregateFile, values: &[i128], clamp: bool) -> String {
         let estimates = Estimates::new(agg, values, 0.95, clamp).unwrap();
-        let doc = svg(&Release {
+        svg(&Release {
             aggregate: agg,
             estimates: &estimates,
         })
-        .unwrap();
-        doc
+        .unwrap()
     }
 
     /// The text of every `<text>` element, in order.
