@@ -5,8 +5,9 @@
 //! lines under it name the task and batch and say what the bars and
 //! whiskers are. Up to [`ALL_LABELS_UP_TO`] values every bar is labelled;
 //! beyond that the axis is labelled at round steps (1, 2 or 5 × 10^k) with
-//! at most [`THINNED_LABELS`] labels, and the drawing grows wider with the
-//! number of values up to [`MAX_WIDTH`] pixels.
+//! at most [`THINNED_LABELS`] labels, the drawing grows wider with the
+//! number of values up to [`MAX_WIDTH`] pixels, and bars too narrow for an
+//! error bar with caps get a faint line from low to high instead.
 
 use plotters::prelude::*;
 
@@ -28,6 +29,10 @@ pub const MAX_WIDTH: u32 = 1800;
 
 /// Height of the drawing, in pixels.
 const HEIGHT: u32 = 600;
+
+/// Narrowest bar, in pixels, that gets an error bar with caps; narrower
+/// ones get a faint line.
+const MIN_ERROR_BAR_PIXELS: f64 = 6.0;
 
 /// Bar fill: a light blue that black whiskers stand out on.
 const BAR: RGBColor = RGBColor(120, 160, 220);
@@ -190,7 +195,7 @@ pub fn svg(release: &Release<'_>) -> Result<String, String> {
                 )
             }))
             .map_err(|e| err(&e))?;
-        if !est.exact() {
+        if !est.exact() && slot_pixels >= MIN_ERROR_BAR_PIXELS {
             let cap = (slot_pixels * 0.5).clamp(0.0, 12.0) as u32;
             chart
                 .draw_series(est.values.iter().zip(&est.intervals).enumerate().map(
@@ -205,6 +210,15 @@ pub fn svg(release: &Release<'_>) -> Result<String, String> {
                         )
                     },
                 ))
+                .map_err(|e| err(&e))?;
+        } else if !est.exact() {
+            // Too narrow for caps: a faint line per interval, so that the
+            // intervals read as a band around the bars.
+            chart
+                .draw_series(est.intervals.iter().enumerate().map(|(i, &(low, high))| {
+                    let x = i as f64;
+                    PathElement::new([(x, low as f64), (x, high as f64)], BLACK.mix(0.3))
+                }))
                 .map_err(|e| err(&e))?;
         }
         if y_lo < 0.0 {
@@ -316,6 +330,9 @@ mod tests {
         let doc = draw(&agg, &values, false);
         let want: Vec<String> = (0..=1000).step_by(50).map(|i| i.to_string()).collect();
         assert_eq!(x_axis_labels(&doc), want);
+        // Too narrow for capped error bars: one faint line per interval.
+        assert!(!doc.contains("<circle"));
+        assert!(doc.matches("<polyline").count() >= 1024);
         let width: u32 = doc
             .split("width=\"")
             .nth(1)
