@@ -169,11 +169,11 @@ pub struct InspectArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[non_exhaustive]
 pub enum OutputFormat {
-    /// Human-readable: a header, then one row per value.
+    /// Human-readable: a header, then one row per value and interval.
     Table,
-    /// One JSON object with the metadata and the values.
+    /// One JSON object with the metadata, the values and their intervals.
     Json,
-    /// `index,value` lines after a header line.
+    /// `index,value,low,high` lines after a header line.
     Csv,
 }
 
@@ -191,7 +191,7 @@ with probability at least --confidence. The half-width depends only on the
 noise, not on the data, so it is the same for every value. Without DP the
 values are exact and the intervals are the values themselves.
 
---clamp rounds impossible values into the possible range: below 0 to 0, and
+--clamp moves impossible values into the possible range: below 0 to 0, and
 above reports x the largest value of one report (the report count, for count
 and histogram) to that bound; intervals are clipped the same way. This is
 post-processing of the release, so the DP guarantee is unchanged, and an
