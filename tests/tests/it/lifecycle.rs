@@ -22,15 +22,7 @@ fn first_start_sigterm_and_restart() {
     let (task, collector) = create_task(&server, &pk, "count", 1, &[]);
     run_ok(
         "hetally-client",
-        &[
-            "send",
-            "--server",
-            &server.url,
-            "--task",
-            &task,
-            "--value",
-            "1",
-        ],
+        &["send", "--server", &server.url, "--task", &task, "--value", "1"],
     );
     let status = server.terminate().unwrap();
     assert!(status.success(), "SIGTERM exits cleanly: {status}");
@@ -40,30 +32,13 @@ fn first_start_sigterm_and_restart() {
     assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
     let out = run_ok(
         "hetally-client",
-        &[
-            "status",
-            "--server",
-            &server.url,
-            "--task",
-            &task,
-            "--token-file",
-            &collector.display().to_string(),
-            "--json",
-        ],
+        &["status", "--server", &server.url, "--task", &task, "--token-file", &collector.display().to_string(), "--json"],
     );
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["reports"], 1);
     let listed: Value = serde_json::from_str(&run_ok(
         "hetally-client",
-        &[
-            "task",
-            "list",
-            "--server",
-            &server.url,
-            "--admin-token-file",
-            &token_file.display().to_string(),
-            "--json",
-        ],
+        &["task", "list", "--server", &server.url, "--admin-token-file", &token_file.display().to_string(), "--json"],
     ))
     .unwrap();
     assert_eq!(listed["tasks"][0]["task_id"], task.as_str());
@@ -79,20 +54,9 @@ fn server_help_explains_itself() {
     for needle in ["task", "send", "simulate", "collect", "releases", "status"] {
         assert!(out.contains(needle), "--help mentions {needle}:\n{out}");
     }
-    let out = run(
-        "hetally-server",
-        &[
-            "--listen",
-            "not-an-address",
-            "--data-dir",
-            &tempfile::tempdir().unwrap().path().display().to_string(),
-        ],
-    );
+    let out = run("hetally-server", &["--listen", "not-an-address", "--data-dir", &tempfile::tempdir().unwrap().path().display().to_string()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("cannot listen on not-an-address"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cannot listen on not-an-address"), "{stderr}");
     assert!(!stderr.contains("panicked"));
 }
