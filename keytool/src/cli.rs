@@ -1,23 +1,22 @@
 //! The command line: one `clap` derive struct per command.
 //!
-//! Extension points, for the issues that follow:
-//! * the TFHE issue adds a variant to [`SchemeArg`] (and its own key-size
-//!   options next to `--bits`, which only Paillier uses);
-//! * the DP issue adds `--clamp` and `--plot OUT.svg` to [`DecryptArgs`],
-//!   95% intervals to the rendered output ([`crate::render`]), and a
-//!   `dp-plan` variant to [`Command`].
+//! Extension point, for the issues that follow: the TFHE issue adds a
+//! variant to [`SchemeArg`] (and its own key-size options next to `--bits`,
+//! which only Paillier uses).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hetally_crypto::dp::{parse_confidence, ErrorTarget, MechanismKind, Rational};
 use hetally_crypto::keyfile::Scheme;
 use hetally_crypto::paillier::{DEFAULT_MODULUS_BITS, SUPPORTED_MODULUS_BITS};
+use hetally_crypto::Measurement;
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  internal failure (key generation failed)
-  2  bad command line
+  1  internal failure (key generation failed, a plot could not be drawn)
+  2  bad command line (including a dp-plan target no parameter can meet)
   3  a file could not be read or written (missing, permissions, disk)
   4  a file is corrupt, truncated, not a hetally file, or its decrypted
      values are impossible
@@ -30,7 +29,8 @@ Example session:
   hetally-keytool keygen --scheme paillier --out ~/hetally-keys
   hetally-keytool pubkey ~/hetally-keys/collector.pk
   hetally-keytool inspect release.htly
-  hetally-keytool decrypt --key ~/hetally-keys/collector.sk release.htly";
+  hetally-keytool decrypt --key ~/hetally-keys/collector.sk release.htly
+  hetally-keytool dp-plan --measurement histogram:11 --reports 1000 --max-error 5%";
 
 /// The collector's tool: make keys, inspect hetally files, decrypt released
 /// aggregates offline.
@@ -52,8 +52,12 @@ pub enum Command {
     Pubkey(PubkeyArgs),
     /// Say what a hetally file holds, without decrypting anything.
     Inspect(InspectArgs),
-    /// Decrypt a released aggregate with the collector's secret key.
+    /// Decrypt a released aggregate with the collector's secret key, with a
+    /// confidence interval on every noisy value.
     Decrypt(DecryptArgs),
+    /// Plan differential privacy: the epsilon (or rho) a target error needs,
+    /// or the error an epsilon (or rho) gives.
+    DpPlan(DpPlanArgs),
 }
 
 /// Schemes `keygen` can make keys for.
@@ -165,11 +169,11 @@ pub struct InspectArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[non_exhaustive]
 pub enum OutputFormat {
-    /// Human-readable: a header, then one row per value.
+    /// Human-readable: a header, then one row per value and interval.
     Table,
-    /// One JSON object with the metadata and the values.
+    /// One JSON object with the metadata, the values and their intervals.
     Json,
-    /// `index,value` lines after a header line.
+    /// `index,value,low,high` lines after a header line.
     Csv,
 }
 
@@ -177,15 +181,46 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 The key's fingerprint must match the one the aggregate names. The values are
-the batch's sums plus the DP noise the server added (none if the task has no
-DP); histogram rows are labelled \"bucket i\". Task ids are base64url
-without padding. JSON output:
-  {\"task_id\":\"...\",\"measurement\":\"histogram:11\",\"report_count\":1000,
-   \"batch\":{\"start\":1714521600,\"duration\":3600},\"dp\":\"none\",\"values\":[...]}
+the batch's sums plus the DP noise the server added; histogram rows are
+labelled \"bucket i\". Task ids are base64url without padding.
+
+Every noisy value comes with a confidence interval, value ± half-width,
+computed from the exact distribution of the noise (discrete Laplace or
+discrete Gaussian, known from the task's mechanism): it contains the true sum
+with probability at least --confidence. The half-width depends only on the
+noise, not on the data, so it is the same for every value. Without DP the
+values are exact and the intervals are the values themselves.
+
+--clamp moves impossible values into the possible range: below 0 to 0, and
+above reports x the largest value of one report (the report count, for count
+and histogram) to that bound; intervals are clipped the same way. This is
+post-processing of the release, so the DP guarantee is unchanged, and an
+interval that contained the true sum still does. It biases values near the
+bounds (a bucket whose true count is 0 reads high on average), so leave it
+off when you add values up.
+
+Output shapes:
+  table  a header (task, batch, noise, interval, clamping), then
+         index, value and interval columns
+  csv    index,value,low,high (with --clamp also a clamped column: true
+         where clamping changed the value)
+  json   {\"task_id\":\"...\",\"measurement\":\"histogram:11\",\"report_count\":1000,
+          \"batch\":{\"start\":1714521600,\"duration\":3600},
+          \"dp\":{\"mechanism\":\"laplace:0.5\",\"distribution\":\"discrete_laplace\",
+                \"scale\":\"2\",\"std_dev\":2.799,\"confidence\":0.95,
+                \"half_width\":6,\"exact\":false},
+          \"values\":[...],\"intervals\":[[low,high],...],
+          \"clamp\":null or {\"low\":0,\"high\":1000,\"values_changed\":2}}
+         (a gaussian mechanism has \"sigma\" in place of \"scale\"; without DP,
+         \"distribution\" is \"none\", \"exact\" is true and \"half_width\" 0)
+
+--plot OUT.svg also draws the values as bars with their intervals as error
+bars, in addition to the output above.
 
 Examples:
   hetally-keytool decrypt --key ~/hetally-keys/collector.sk release.htly
-  hetally-keytool decrypt --key collector.sk --format csv --out counts.csv release.htly
+  hetally-keytool decrypt --key collector.sk --confidence 99% --clamp release.htly
+  hetally-keytool decrypt --key collector.sk --format csv --out counts.csv --plot counts.svg release.htly
 
 Exit codes are listed in `hetally-keytool --help`.")]
 pub struct DecryptArgs {
@@ -204,6 +239,153 @@ pub struct DecryptArgs {
     /// Write the output to FILE (replacing it) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Confidence level of the intervals: a percentage (95%, 99.9%) or a
+    /// fraction (0.95), strictly between 0 and 100%.
+    #[arg(long, value_name = "LEVEL", default_value = "95%", value_parser = parse_confidence_arg)]
+    pub confidence: f64,
+
+    /// Clamp values and intervals to the possible range (0 up to reports x
+    /// the largest value of one report); see below.
+    #[arg(long)]
+    pub clamp: bool,
+
+    /// Also draw the values with their intervals as error bars into this SVG
+    /// file (replacing it).
+    #[arg(long, value_name = "OUT.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Noise families `dp-plan` plans for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum MechanismArg {
+    /// Discrete Laplace noise, pure epsilon-DP.
+    Laplace,
+    /// Discrete Gaussian noise, rho-zCDP.
+    Gaussian,
+}
+
+impl MechanismArg {
+    /// The family in `hetally_crypto` terms.
+    pub fn kind(self) -> MechanismKind {
+        match self {
+            MechanismArg::Laplace => MechanismKind::Laplace,
+            MechanismArg::Gaussian => MechanismKind::Gaussian,
+        }
+    }
+}
+
+/// Arguments of `dp-plan`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The error is the half-width of the confidence interval of one released
+value: with --max-error 50 --confidence 95%, every noisy value is within ±50
+of its true sum with probability at least 95%. It depends only on the noise,
+never on the data. A percentage is a percentage of the largest value one
+released entry can take, reports x (2^BITS - 1), which is simply the number
+of reports for count and histogram; so it needs --reports, and ±5% of 1000
+reports is ±50 on every bucket, however small the bucket. Give an absolute
+error when small values matter.
+
+The answer is the smallest epsilon (laplace) or rho (gaussian) with three
+significant digits whose exact noise distribution meets the target, found by
+the same code that computes the intervals `decrypt` prints. With --epsilon
+or --rho instead of --max-error, it answers the reverse question: the error
+that parameter gives. Sensitivities follow the measurement type (the
+add-or-remove-one-report relation), as the server calibrates them.
+
+Use the answer as the task's mechanism: hetally-client task create ... --dp
+laplace:EPSILON. Each release spends it from the task's budget.
+
+JSON (--json):
+  {\"measurement\":\"histogram:11\",\"reports\":1000,\"confidence\":0.95,
+   \"target\":{\"max_error\":\"5%\",\"absolute\":50} or null,
+   \"mechanism\":\"laplace:0.0594\",\"parameter\":\"epsilon\",\"value\":\"0.0594\",
+   \"distribution\":\"discrete_laplace\",\"scale\":\"5000/297\",\"std_dev\":23.8,
+   \"half_width\":50,\"full_scale\":1000,\"half_width_percent\":5.0,
+   \"approx_dp\":{\"epsilon\":0.0594,\"delta\":0}}
+  (gaussian: \"sigma\" in place of \"scale\", and approx_dp at --delta)
+
+Examples:
+  hetally-keytool dp-plan --measurement histogram:11 --reports 1000 --max-error 5%
+  hetally-keytool dp-plan --measurement count --max-error 20 --confidence 99% --mechanism gaussian
+  hetally-keytool dp-plan --measurement sum:8 --reports 500 --epsilon 0.5 --json")]
+pub struct DpPlanArgs {
+    /// The task's measurement type: count, sum:BITS, histogram:BUCKETS or
+    /// sumvec:LENGTH:BITS.
+    #[arg(long, value_name = "TYPE", value_parser = parse_measurement_arg)]
+    pub measurement: Measurement,
+
+    /// Reports expected in a batch; needed for a percentage error.
+    #[arg(long, value_name = "N")]
+    pub reports: Option<u64>,
+
+    /// Target error on each released value: absolute (50) or a percentage
+    /// of the largest possible value (5%).
+    #[arg(
+        long,
+        value_name = "ERROR",
+        value_parser = parse_error_target_arg,
+        required_unless_present_any = ["epsilon", "rho"],
+        conflicts_with_all = ["epsilon", "rho"]
+    )]
+    pub max_error: Option<ErrorTarget>,
+
+    /// Probability that a released value is within the error: 95% or 0.95.
+    #[arg(long, value_name = "LEVEL", default_value = "95%", value_parser = parse_confidence_arg)]
+    pub confidence: f64,
+
+    /// Noise family to plan for with --max-error [default: laplace].
+    #[arg(long, value_enum)]
+    pub mechanism: Option<MechanismArg>,
+
+    /// Reverse: the error of discrete Laplace noise at this epsilon.
+    #[arg(long, value_name = "EPSILON", value_parser = parse_rational_arg, conflicts_with = "rho")]
+    pub epsilon: Option<Rational>,
+
+    /// Reverse: the error of discrete Gaussian noise at this rho.
+    #[arg(long, value_name = "RHO", value_parser = parse_rational_arg)]
+    pub rho: Option<Rational>,
+
+    /// Delta at which a Gaussian plan's (epsilon, delta)-DP equivalent is
+    /// shown.
+    #[arg(long, value_name = "DELTA", default_value_t = 1e-6, value_parser = parse_delta_arg)]
+    pub delta: f64,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_confidence_arg(s: &str) -> Result<f64, String> {
+    parse_confidence(s).map_err(|e| format!("{e}"))
+}
+
+fn parse_measurement_arg(s: &str) -> Result<Measurement, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+fn parse_error_target_arg(s: &str) -> Result<ErrorTarget, String> {
+    s.parse()
+        .map_err(|e| format!("{e}; give an absolute error such as 50, or a percentage such as 5%"))
+}
+
+fn parse_rational_arg(s: &str) -> Result<Rational, String> {
+    let value: Rational = s.parse().map_err(|e| format!("{e}"))?;
+    if value.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(value)
+}
+
+fn parse_delta_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(d) if d > 0.0 && d < 1.0 => Ok(d),
+        _ => Err(format!(
+            "{s:?} is not a delta strictly between 0 and 1 (for example 1e-6)"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! Steps: read and validate both files (each names itself in any error),
 //! check the key's fingerprint is the one the aggregate was encrypted under,
 //! decrypt and unpack the slots, check the values are possible for the
-//! stated report count when the release carries no noise, then render.
+//! stated report count when the release carries no noise, put a confidence
+//! interval on each value (and clamp, if asked: [`crate::interval`]), then
+//! render and, if asked, plot.
 //!
 //! Paillier ciphertexts carry no integrity check of their own. A damaged
 //! ciphertext still decrypts, to a random plaintext, which the slot layout
@@ -20,6 +22,8 @@ use hetally_crypto::keyfile::{self, KeyFileError, SecretKeyFile};
 use crate::cli::DecryptArgs;
 use crate::error::KeytoolError;
 use crate::files::{self, AGGREGATE_ROLE, SECRET_KEY_ROLE};
+use crate::interval::Estimates;
+use crate::plot;
 use crate::render::{self, Release};
 
 /// Decrypts `aggregate` (read from `aggregate_path`) with `key` (read from
@@ -82,12 +86,35 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Writes `bytes` to `path` (replacing it, mode 0644 as any output).
+fn write_output(path: &Path, bytes: &[u8]) -> Result<(), KeytoolError> {
+    keyfile::write_public_file(path, bytes, true).map_err(|e| match e {
+        KeyFileError::Io { source, .. } => KeytoolError::Write {
+            path: path.display().to_string(),
+            source,
+        },
+        other => KeytoolError::Write {
+            path: path.display().to_string(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
+}
+
 /// Runs `decrypt`.
 pub fn run(args: &DecryptArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
-    if let Some(path) = &args.out {
+    for (flag, path) in [("--out", &args.out), ("--plot", &args.plot)] {
+        let Some(path) = path else { continue };
         if same_file(path, &args.key) || same_file(path, &args.aggregate) {
             return Err(KeytoolError::OutputIsInput {
+                flag,
                 path: path.display().to_string(),
+            });
+        }
+    }
+    if let (Some(a), Some(b)) = (&args.out, &args.plot) {
+        if a == b || same_file(a, b) {
+            return Err(KeytoolError::SameOutput {
+                path: a.display().to_string(),
             });
         }
     }
@@ -95,32 +122,49 @@ pub fn run(args: &DecryptArgs, out: &mut dyn Write) -> Result<(), KeytoolError> 
     let aggregate = files::read_aggregate(&args.aggregate, AGGREGATE_ROLE)?;
     let values = decrypt(&key, &args.key, &aggregate, &args.aggregate)?;
     drop(key);
+    let estimates =
+        Estimates::new(&aggregate, &values, args.confidence, args.clamp).map_err(|e| {
+            // The confidence was checked by clap, so only a mechanism that
+            // cannot be calibrated for the measurement (no server writes
+            // one) fails here.
+            KeytoolError::Corrupt {
+                path: args.aggregate.display().to_string(),
+                kind: "aggregate",
+                reason: format!(
+                    "its DP mechanism {} cannot be calibrated for {} ({e})",
+                    aggregate.dp, aggregate.measurement
+                ),
+                remedy: "download the aggregate from the server again",
+            }
+        })?;
     let release = Release {
         aggregate: &aggregate,
-        values: &values,
+        estimates: &estimates,
     };
+    if let Some(path) = &args.plot {
+        let svg = plot::svg(&release).map_err(|reason| KeytoolError::Plot {
+            path: path.display().to_string(),
+            reason,
+        })?;
+        write_output(path, svg.as_bytes())?;
+    }
     match &args.out {
         None => render::write(args.format, &release, out).map_err(KeytoolError::Output),
         Some(path) => {
             let mut bytes = Vec::new();
             render::write(args.format, &release, &mut bytes).map_err(KeytoolError::Output)?;
-            keyfile::write_public_file(path, &bytes, true).map_err(|e| match e {
-                KeyFileError::Io { source, .. } => KeytoolError::Write {
-                    path: path.display().to_string(),
-                    source,
-                },
-                other => KeytoolError::Write {
-                    path: path.display().to_string(),
-                    source: std::io::Error::other(other.to_string()),
-                },
-            })?;
-            writeln!(
+            write_output(path, &bytes)?;
+            write!(
                 out,
                 "Wrote {} decrypted values to {}",
                 values.len(),
                 path.display()
             )
-            .map_err(KeytoolError::Output)
+            .map_err(KeytoolError::Output)?;
+            if let Some(plot) = &args.plot {
+                write!(out, " and the plot to {}", plot.display()).map_err(KeytoolError::Output)?;
+            }
+            writeln!(out).map_err(KeytoolError::Output)
         }
     }
 }

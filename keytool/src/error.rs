@@ -163,12 +163,31 @@ pub enum KeytoolError {
         /// Why.
         source: io::Error,
     },
-    /// `--out` names one of the input files.
-    #[error("--out {path} is also an input of this command; writing there would destroy it, so choose another output file")]
+    /// `--out` or `--plot` names one of the input files.
+    #[error("{flag} {path} is also an input of this command; writing there would destroy it, so choose another output file")]
     OutputIsInput {
-        /// The path given to `--out`.
+        /// The option: `--out` or `--plot`.
+        flag: &'static str,
+        /// The path given to it.
         path: String,
     },
+    /// `--out` and `--plot` name the same file.
+    #[error("--out and --plot both name {path}; one would overwrite the other, so give the plot its own file (for example plot.svg)")]
+    SameOutput {
+        /// The path given to both.
+        path: String,
+    },
+    /// The plot could not be drawn.
+    #[error("cannot draw the plot {path}: {reason}; the decrypted values are fine, run again without --plot to get them")]
+    Plot {
+        /// The path given to `--plot`.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// `dp-plan` cannot answer the question asked.
+    #[error("{0}")]
+    Plan(String),
     /// Writing to stdout failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
@@ -213,8 +232,10 @@ impl KeytoolError {
             | KeytoolError::WrongKind { .. } => EXIT_WRONG_KIND,
             KeytoolError::WrongKey { .. } | KeytoolError::WrongScheme { .. } => EXIT_WRONG_KEY,
             KeytoolError::Exists { .. } => EXIT_EXISTS,
-            KeytoolError::OutputIsInput { .. } => EXIT_USAGE,
-            KeytoolError::Keygen(_) => EXIT_INTERNAL,
+            KeytoolError::OutputIsInput { .. }
+            | KeytoolError::SameOutput { .. }
+            | KeytoolError::Plan(_) => EXIT_USAGE,
+            KeytoolError::Keygen(_) | KeytoolError::Plot { .. } => EXIT_INTERNAL,
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! The collector makes its key pair here ([`keygen`]), hands the public key
 //! to the server operator ([`pubkey`] prints the fingerprint clients check),
-//! looks at any hetally file without decrypting it ([`inspect`]), and
-//! decrypts the encrypted aggregates the server releases ([`decrypt`]).
+//! looks at any hetally file without decrypting it ([`inspect`]), decrypts
+//! the encrypted aggregates the server releases with a confidence interval
+//! on every noisy value ([`decrypt`], [`interval`], [`render`], [`plot`]),
+//! and plans the DP noise a task needs ([`dp_plan`]).
 //! Nothing here talks to the network: the secret key never leaves the
 //! collector's machine.
 //!
@@ -16,11 +18,14 @@
 
 pub mod cli;
 pub mod decrypt;
+pub mod dp_plan;
 pub mod error;
 mod files;
 pub mod inspect;
+pub mod interval;
 mod iso8601;
 pub mod keygen;
+pub mod plot;
 pub mod pubkey;
 pub mod render;
 
@@ -39,6 +44,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), KeytoolError> {
         Command::Pubkey(args) => pubkey::run(args, out),
         Command::Inspect(args) => inspect::run(args, out),
         Command::Decrypt(args) => decrypt::run(args, out),
+        Command::DpPlan(args) => dp_plan::run(args, out),
     }?;
     out.flush().map_err(KeytoolError::Output)
 }

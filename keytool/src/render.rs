@@ -1,19 +1,17 @@
-//! Decrypted releases as tables, JSON and CSV.
-//!
-//! The DP issue extends [`Release`] with a 95% interval per value (a column
-//! in the table and CSV, an `intervals` array in JSON) and adds the `--plot`
-//! renderer next to these.
+//! Decrypted releases as tables, JSON and CSV, each value with its
+//! confidence interval ([`crate::interval`]); [`crate::plot`] draws them.
 
 use std::io::{self, Write};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hetally_crypto::aggregate::AggregateFile;
-use hetally_crypto::dp::DpMechanism;
+use hetally_crypto::dp::{DpMechanism, Noise, Rational};
 use hetally_crypto::Measurement;
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
+use crate::interval::{percent, Estimates};
 use crate::iso8601;
 
 /// A task id as DAP shows it: base64url without padding.
@@ -64,13 +62,53 @@ pub fn value_label(measurement: &Measurement, index: usize) -> String {
     }
 }
 
-/// A decrypted aggregate: its metadata and its (noisy) values.
+/// The distribution of `noise` and its parameter, for machines:
+/// (`"discrete_laplace"`, `"scale"`, scale), (`"discrete_gaussian"`,
+/// `"sigma"`, sigma), or `None` without noise.
+pub fn noise_parameter(noise: &Noise) -> Option<(&'static str, &'static str, &Rational)> {
+    match noise {
+        Noise::DiscreteLaplace { scale } => Some(("discrete_laplace", "scale", scale)),
+        Noise::DiscreteGaussian { sigma } => Some(("discrete_gaussian", "sigma", sigma)),
+        _ => None,
+    }
+}
+
+/// A rational for people: exact, with a decimal approximation if it is a
+/// fraction (`5000/297 (≈ 16.84)`).
+pub fn rational_for_people(value: &Rational) -> String {
+    let text = value.to_string();
+    if text.contains('/') {
+        format!("{text} (≈ {})", significant(value.to_f64()))
+    } else {
+        text
+    }
+}
+
+/// `x` to four significant digits, without a trailing `.0`.
+pub fn significant(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if !(-4..15).contains(&magnitude) {
+        return format!("{x:.3e}");
+    }
+    let places = (3 - magnitude).max(0) as usize;
+    let text = format!("{x:.places$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// A decrypted aggregate: its metadata, its values and their intervals.
 #[derive(Debug, Clone, Copy)]
 pub struct Release<'a> {
     /// The decoded aggregate file.
     pub aggregate: &'a AggregateFile,
-    /// One value per measurement element, in order.
-    pub values: &'a [i128],
+    /// One value per measurement element, in order, with its interval.
+    pub estimates: &'a Estimates,
 }
 
 /// The batch in JSON: Unix seconds.
@@ -80,6 +118,29 @@ struct BatchJson {
     duration: u64,
 }
 
+/// The `dp` object of `decrypt --format json`.
+#[derive(Debug, Serialize)]
+struct DpJson {
+    mechanism: String,
+    distribution: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sigma: Option<String>,
+    std_dev: f64,
+    confidence: f64,
+    half_width: u128,
+    exact: bool,
+}
+
+/// The `clamp` object of `decrypt --format json`.
+#[derive(Debug, Serialize)]
+struct ClampJson {
+    low: i128,
+    high: i128,
+    values_changed: usize,
+}
+
 /// `decrypt --format json` output.
 #[derive(Debug, Serialize)]
 struct ReleaseJson<'a> {
@@ -87,8 +148,10 @@ struct ReleaseJson<'a> {
     measurement: String,
     report_count: u64,
     batch: BatchJson,
-    dp: String,
+    dp: DpJson,
     values: &'a [i128],
+    intervals: Vec<[i128; 2]>,
+    clamp: Option<ClampJson>,
 }
 
 /// Writes `release` in `format`.
@@ -100,9 +163,22 @@ pub fn write(format: OutputFormat, release: &Release<'_>, out: &mut dyn Write) -
     }
 }
 
+/// What clamping did, for people.
+fn clamp_note(estimates: &Estimates) -> Option<String> {
+    let range = estimates.clamp?;
+    let changed = estimates.values_changed();
+    Some(format!(
+        "to {}..={}; {changed} value{} changed (post-processing: the DP guarantee is unchanged)",
+        range.low,
+        range.high,
+        if changed == 1 { "" } else { "s" }
+    ))
+}
+
 /// The human-readable table.
 pub fn table(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
     let agg = release.aggregate;
+    let est = release.estimates;
     writeln!(out, "Task         {}", task_id(&agg.task_id))?;
     writeln!(out, "Measurement  {}", agg.measurement)?;
     writeln!(
@@ -112,26 +188,61 @@ pub fn table(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(out, "Reports      {}", agg.report_count)?;
     writeln!(out, "Noise        {}", describe_dp(&agg.dp))?;
+    if let Some((_, name, value)) = noise_parameter(&est.noise) {
+        let label = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
+        writeln!(
+            out,
+            "{label:<13}{} (standard deviation {})",
+            rational_for_people(value),
+            significant(est.noise.std_dev())
+        )?;
+        writeln!(
+            out,
+            "Intervals    ±{} at {} confidence: each contains the true sum with probability at least {}",
+            est.half_width,
+            percent(est.confidence),
+            percent(est.confidence)
+        )?;
+    }
+    if let Some(note) = clamp_note(est) {
+        writeln!(out, "Clamped      {note}")?;
+    }
     writeln!(out)?;
-    let labels: Vec<String> = (0..release.values.len())
+    let labels: Vec<String> = (0..est.values.len())
         .map(|i| value_label(&agg.measurement, i))
         .collect();
-    let values: Vec<String> = release.values.iter().map(i128::to_string).collect();
-    let label_width = labels
-        .iter()
-        .map(String::len)
-        .chain(["index".len()])
-        .max()
-        .unwrap_or(0);
-    let value_width = values
-        .iter()
-        .map(String::len)
-        .chain(["value".len()])
-        .max()
-        .unwrap_or(0);
-    writeln!(out, "{:<label_width$}  {:>value_width$}", "index", "value")?;
-    for (label, value) in labels.iter().zip(&values) {
-        writeln!(out, "{label:<label_width$}  {value:>value_width$}")?;
+    let values: Vec<String> = est.values.iter().map(i128::to_string).collect();
+    let width = |items: &[String], header: &str| {
+        items
+            .iter()
+            .map(String::len)
+            .chain([header.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let label_width = width(&labels, "index");
+    let value_width = width(&values, "value");
+    if est.exact() {
+        writeln!(out, "{:<label_width$}  {:>value_width$}", "index", "value")?;
+        for (label, value) in labels.iter().zip(&values) {
+            writeln!(out, "{label:<label_width$}  {value:>value_width$}")?;
+        }
+        return Ok(());
+    }
+    let lows: Vec<String> = est.intervals.iter().map(|i| i.0.to_string()).collect();
+    let highs: Vec<String> = est.intervals.iter().map(|i| i.1.to_string()).collect();
+    let (low_width, high_width) = (width(&lows, ""), width(&highs, ""));
+    let header = format!("{} interval", percent(est.confidence));
+    writeln!(
+        out,
+        "{:<label_width$}  {:>value_width$}  {header}",
+        "index", "value"
+    )?;
+    for (((label, value), low), high) in labels.iter().zip(&values).zip(&lows).zip(&highs) {
+        writeln!(
+            out,
+            "{label:<label_width$}  {value:>value_width$}  [{low:>low_width$}, {high:>high_width$}]"
+        )?;
     }
     Ok(())
 }
@@ -139,6 +250,8 @@ pub fn table(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
 /// One JSON object on one line.
 pub fn json(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
     let agg = release.aggregate;
+    let est = release.estimates;
+    let parameter = noise_parameter(&est.noise);
     let doc = ReleaseJson {
         task_id: task_id(&agg.task_id),
         measurement: agg.measurement.to_string(),
@@ -147,18 +260,54 @@ pub fn json(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
             start: agg.batch_start,
             duration: agg.batch_duration,
         },
-        dp: agg.dp.to_string(),
-        values: release.values,
+        dp: DpJson {
+            mechanism: agg.dp.to_string(),
+            distribution: parameter.map_or("none", |p| p.0),
+            scale: parameter
+                .filter(|p| p.1 == "scale")
+                .map(|p| p.2.to_string()),
+            sigma: parameter
+                .filter(|p| p.1 == "sigma")
+                .map(|p| p.2.to_string()),
+            std_dev: est.noise.std_dev(),
+            confidence: est.confidence,
+            half_width: est.half_width,
+            exact: est.exact(),
+        },
+        values: &est.values,
+        intervals: est.intervals.iter().map(|&(l, h)| [l, h]).collect(),
+        clamp: est.clamp.map(|c| ClampJson {
+            low: c.low,
+            high: c.high,
+            values_changed: est.values_changed(),
+        }),
     };
     serde_json::to_writer(&mut *out, &doc)?;
     writeln!(out)
 }
 
-/// `index,value` lines after a header line.
+/// `index,value,low,high` lines after a header line; with clamping, a
+/// `clamped` column says whether clamping changed the value.
 pub fn csv(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "index,value")?;
-    for (i, v) in release.values.iter().enumerate() {
-        writeln!(out, "{i},{v}")?;
+    let est = release.estimates;
+    let clamped = est.clamp.is_some();
+    writeln!(
+        out,
+        "index,value,low,high{}",
+        if clamped { ",clamped" } else { "" }
+    )?;
+    for (i, ((v, (low, high)), changed)) in est
+        .values
+        .iter()
+        .zip(&est.intervals)
+        .zip(&est.changed)
+        .enumerate()
+    {
+        write!(out, "{i},{v},{low},{high}")?;
+        if clamped {
+            write!(out, ",{changed}")?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
@@ -166,12 +315,11 @@ pub fn csv(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use hetally_crypto::aggregate::Encoding;
-    use hetally_crypto::dp::Rational;
     use hetally_crypto::keyfile::Scheme;
 
     use super::*;
 
-    fn aggregate(measurement: &str, dp: DpMechanism) -> AggregateFile {
+    fn aggregate(measurement: &str, dp: &str) -> AggregateFile {
         AggregateFile {
             task_id: [0xfb; 32],
             scheme: Scheme::Paillier,
@@ -181,23 +329,34 @@ mod tests {
             batch_start: 1_714_521_600,
             batch_duration: 3600,
             report_count: 12,
-            dp,
+            dp: dp.parse().unwrap(),
             ciphertexts: vec![],
         }
     }
 
-    fn render(format: OutputFormat, agg: &AggregateFile, values: &[i128]) -> String {
+    fn render_with(
+        format: OutputFormat,
+        agg: &AggregateFile,
+        values: &[i128],
+        confidence: f64,
+        clamp: bool,
+    ) -> String {
+        let estimates = Estimates::new(agg, values, confidence, clamp).unwrap();
         let mut out = Vec::new();
         write(
             format,
             &Release {
                 aggregate: agg,
-                values,
+                estimates: &estimates,
             },
             &mut out,
         )
         .unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    fn render(format: OutputFormat, agg: &AggregateFile, values: &[i128]) -> String {
+        render_with(format, agg, values, 0.95, false)
     }
 
     #[test]
@@ -209,8 +368,8 @@ mod tests {
     }
 
     #[test]
-    fn json_shape() {
-        let agg = aggregate("histogram:3", DpMechanism::None);
+    fn json_shape_without_noise() {
+        let agg = aggregate("histogram:3", "none");
         let text = render(OutputFormat::Json, &agg, &[5, -1, 8]);
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -221,24 +380,71 @@ mod tests {
                 "measurement": "histogram:3",
                 "report_count": 12,
                 "batch": {"start": 1_714_521_600u64, "duration": 3600},
-                "dp": "none",
+                "dp": {
+                    "mechanism": "none",
+                    "distribution": "none",
+                    "std_dev": 0.0,
+                    "confidence": 0.95,
+                    "half_width": 0,
+                    "exact": true,
+                },
                 "values": [5, -1, 8],
+                "intervals": [[5, 5], [-1, -1], [8, 8]],
+                "clamp": null,
             })
         );
     }
 
     #[test]
-    fn table_labels_buckets_and_shows_the_header() {
-        let agg = aggregate(
-            "histogram:3",
-            DpMechanism::Laplace {
-                epsilon: Rational::new(1, 2),
-            },
+    fn json_shape_with_noise_and_clamping() {
+        // histogram:3 laplace:0.5 is scale 2; P(|X| > 6) = 2 q^7 / (1 + q)
+        // = 0.0376 with q = exp(-1/2), and P(|X| > 5) = 0.062: ±6 at 95%.
+        let agg = aggregate("histogram:3", "laplace:0.5");
+        let text = render_with(OutputFormat::Json, &agg, &[5, -1, 14], 0.95, true);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let std_dev = v["dp"]["std_dev"].as_f64().unwrap();
+        assert!((std_dev - 2.799).abs() < 1e-3, "{std_dev}");
+        assert_eq!(
+            v["dp"],
+            serde_json::json!({
+                "mechanism": "laplace:0.5",
+                "distribution": "discrete_laplace",
+                "scale": "2",
+                "std_dev": std_dev,
+                "confidence": 0.95,
+                "half_width": 6,
+                "exact": false,
+            })
         );
+        assert_eq!(v["values"], serde_json::json!([5, 0, 12]));
+        assert_eq!(
+            v["intervals"],
+            serde_json::json!([[0, 11], [0, 5], [8, 12]])
+        );
+        assert_eq!(
+            v["clamp"],
+            serde_json::json!({"low": 0, "high": 12, "values_changed": 2})
+        );
+
+        let agg = aggregate("count", "gaussian:1/8");
+        let text = render(OutputFormat::Json, &agg, &[3]);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["dp"]["distribution"], "discrete_gaussian");
+        assert_eq!(v["dp"]["sigma"], "2");
+        assert!(v["dp"].get("scale").is_none());
+        assert_eq!(v["clamp"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn table_labels_buckets_and_shows_intervals() {
+        let agg = aggregate("histogram:3", "laplace:0.5");
         let text = render(OutputFormat::Table, &agg, &[5, -1, 1234]);
         assert!(text.contains("Batch        2024-05-01T00:00:00Z to 2024-05-01T01:00:00Z (3600 s)"));
         assert!(text.contains("Reports      12"));
         assert!(text.contains("Noise        laplace:0.5 (discrete Laplace"));
+        assert!(text.contains("Scale        2 (standard deviation 2.799)"));
+        assert!(text.contains("Intervals    ±6 at 95% confidence"));
+        assert!(!text.contains("Clamped"));
         assert!(text.contains(&format!("Task         {}", task_id(&[0xfb; 32]))));
         let rows: Vec<&str> = text
             .lines()
@@ -247,25 +453,54 @@ mod tests {
         assert_eq!(
             rows,
             [
-                "index     value",
-                "bucket 0      5",
-                "bucket 1     -1",
-                "bucket 2   1234"
+                "index     value  95% interval",
+                "bucket 0      5  [  -1,   11]",
+                "bucket 1     -1  [  -7,    5]",
+                "bucket 2   1234  [1228, 1240]"
             ]
         );
 
-        let agg = aggregate("sum:8", DpMechanism::None);
+        let text = render_with(OutputFormat::Table, &agg, &[5, -1, 1234], 0.999, true);
+        assert!(
+            text.contains("Clamped      to 0..=12; 2 values changed (post-processing"),
+            "{text}"
+        );
+        assert!(text.contains("index     value  99.9% interval"), "{text}");
+        assert!(text.contains("bucket 1      0  [ 0, "), "{text}");
+        assert!(text.contains("bucket 2     12  [12, 12]"), "{text}");
+
+        let agg = aggregate("sum:8", "none");
         let text = render(OutputFormat::Table, &agg, &[99]);
+        assert!(text.contains("Noise        none (the values are exact sums)"));
         assert!(text.ends_with("index  value\n0         99\n"), "{text}");
     }
 
     #[test]
     fn csv_has_a_header_and_one_line_per_value() {
-        let agg = aggregate("sumvec:3:4", DpMechanism::None);
+        let agg = aggregate("sumvec:3:4", "none");
         assert_eq!(
             render(OutputFormat::Csv, &agg, &[1, 0, -2]),
-            "index,value\n0,1\n1,0\n2,-2\n"
+            "index,value,low,high\n0,1,1,1\n1,0,0,0\n2,-2,-2,-2\n"
         );
+        let agg = aggregate("count", "laplace:0.4");
+        assert_eq!(
+            render_with(OutputFormat::Csv, &agg, &[3, 20], 0.95, true),
+            "index,value,low,high,clamped\n0,3,0,10,false\n1,12,12,12,true\n"
+        );
+    }
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(significant(2.7990), "2.799");
+        assert_eq!(significant(23.81), "23.81");
+        assert_eq!(significant(1803.47), "1803");
+        assert_eq!(significant(0.012345), "0.01235");
+        assert_eq!(significant(4e20), "4.000e20");
+        assert_eq!(
+            rational_for_people(&Rational::new(5000, 297)),
+            "5000/297 (≈ 16.84)"
+        );
+        assert_eq!(rational_for_people(&Rational::new(5, 2)), "2.5");
     }
 
     #[test]

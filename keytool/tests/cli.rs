@@ -605,8 +605,17 @@ fn decrypt_sum_json_is_exactly_the_plain_sum() {
             "measurement": "sum:8",
             "report_count": 1000,
             "batch": {"start": BATCH_START, "duration": BATCH_DURATION},
-            "dp": "none",
+            "dp": {
+                "mechanism": "none",
+                "distribution": "none",
+                "std_dev": 0.0,
+                "confidence": 0.95,
+                "half_width": 0,
+                "exact": true,
+            },
             "values": [f.expected[0] as i64],
+            "intervals": [[f.expected[0] as i64, f.expected[0] as i64]],
+            "clamp": null,
         })
     );
     // 1000 values of up to 255: a sum far from trivial.
@@ -627,9 +636,9 @@ fn decrypt_histogram_in_every_format() {
 
     let csv = decrypt(&agg, "csv");
     assert_success(&csv);
-    let mut want = String::from("index,value\n");
+    let mut want = String::from("index,value,low,high\n");
     for (i, v) in f.expected.iter().enumerate() {
-        want += &format!("{i},{v}\n");
+        want += &format!("{i},{v},{v},{v}\n");
     }
     assert_eq!(csv.stdout, want);
 
@@ -934,7 +943,7 @@ fn every_command_has_help_with_an_example() {
     let top = keytool(["--help"]);
     assert_success(&top);
     assert!(top.stdout.contains("Exit codes"), "{}", top.stdout);
-    for command in ["keygen", "pubkey", "inspect", "decrypt"] {
+    for command in ["keygen", "pubkey", "inspect", "decrypt", "dp-plan"] {
         let out = keytool([command, "--help"]);
         assert_success(&out);
         assert!(out.stdout.contains("Example"), "{command}: {}", out.stdout);

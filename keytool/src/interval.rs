@@ -1,0 +1,217 @@
+//! What the collector can say about each decrypted value: a confidence
+//! interval from the exact noise distribution, and optional clamping.
+//!
+//! A released value is `y = s + X`, the true sum `s` plus noise `X` drawn
+//! from the task's mechanism ([`Noise::for_measurement`], the same
+//! calibration the server used). With `k` the smallest integer such that
+//! `P(|X| <= k) >= confidence` ([`Noise::interval_half_width`], searched
+//! over the exact pmf), `[y - k, y + k]` contains `s` with probability at
+//! least `confidence`. `k` depends on the noise only, so it is one number
+//! for the whole release.
+//!
+//! Clamping maps every value and interval end into `[0, reports × max]`,
+//! the range every true sum lies in. It reads only the release and public
+//! facts about it (the report count and the measurement type are in the
+//! aggregate file), so it is post-processing and keeps the DP guarantee
+//! (Dwork and Roth 2014, Proposition 2.1). An interval that contained the
+//! true sum still does, since the sum is inside the range.
+
+use hetally_crypto::aggregate::AggregateFile;
+use hetally_crypto::dp::{DpError, Noise};
+
+/// The range `--clamp` maps values into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClampRange {
+    /// Always 0: sums of non-negative reports.
+    pub low: i128,
+    /// `reports × largest value of one report`.
+    pub high: i128,
+}
+
+impl ClampRange {
+    /// The possible range of each value of `aggregate`.
+    pub fn of(aggregate: &AggregateFile) -> ClampRange {
+        let high = u128::from(aggregate.report_count)
+            .saturating_mul(u128::from(aggregate.measurement.max_value()));
+        ClampRange {
+            low: 0,
+            high: i128::try_from(high).unwrap_or(i128::MAX),
+        }
+    }
+
+    fn apply(&self, v: i128) -> i128 {
+        v.clamp(self.low, self.high)
+    }
+}
+
+/// The decrypted values of a release with what is known about their noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimates {
+    /// The noise the release carries (`Noise::None` without DP).
+    pub noise: Noise,
+    /// The confidence level of the intervals.
+    pub confidence: f64,
+    /// The interval half-width `k` (0 without DP).
+    pub half_width: u128,
+    /// The range values were clamped to, if `--clamp` was given.
+    pub clamp: Option<ClampRange>,
+    /// The values to show: as decrypted, or clamped.
+    pub values: Vec<i128>,
+    /// `[low, high]` for each value, clamped like the values.
+    pub intervals: Vec<(i128, i128)>,
+    /// For each value, whether clamping changed it.
+    pub changed: Vec<bool>,
+}
+
+impl Estimates {
+    /// Intervals at `confidence` for the decrypted `values` of `aggregate`,
+    /// clamped if `clamp`. Errors only if the aggregate's mechanism cannot
+    /// be calibrated for its measurement (a file the server could not have
+    /// written) or `confidence` is not strictly between 0 and 1.
+    pub fn new(
+        aggregate: &AggregateFile,
+        values: &[i128],
+        confidence: f64,
+        clamp: bool,
+    ) -> Result<Estimates, DpError> {
+        let noise = Noise::for_measurement(&aggregate.measurement, &aggregate.dp)?;
+        // 0 without noise: the interval is the exact value.
+        let half_width = noise.interval_half_width(confidence)?;
+        let k = i128::try_from(half_width).unwrap_or(i128::MAX);
+        let range = clamp.then(|| ClampRange::of(aggregate));
+        let mut shown = Vec::with_capacity(values.len());
+        let mut intervals = Vec::with_capacity(values.len());
+        let mut changed = Vec::with_capacity(values.len());
+        for &v in values {
+            let (low, high) = (v.saturating_sub(k), v.saturating_add(k));
+            match &range {
+                Some(r) => {
+                    shown.push(r.apply(v));
+                    intervals.push((r.apply(low), r.apply(high)));
+                    changed.push(r.apply(v) != v);
+                }
+                None => {
+                    shown.push(v);
+                    intervals.push((low, high));
+                    changed.push(false);
+                }
+            }
+        }
+        Ok(Estimates {
+            noise,
+            confidence,
+            half_width,
+            clamp: range,
+            values: shown,
+            intervals,
+            changed,
+        })
+    }
+
+    /// True if the release carries no noise.
+    pub fn exact(&self) -> bool {
+        matches!(self.noise, Noise::None)
+    }
+
+    /// How many values clamping changed.
+    pub fn values_changed(&self) -> usize {
+        self.changed.iter().filter(|c| **c).count()
+    }
+}
+
+/// A confidence level as a percentage for people: `95%`, `99.9%`.
+pub fn percent(confidence: f64) -> String {
+    let text = format!("{:.6}", confidence * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
+#[cfg(test)]
+mod tests {
+    use hetally_crypto::aggregate::Encoding;
+    use hetally_crypto::dp::DpMechanism;
+    use hetally_crypto::keyfile::Scheme;
+
+    use super::*;
+
+    fn aggregate(measurement: &str, reports: u64, dp: &str) -> AggregateFile {
+        AggregateFile {
+            task_id: [1; 32],
+            scheme: Scheme::Paillier,
+            key_fingerprint: [2; 32],
+            measurement: measurement.parse().unwrap(),
+            encoding: Encoding::PaillierPacked { slot_bits: 16 },
+            batch_start: 0,
+            batch_duration: 60,
+            report_count: reports,
+            dp: dp.parse::<DpMechanism>().unwrap(),
+            ciphertexts: vec![],
+        }
+    }
+
+    #[test]
+    fn intervals_are_value_plus_minus_the_exact_half_width() {
+        // count laplace:0.4 is scale 2.5: ±7 at 95% (docs/dp.md).
+        let agg = aggregate("count", 10, "laplace:0.4");
+        let e = Estimates::new(&agg, &[3, -2], 0.95, false).unwrap();
+        assert_eq!(e.half_width, 7);
+        assert_eq!(e.values, [3, -2]);
+        assert_eq!(e.intervals, [(-4, 10), (-9, 5)]);
+        assert!(!e.exact());
+        assert_eq!(e.clamp, None);
+        // Higher confidence, wider interval.
+        let wide = Estimates::new(&agg, &[3], 0.99, false).unwrap();
+        assert!(wide.half_width > 7);
+    }
+
+    #[test]
+    fn clamping_maps_into_the_possible_range() {
+        let agg = aggregate("histogram:3", 10, "gaussian:1/8");
+        let e = Estimates::new(&agg, &[-3, 5, 14], 0.95, true).unwrap();
+        let k = e.half_width as i128;
+        assert!(k > 0);
+        assert_eq!(e.clamp, Some(ClampRange { low: 0, high: 10 }));
+        assert_eq!(e.values, [0, 5, 10]);
+        assert_eq!(e.changed, [true, false, true]);
+        assert_eq!(e.values_changed(), 2);
+        assert_eq!(e.intervals[0], (0, (-3 + k).clamp(0, 10)));
+        assert_eq!(e.intervals[1], ((5 - k).max(0), (5 + k).min(10)));
+        assert_eq!(e.intervals[2], ((14 - k).clamp(0, 10), 10));
+
+        // A sum's bound is reports × (2^bits - 1).
+        let sum = aggregate("sum:8", 4, "laplace:1");
+        assert_eq!(ClampRange::of(&sum).high, 1020);
+        // The widest possible bound still fits.
+        let huge = aggregate("sum:62", u64::MAX, "none");
+        assert_eq!(
+            ClampRange::of(&huge).high,
+            (u128::from(u64::MAX) * ((1u128 << 62) - 1)) as i128
+        );
+    }
+
+    #[test]
+    fn exact_values_have_zero_width_intervals() {
+        let agg = aggregate("sumvec:2:4", 3, "none");
+        let e = Estimates::new(&agg, &[7, 0], 0.95, false).unwrap();
+        assert!(e.exact());
+        assert_eq!(e.half_width, 0);
+        assert_eq!(e.intervals, [(7, 7), (0, 0)]);
+        assert!(Estimates::new(&agg, &[7, 0], 1.5, false).is_err());
+    }
+
+    #[test]
+    fn extreme_values_saturate() {
+        let agg = aggregate("count", 1, "laplace:1");
+        let e = Estimates::new(&agg, &[i128::MAX, i128::MIN], 0.95, false).unwrap();
+        assert_eq!(e.intervals[0].1, i128::MAX);
+        assert_eq!(e.intervals[1].0, i128::MIN);
+    }
+
+    #[test]
+    fn percentages_read_cleanly() {
+        assert_eq!(percent(0.95), "95%");
+        assert_eq!(percent(0.999), "99.9%");
+        assert_eq!(percent(0.5), "50%");
+        assert_eq!(percent(0.9999), "99.99%");
+    }
+}
