@@ -613,7 +613,7 @@ impl SecretKey {
                  exp: &Integer|
          -> Result<Integer, PaillierError> {
             let x = g.clone().pow_mod(exp, modulus).expect("positive exponent");
-            Integer::from(x - 1u32)
+            (x - 1u32)
                 .div_exact(prime)
                 .invert(prime)
                 .map_err(|_| PaillierError::InvalidKey("g is not a valid base for these primes"))
@@ -653,7 +653,7 @@ impl SecretKey {
     ) -> Integer {
         let c_mod = Integer::from(c % prime_sq);
         let x = c_mod.pow_mod(exp, prime_sq).expect("positive exponent");
-        let l = Integer::from(x - 1u32).div_exact(prime);
+        let l = (x - 1u32).div_exact(prime);
         let mut m = l * h;
         m %= prime;
         m

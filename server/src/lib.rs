@@ -118,7 +118,7 @@ pub fn ensure_admin_token(path: &Path) -> Result<(String, bool), ServerError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ServerError::AdminToken(format!("{}: {e}", dir.display())))?;
     }
-    match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(path) {
         Ok(token) => {
             let token = token.trim().to_string();
             if token.is_empty() {
@@ -131,7 +131,7 @@ pub fn ensure_admin_token(path: &Path) -> Result<(String, bool), ServerError> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let token = new_token();
-            keyfile::write_private_file(&path, format!("{token}\n").as_bytes(), false)
+            keyfile::write_private_file(path, format!("{token}\n").as_bytes(), false)
                 .map_err(|e| ServerError::AdminToken(e.to_string()))?;
             Ok((token, true))
         }

@@ -104,7 +104,7 @@ pub(super) fn generate_h<R: RngCore + CryptoRng + ?Sized>(n: &Integer, rng: &mut
         if x <= 1 || Integer::from(x.gcd_ref(n)) != 1 {
             continue;
         }
-        let h = Integer::from(n - x.square().modulo(n));
+        let h: Integer = n - x.square().modulo(n);
         if h > 1 && Integer::from(h.gcd_ref(n)) == 1 {
             return h;
         }
