@@ -268,10 +268,21 @@ fn write_file(path: &Path, bytes: &[u8], overwrite: bool, mode: u32) -> Result<(
         let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        if overwrite {
+            fs::rename(&tmp, path)
+        } else {
+            // link(2) fails if the path exists, atomically: two writers
+            // racing past the check above cannot both succeed, and neither
+            // replaces the other's file (rename would).
+            fs::hard_link(&tmp, path)?;
+            fs::remove_file(&tmp)
+        }
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            return Err(KeyFileError::Exists(path.display().to_string()));
+        }
         return Err(io_err(e));
     }
     Ok(())
@@ -309,5 +320,37 @@ mod tests {
         write_private_file(&path, b"new", true).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn racing_writers_without_overwrite_leave_exactly_one_winner() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!(
+                "hetally-keyfile-race-{}-{round}-{:x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("admin.token");
+            let barrier = std::sync::Barrier::new(4);
+            let results: Vec<(u8, bool)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4u8)
+                    .map(|i| {
+                        let (path, barrier) = (&path, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            (i, write_private_file(path, &[i], false).is_ok())
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let winners: Vec<u8> = results.iter().filter(|r| r.1).map(|r| r.0).collect();
+            assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+            assert_eq!(fs::read(&path).unwrap(), [winners[0]]);
+            // No temporary files left behind.
+            assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+            fs::remove_dir_all(&dir).unwrap();
+        }
     }
 }

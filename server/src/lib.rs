@@ -131,9 +131,13 @@ pub fn ensure_admin_token(path: &Path) -> Result<(String, bool), ServerError> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let token = new_token();
-            keyfile::write_private_file(path, format!("{token}\n").as_bytes(), false)
-                .map_err(|e| ServerError::AdminToken(e.to_string()))?;
-            Ok((token, true))
+            match keyfile::write_private_file(path, format!("{token}\n").as_bytes(), false) {
+                Ok(()) => Ok((token, true)),
+                // Another replica sharing the directory made it first: use
+                // theirs, so that every replica accepts the same token.
+                Err(_) if path.exists() => ensure_admin_token(path),
+                Err(e) => Err(ServerError::AdminToken(e.to_string())),
+            }
         }
         Err(e) => Err(ServerError::AdminToken(format!("{}: {e}", path.display()))),
     }
