@@ -92,7 +92,9 @@ fn bigint(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("bigint/powmod_n_n2");
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("rug", |bench| {
         bench.iter(|| black_box(r.clone().pow_mod(&n, &n2).expect("positive exponent")))
     });

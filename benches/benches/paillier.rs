@@ -33,7 +33,9 @@ fn paillier(c: &mut Criterion) {
     pk.precompute();
 
     let mut group = c.benchmark_group("paillier/encrypt");
-    group.sample_size(30).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(8));
     for (label, mode) in [
         ("fast", EncryptionMode::Fast),
         ("standard", EncryptionMode::Standard),
@@ -49,7 +51,9 @@ fn paillier(c: &mut Criterion) {
         .encrypt(&Integer::from(123_456_789u64), &mut rng)
         .expect("encrypt");
     let mut group = c.benchmark_group("paillier/decrypt");
-    group.sample_size(30).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("crt_2_threads", |b| {
         b.iter(|| black_box(sk.decrypt(&ct).expect("decrypt")))
     });
@@ -64,7 +68,8 @@ fn paillier(c: &mut Criterion) {
         .par_iter()
         .map(|&s| {
             let mut r = ChaCha20Rng::seed_from_u64(s);
-            pk.encrypt(&Integer::from(s % 1000), &mut r).expect("encrypt")
+            pk.encrypt(&Integer::from(s % 1000), &mut r)
+                .expect("encrypt")
         })
         .collect();
     let expected: u64 = seeds.iter().map(|s| s % 1000).sum();
@@ -89,11 +94,9 @@ fn paillier(c: &mut Criterion) {
             .num_threads(threads)
             .build()
             .expect("thread pool");
-        group.bench_with_input(
-            BenchmarkId::new("threads", threads),
-            &threads,
-            |b, _| b.iter(|| pool.install(|| black_box(pk.sum(&cts)))),
-        );
+        group.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, _| {
+            b.iter(|| pool.install(|| black_box(pk.sum(&cts))))
+        });
     }
     group.finish();
 }

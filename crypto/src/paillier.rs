@@ -608,16 +608,13 @@ impl SecretKey {
         let p_minus_1 = Integer::from(&p - 1);
         let q_minus_1 = Integer::from(&q - 1);
         let g = Integer::from(public.n() + 1);
-        let l = |modulus: &Integer,
-                 prime: &Integer,
-                 exp: &Integer|
-         -> Result<Integer, PaillierError> {
-            let x = g.clone().pow_mod(exp, modulus).expect("positive exponent");
-            (x - 1u32)
-                .div_exact(prime)
-                .invert(prime)
-                .map_err(|_| PaillierError::InvalidKey("g is not a valid base for these primes"))
-        };
+        let l =
+            |modulus: &Integer, prime: &Integer, exp: &Integer| -> Result<Integer, PaillierError> {
+                let x = g.clone().pow_mod(exp, modulus).expect("positive exponent");
+                (x - 1u32).div_exact(prime).invert(prime).map_err(|_| {
+                    PaillierError::InvalidKey("g is not a valid base for these primes")
+                })
+            };
         let hp = l(&p_squared, &p, &p_minus_1)?;
         let hq = l(&q_squared, &q, &q_minus_1)?;
         let p_inv_q = p

@@ -15,6 +15,7 @@
 //!   or sees the release and is refused. Aggregation jobs are claimed with
 //!   `FOR UPDATE SKIP LOCKED`, so replicas never wait for each other's jobs.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// File name of the SQLite database inside the data directory.
 pub(super) const DB_FILE: &str = "hetally.db";
+
+/// Reports per multi-row INSERT (4 bound values each; SQLite allows 32,766
+/// and PostgreSQL 65,535 per statement).
+const INSERT_CHUNK: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
@@ -289,51 +294,83 @@ impl SqlStore {
             "SELECT task_id FROM tasks WHERE task_id = ?1{}",
             self.dialect.lock(" FOR SHARE")
         ));
-        let released = self.sql(
-            "SELECT batch_start FROM releases WHERE task_id = ?1 AND batch_start <= ?2 \
-             AND ?2 < batch_start + batch_duration",
-        );
-        let insert = self.sql(
-            "INSERT INTO reports (task_id, report_id, time, payload) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (task_id, report_id) DO NOTHING",
-        );
+        let released =
+            self.sql("SELECT batch_start, batch_duration FROM releases WHERE task_id = ?1");
         let mut tasks: Vec<&TaskId> = reports.iter().map(|r| &r.task_id).collect();
         tasks.sort();
         tasks.dedup();
         let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
         // Lock task rows in a fixed order, so concurrent batches cannot
         // deadlock, and so that no release claim runs between our check and
-        // our insert.
+        // our insert. Then read the tasks' released intervals once: with the
+        // locks held they cannot change before we commit.
+        let mut intervals: HashMap<&TaskId, Vec<(i64, i64)>> = HashMap::new();
         for t in tasks {
             sqlx::query(&lock_task)
                 .bind(t.0.to_vec())
                 .fetch_optional(&mut *tx)
                 .await?;
+            let rows = sqlx::query(&released)
+                .bind(t.0.to_vec())
+                .fetch_all(&mut *tx)
+                .await?;
+            let spans = rows
+                .iter()
+                .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            intervals.insert(t, spans);
         }
-        let mut outcomes = Vec::with_capacity(reports.len());
-        for r in reports {
+        let mut outcomes = vec![InsertOutcome::Duplicate; reports.len()];
+        let mut fresh = Vec::with_capacity(reports.len());
+        for (i, r) in reports.iter().enumerate() {
             let time = to_i64(r.time, "report time")?;
-            let hit = sqlx::query(&released)
-                .bind(r.task_id.0.to_vec())
-                .bind(time)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if hit.is_some() {
-                outcomes.push(InsertOutcome::IntervalReleased);
-                continue;
-            }
-            let inserted = sqlx::query(&insert)
-                .bind(r.task_id.0.to_vec())
-                .bind(r.report_id.0.to_vec())
-                .bind(time)
-                .bind(r.payload.clone())
-                .execute(&mut *tx)
-                .await?;
-            outcomes.push(if inserted.rows_affected() == 1 {
-                InsertOutcome::Stored
+            let in_release = intervals
+                .get(&r.task_id)
+                .is_some_and(|spans| spans.iter().any(|&(s, d)| s <= time && time < s + d));
+            if in_release {
+                outcomes[i] = InsertOutcome::IntervalReleased;
             } else {
-                InsertOutcome::Duplicate
-            });
+                fresh.push((i, time));
+            }
+        }
+        // Multi-row inserts: one round trip per chunk rather than per report.
+        // RETURNING names the rows that went in; a report id that is not
+        // returned was already stored (or came twice in this batch).
+        for chunk in fresh.chunks(INSERT_CHUNK) {
+            let mut sql =
+                String::from("INSERT INTO reports (task_id, report_id, time, payload) VALUES ");
+            for k in 0..chunk.len() {
+                let b = 4 * k;
+                if k > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(?{}, ?{}, ?{}, ?{})", b + 1, b + 2, b + 3, b + 4));
+            }
+            sql.push_str(
+                " ON CONFLICT (task_id, report_id) DO NOTHING RETURNING task_id, report_id",
+            );
+            let sql = self.sql(&sql);
+            let mut query = sqlx::query(&sql);
+            for &(i, time) in chunk {
+                let r = &reports[i];
+                query = query
+                    .bind(r.task_id.0.to_vec())
+                    .bind(r.report_id.0.to_vec())
+                    .bind(time)
+                    .bind(r.payload.clone());
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            let mut inserted = rows
+                .iter()
+                .map(|row| Ok((row.try_get::<Vec<u8>, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
+                .collect::<Result<HashSet<_>, sqlx::Error>>()?;
+            for &(i, _) in chunk {
+                let r = &reports[i];
+                let key = (r.task_id.0.to_vec(), r.report_id.0.to_vec());
+                if inserted.remove(&key) {
+                    outcomes[i] = InsertOutcome::Stored;
+                }
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
