@@ -27,7 +27,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hetally_crypto::backend::{AdditiveBackend, BackendConfig, ReportContext};
+use hetally_crypto::backend::{BackendConfig, ReportContext};
 use hetally_crypto::dp::DpMechanism;
 use hetally_crypto::keyfile::PublicKeyFile;
 use hetally_crypto::paillier::SecretKey;

@@ -268,6 +268,14 @@ impl InputProofs {
         x
     }
 
+    /// g^x = 1 + (x mod n) n mod n^2, for any integer x.
+    fn g_pow(&self, x: &Integer) -> Integer {
+        let mut t = Integer::from(x.modulo_ref(self.pk.n()));
+        t *= self.pk.n();
+        t += 1;
+        t
+    }
+
     /// c g^-1 = c (1 - n) mod n^2.
     fn div_g(&self, c: &Integer) -> Integer {
         let one_minus_n = Integer::from(self.pk.n_squared() + 1u32) - self.pk.n();
@@ -367,11 +375,23 @@ impl InputProofs {
             let e_sim = random_bits(CHALLENGE_BITS, rng);
             let z_sim = random_bits(MASK_BITS, rng);
             // a_sim = H^z_sim u_sim^-e_sim, so that H^z_sim = a_sim u_sim^e_sim.
-            let u_inv = u_sim
-                .invert(n2)
-                .map_err(|_| PaillierError::InvalidCiphertext("not a unit"))?;
-            let u_pow = u_inv.pow_mod(&e_sim, n2).expect("non-negative exponent");
-            let a_sim = self.mul_mod(&self.h_pow(&z_sim), &u_pow);
+            // The prover knows u_sim = g^(m - sim) H^alpha, so this is
+            // H^(z_sim - alpha e_sim) g^(-(m - sim) e_sim): one table
+            // exponentiation, and a g-power costs a multiplication.
+            let h_exp = Integer::from(&z_sim - Integer::from(&alpha * &e_sim));
+            let a_sim = if h_exp >= 0 {
+                let mut g_exp = Integer::from(m - sim as u32);
+                g_exp *= &e_sim;
+                g_exp = -g_exp;
+                self.mul_mod(&self.h_pow(&h_exp), &self.g_pow(&g_exp))
+            } else {
+                // Probability below 2^-150; the generic way.
+                let u_inv = u_sim
+                    .invert(n2)
+                    .map_err(|_| PaillierError::InvalidCiphertext("not a unit"))?;
+                let u_pow = u_inv.pow_mod(&e_sim, n2).expect("non-negative exponent");
+                self.mul_mod(&self.h_pow(&z_sim), &u_pow)
+            };
             let a_real = self.h_pow(&s);
             let mut a = [Integer::new(), Integer::new()];
             a[branch] = a_real;
@@ -539,17 +559,10 @@ impl InputProofs {
                 terms.push((&s.a, rs));
             }
         }
-        let n = self.pk.n();
-        let n2 = self.pk.n_squared();
+        // H^x g^G = prod a^rho prod c^E.
         let (lhs, rhs) = rayon::join(
-            || {
-                // g^G = 1 + (G mod n) n mod n^2.
-                let mut gn = Integer::from(g.modulo_ref(n));
-                gn *= n;
-                gn += 1;
-                self.mul_mod(&self.h_pow(&x), &gn)
-            },
-            || multi_exp(&terms, n2),
+            || self.mul_mod(&self.h_pow(&x), &self.g_pow(&g)),
+            || multi_exp(&terms, self.pk.n_squared()),
         );
         lhs == rhs
     }
