@@ -195,9 +195,11 @@ fn no_input_proofs_is_recorded_in_the_task() {
     let (without, _) = create_task(&server, &pk, "count", 10, &["--no-input-proofs"]);
     assert_ne!(with, without, "the flag is part of the task id");
     let get = |task: &str| -> String {
+        // `=`: a base64url task id may start with '-'.
+        let task = format!("--task={task}");
         run_ok(
             "hetally-client",
-            &["task", "get", "--server", &server.url, "--task", task],
+            &["task", "get", "--server", &server.url, &task],
         )
     };
     assert!(get(&with).contains("input proofs:    on"));
