@@ -144,7 +144,9 @@ fn prio3_prepare<V>(
     let (s1, p1) = vdaf
         .prepare_init(verify_key, 1, &(), nonce, public_share, &input_shares[1])
         .unwrap();
-    let msg = vdaf.prepare_shares_to_prepare_message(&(), [p0, p1]).unwrap();
+    let msg = vdaf
+        .prepare_shares_to_prepare_message(&(), [p0, p1])
+        .unwrap();
     black_box(vdaf.prepare_next(s0, msg.clone()).unwrap());
     black_box(vdaf.prepare_next(s1, msg).unwrap());
 }

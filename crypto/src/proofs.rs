@@ -236,9 +236,8 @@ impl InputProofs {
     }
 
     fn table(&self) -> &FixedBaseTable {
-        self.table.get_or_init(|| {
-            FixedBaseTable::new(self.pk.hn(), self.pk.n_squared(), TABLE_BITS, 8)
-        })
+        self.table
+            .get_or_init(|| FixedBaseTable::new(self.pk.hn(), self.pk.n_squared(), TABLE_BITS, 8))
     }
 
     /// Builds the table for H now rather than at the first proof.
@@ -485,7 +484,10 @@ impl InputProofs {
         };
         let mut cts = Vec::with_capacity(got);
         for _ in 0..got {
-            cts.push(element(read_int(&mut r, len, "bit ciphertext")?, "ciphertext")?);
+            cts.push(element(
+                read_int(&mut r, len, "bit ciphertext")?,
+                "ciphertext",
+            )?);
         }
         let mut bits = Vec::with_capacity(got);
         for _ in 0..got {
@@ -528,12 +530,8 @@ impl InputProofs {
         // H^x (1 + g n) = prod a^rho * prod c^E, accumulated over reports.
         let mut x = Integer::new();
         let mut g = Integer::new();
-        let mut terms: Vec<Term<'_>> = Vec::with_capacity(
-            reports
-                .iter()
-                .map(|p| 3 * p.cts.len() + 1)
-                .sum::<usize>(),
-        );
+        let mut terms: Vec<Term<'_>> =
+            Vec::with_capacity(reports.iter().map(|p| 3 * p.cts.len() + 1).sum::<usize>());
         for p in reports {
             let e = &p.challenge;
             let rho_sum = p.sum.as_ref().map(|_| Integer::from(rng.gen::<u64>()));

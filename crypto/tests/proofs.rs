@@ -32,15 +32,15 @@ fn pk() -> PublicKey {
 /// One prover/verifier per measurement type, so the 10 MB table for H is
 /// built once per type.
 fn proofs(measurement: &str) -> &'static InputProofs {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<(String, &'static InputProofs)>>> =
-        OnceLock::new();
+    static CACHE: OnceLock<std::sync::Mutex<Vec<(String, &'static InputProofs)>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap();
     if let Some((_, p)) = cache.iter().find(|(m, _)| m == measurement) {
         return p;
     }
-    let p: &'static InputProofs =
-        Box::leak(Box::new(InputProofs::new(pk(), measurement.parse().unwrap()).unwrap()));
+    let p: &'static InputProofs = Box::leak(Box::new(
+        InputProofs::new(pk(), measurement.parse().unwrap()).unwrap(),
+    ));
     cache.push((measurement.to_string(), p));
     p
 }
@@ -81,7 +81,10 @@ fn honest_reports_verify_for_every_type() {
             assert_eq!(payload.len(), p.payload_len(), "{m}");
             let got = decrypt_values(p.verify(&payload, &ctx(&id)));
             let want: Vec<Integer> = values.iter().map(|v| Integer::from(*v)).collect();
-            assert_eq!(got, want, "{m}: the derived value ciphertexts decrypt to the values");
+            assert_eq!(
+                got, want,
+                "{m}: the derived value ciphertexts decrypt to the values"
+            );
         }
         // The prover refuses invalid values outright.
         let bad = vec![measurement.max_value() + 1; measurement.len()];
@@ -204,11 +207,17 @@ fn proof_is_bound_to_ciphertext_report_task_time_and_key() {
     let other = p.prove(&[1], &ctx(&id), &mut rng).unwrap();
     let mut swapped = payload.clone();
     swapped[layout.c()].copy_from_slice(&other[layout.c()]);
-    assert!(is_invalid(&p.verify(&swapped, &ctx(&id))), "other ciphertext");
+    assert!(
+        is_invalid(&p.verify(&swapped, &ctx(&id))),
+        "other ciphertext"
+    );
 
     // Another report id, task or time.
     let other_id = ReportId([5; 16]);
-    assert!(is_invalid(&p.verify(&payload, &ctx(&other_id))), "report id");
+    assert!(
+        is_invalid(&p.verify(&payload, &ctx(&other_id))),
+        "report id"
+    );
     let other_task = TaskId([8; 32]);
     let moved = ReportContext {
         task_id: &other_task,
@@ -229,7 +238,11 @@ fn proof_is_bound_to_ciphertext_report_task_time_and_key() {
     assert!(p2.verify(&payload, &ctx(&id)).is_err(), "key");
 
     // Flipping any single byte of the proof breaks it.
-    for pos in [layout.a0().start + 100, layout.e0().start, layout.z1().end - 1] {
+    for pos in [
+        layout.a0().start + 100,
+        layout.e0().start,
+        layout.z1().end - 1,
+    ] {
         let mut bad = payload.clone();
         bad[pos] ^= 1;
         assert!(p.verify(&bad, &ctx(&id)).is_err(), "byte {pos}");
@@ -274,37 +287,61 @@ fn malformed_payloads_are_rejected_without_panicking() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let p = proofs("histogram:16");
     let id = ReportId([8; 16]);
-    let payload = p.prove(&Measurement::Histogram { buckets: 16 }.random_value(&mut rng), &ctx(&id), &mut rng).unwrap();
+    let payload = p
+        .prove(
+            &Measurement::Histogram { buckets: 16 }.random_value(&mut rng),
+            &ctx(&id),
+            &mut rng,
+        )
+        .unwrap();
     p.verify(&payload, &ctx(&id)).unwrap();
     // Truncated anywhere, including inside the last response.
     for cut in [0, 1, 4, 5, 600, payload.len() / 2, payload.len() - 1] {
         let r = p.verify(&payload[..cut], &ctx(&id));
         assert!(
-            matches!(r, Err(ProofError::Malformed(_)) | Err(ProofError::WrongBitCount { .. })),
+            matches!(
+                r,
+                Err(ProofError::Malformed(_)) | Err(ProofError::WrongBitCount { .. })
+            ),
             "cut at {cut}: {r:?}"
         );
     }
     // Trailing bytes, wrong version, wrong bit count.
     let mut long = payload.clone();
     long.push(0);
-    assert!(matches!(p.verify(&long, &ctx(&id)), Err(ProofError::Malformed(_))));
+    assert!(matches!(
+        p.verify(&long, &ctx(&id)),
+        Err(ProofError::Malformed(_))
+    ));
     let mut v2 = payload.clone();
     v2[0] = 2;
-    assert!(matches!(p.verify(&v2, &ctx(&id)), Err(ProofError::Malformed(_))));
+    assert!(matches!(
+        p.verify(&v2, &ctx(&id)),
+        Err(ProofError::Malformed(_))
+    ));
     let mut count = payload.clone();
     count[4] = 15;
-    assert!(matches!(p.verify(&count, &ctx(&id)), Err(ProofError::WrongBitCount { .. })));
+    assert!(matches!(
+        p.verify(&count, &ctx(&id)),
+        Err(ProofError::WrongBitCount { .. })
+    ));
     // A ciphertext of 0, of n (not a unit), of n^2 (out of range).
     let pk = pk();
     let len = pk.ciphertext_len();
     for bad in [Integer::new(), pk.n().clone()] {
         let mut b = payload.clone();
         b[5..5 + len].copy_from_slice(&fixed(&bad, len));
-        assert!(matches!(p.verify(&b, &ctx(&id)), Err(ProofError::NotAUnit(_))), "{bad}");
+        assert!(
+            matches!(p.verify(&b, &ctx(&id)), Err(ProofError::NotAUnit(_))),
+            "{bad}"
+        );
     }
     let mut b = payload.clone();
     b[5..5 + len].fill(0xff);
-    assert!(matches!(p.verify(&b, &ctx(&id)), Err(ProofError::NotAUnit(_))));
+    assert!(matches!(
+        p.verify(&b, &ctx(&id)),
+        Err(ProofError::NotAUnit(_))
+    ));
     // The backend maps these to the upload errors the server reports.
     let config = BackendConfig::for_key(
         &PublicKeyFile::Paillier(pk),

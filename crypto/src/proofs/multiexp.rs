@@ -220,7 +220,11 @@ mod tests {
                     .iter()
                     .map(|(_, e)| e.to_digits::<u64>(Order::Lsf))
                     .collect();
-                let max = terms.iter().map(|(_, e)| e.significant_bits()).max().unwrap();
+                let max = terms
+                    .iter()
+                    .map(|(_, e)| e.significant_bits())
+                    .max()
+                    .unwrap();
                 let want = naive(&terms, &m);
                 for c in [1, 3, 8] {
                     let got = pippenger(&terms, &l, max, c, &m).unwrap_or(Integer::from(1));

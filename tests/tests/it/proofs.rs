@@ -106,19 +106,26 @@ async fn forged_reports_are_rejected_and_honest_ones_collected_exactly() {
             time,
         };
         let payload = proofs.prove_unchecked(&[plaintext], &ctx, rng).unwrap();
-        Report {
-            id,
-            time,
-            payload,
-        }
+        Report { id, time, payload }
     };
     let minus_one = Integer::from(key.n() - 1u32);
     let cases = [
-        ("a count of 2", report(ReportId([1; 16]), 2.into(), ReportId([1; 16]), &mut rng)),
-        ("a count of -1", report(ReportId([2; 16]), minus_one, ReportId([2; 16]), &mut rng)),
+        (
+            "a count of 2",
+            report(ReportId([1; 16]), 2.into(), ReportId([1; 16]), &mut rng),
+        ),
+        (
+            "a count of -1",
+            report(ReportId([2; 16]), minus_one, ReportId([2; 16]), &mut rng),
+        ),
         (
             "a count of 1,000,000",
-            report(ReportId([3; 16]), 1_000_000.into(), ReportId([3; 16]), &mut rng),
+            report(
+                ReportId([3; 16]),
+                1_000_000.into(),
+                ReportId([3; 16]),
+                &mut rng,
+            ),
         ),
         (
             "a valid proof made for another report id",
