@@ -377,7 +377,7 @@ impl InputProofs {
             // The prover knows u_sim = g^(m - sim) H^alpha, so this is
             // H^(z_sim - alpha e_sim) g^(-(m - sim) e_sim): one table
             // exponentiation, and a g-power costs a multiplication.
-            let h_exp = Integer::from(&z_sim - Integer::from(&alpha * &e_sim));
+            let h_exp = &z_sim - Integer::from(&alpha * &e_sim);
             let a_sim = if h_exp >= 0 {
                 let mut g_exp = Integer::from(m - sim as u32);
                 g_exp *= &e_sim;

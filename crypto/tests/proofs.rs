@@ -101,7 +101,7 @@ fn honest_prover_on_two_or_minus_one_is_rejected() {
     let minus_one = Integer::from(pk().n() - 1u32);
     for m in [Integer::from(2), minus_one, Integer::from(1_000_000)] {
         let payload = p
-            .prove_unchecked(&[m.clone()], &ctx(&id), &mut rng)
+            .prove_unchecked(std::slice::from_ref(&m), &ctx(&id), &mut rng)
             .unwrap();
         assert!(is_invalid(&p.verify(&payload, &ctx(&id))), "plaintext {m}");
     }
