@@ -124,6 +124,14 @@ struct TaskCreateArgs {
     /// gaussian); required with --dp.
     #[arg(long)]
     budget: Option<String>,
+    /// Accept reports without zero-knowledge proofs of validity. By default
+    /// every report proves that it encrypts a valid measurement (a 0/1
+    /// count, an in-range sum, a one-hot histogram) and the server rejects
+    /// those that do not. With this flag the server TRUSTS EVERY CLIENT: one
+    /// report can add any value to an aggregate. Reports are smaller and
+    /// cheaper without proofs; see docs/proofs.md.
+    #[arg(long)]
+    no_input_proofs: bool,
     /// Also write the collector token to this file (mode 0600).
     #[arg(long)]
     token_out: Option<PathBuf>,
@@ -330,6 +338,14 @@ fn print_task(info: &TaskInfo) {
         println!("budget:          {b}");
     }
     println!("key fingerprint: {}", info.key_fingerprint);
+    println!(
+        "input proofs:    {}",
+        if info.input_proofs {
+            "on (the server verifies every report)"
+        } else {
+            "off (the server trusts every client)"
+        }
+    );
 }
 
 /// Runs a parsed command line.
@@ -479,6 +495,7 @@ async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
             time_precision: a.time_precision,
             dp: Some(spec.mechanism().to_string()),
             budget: a.budget,
+            input_proofs: Some(!a.no_input_proofs),
         })
         .await?;
     if let Some(path) = &a.token_out {

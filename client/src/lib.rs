@@ -249,7 +249,7 @@ impl Client {
             .first()
             .ok_or_else(|| ClientError::Usage("no server URL given".into()))?;
         let (_, definition) = fetch_task(first, &task_id).await?;
-        let backend = definition.backend.backend(definition.measurement)?;
+        let backend = definition.build_backend()?;
         Ok(Client {
             http: http_client()?,
             servers,

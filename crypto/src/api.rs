@@ -36,6 +36,10 @@ pub struct CreateTaskRequest {
     /// Total privacy budget; required with a DP mechanism.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<String>,
+    /// Whether reports must carry zero-knowledge proofs of validity
+    /// (`docs/proofs.md`); true if absent. `false` trusts every client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_proofs: Option<bool>,
 }
 
 /// A task as the server describes it.
@@ -61,6 +65,9 @@ pub struct TaskInfo {
     pub budget: Option<String>,
     /// SHA-256 fingerprint of the collector key, hex.
     pub key_fingerprint: String,
+    /// Whether reports must carry input proofs.
+    #[serde(default)]
+    pub input_proofs: bool,
     /// Unix seconds.
     pub created_at: i64,
 }

@@ -22,6 +22,7 @@ use crate::codec::{CodecError, Reader, Writer};
 use crate::dp::DpMechanism;
 use crate::keyfile::{KeyFileError, PublicKeyFile, Scheme};
 use crate::measurement::{Measurement, MeasurementError};
+use crate::proofs::ProofError;
 use crate::report::ReportId;
 use crate::task::TaskId;
 
@@ -56,6 +57,10 @@ pub enum BackendError {
         /// Why.
         reason: String,
     },
+    /// The report's input proof does not verify (or is malformed beyond
+    /// its framing).
+    #[error(transparent)]
+    InvalidProof(ProofError),
     /// The task's backend configuration is not usable.
     #[error("invalid backend configuration: {0}")]
     Config(String),
@@ -66,6 +71,20 @@ pub enum BackendError {
     /// sum that does not match the task's layout).
     #[error("stored data does not match the task's layout: {0}")]
     Corrupt(String),
+}
+
+impl From<ProofError> for BackendError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::Malformed(e) => BackendError::Malformed(e),
+            ProofError::WrongBitCount { expected, got, .. } => {
+                BackendError::WrongCiphertextCount { expected, got }
+            }
+            ProofError::Measurement(e) => BackendError::Measurement(e),
+            ProofError::TooLarge { .. } => BackendError::Config(e.to_string()),
+            e => BackendError::InvalidProof(e),
+        }
+    }
 }
 
 /// What an upload is bound to: proofs include it in their transcripts.
@@ -132,6 +151,24 @@ pub trait AdditiveBackend: Send + Sync + fmt::Debug {
         payload: &[u8],
         ctx: &ReportContext<'_>,
     ) -> Result<Vec<u8>, BackendError>;
+
+    /// Checks many untrusted payloads at once; one result per input, in
+    /// order, each as [`AdditiveBackend::check_payload`] would give it.
+    /// Backends with batch verification override it.
+    fn check_payloads(
+        &self,
+        reports: &[(&[u8], ReportContext<'_>)],
+    ) -> Vec<Result<Vec<u8>, BackendError>> {
+        reports
+            .iter()
+            .map(|(payload, ctx)| self.check_payload(payload, ctx))
+            .collect()
+    }
+
+    /// True if uploads must carry input proofs (see [`crate::proofs`]).
+    fn input_proofs(&self) -> bool {
+        false
+    }
 
     /// The sum of no reports.
     fn empty_sum(&self) -> PartialSum;
@@ -215,10 +252,36 @@ impl BackendConfig {
         Ok(())
     }
 
-    /// Builds the task's backend.
+    /// Checks that reports of `measurement` can carry input proofs under
+    /// this configuration (the proof-carrying payload fits the report size
+    /// limit).
+    pub fn check_input_proofs(&self, measurement: &Measurement) -> Result<(), BackendError> {
+        match self {
+            BackendConfig::Paillier { public_key, .. } => {
+                crate::proofs::InputProofs::new(public_key.clone(), *measurement)
+                    .map(|_| ())
+                    .map_err(|e| BackendError::Config(e.to_string()))
+            }
+        }
+    }
+
+    /// Builds a backend that neither makes nor checks input proofs: for
+    /// tools and tests. A task's backend comes from
+    /// [`crate::TaskDefinition::build_backend`], which honours the task's
+    /// `input_proofs`.
     pub fn backend(
         &self,
         measurement: Measurement,
+    ) -> Result<Arc<dyn AdditiveBackend>, BackendError> {
+        self.backend_with_proofs(measurement, false)
+    }
+
+    /// Builds the task's backend; with `input_proofs`, clients prove and
+    /// the server verifies that every report is a valid measurement.
+    pub fn backend_with_proofs(
+        &self,
+        measurement: Measurement,
+        input_proofs: bool,
     ) -> Result<Arc<dyn AdditiveBackend>, BackendError> {
         match self {
             BackendConfig::Paillier {
@@ -228,6 +291,7 @@ impl BackendConfig {
                 public_key.clone(),
                 measurement,
                 *slot_bits,
+                input_proofs,
             )?)),
         }
     }

@@ -11,6 +11,8 @@
 //!   aggregate file, in the versioned binary encoding of [`codec`];
 //! * [`task`], [`report`]: task definitions (whose hash is the task id) and
 //!   the report wire format;
+//! * [`proofs`]: zero-knowledge proofs that a Paillier report encrypts a
+//!   valid measurement;
 //! * [`backend`]: the one boundary the server and client use for every
 //!   homomorphic scheme.
 
@@ -22,6 +24,7 @@ pub mod dp;
 pub mod keyfile;
 pub mod measurement;
 pub mod paillier;
+pub mod proofs;
 pub mod report;
 pub mod task;
 

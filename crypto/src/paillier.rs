@@ -15,7 +15,7 @@
 //! Big-integer arithmetic is GMP through `rug`, chosen by measurement
 //! (`BENCHMARKS.md`, bench `bigint`).
 
-mod fixed_base;
+pub(crate) mod fixed_base;
 mod keygen;
 mod packing;
 
@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::codec::{self, CodecError, FileKind, Reader, Writer};
-use fixed_base::FixedBaseTable;
+pub(crate) use fixed_base::FixedBaseTable;
 pub use keygen::KeygenProgress;
 pub use packing::{Packing, PackingError, MAX_SLOT_BITS};
 
@@ -113,6 +113,12 @@ struct PublicKeyInner {
 pub struct Ciphertext(Integer);
 
 impl Ciphertext {
+    /// Wraps a value known to be a unit below n^2 because it was computed
+    /// from validated ciphertexts.
+    pub(crate) fn from_checked(c: Integer) -> Self {
+        Ciphertext(c)
+    }
+
     /// The ciphertext as an integer in [1, n^2).
     pub fn as_integer(&self) -> &Integer {
         &self.0
@@ -246,6 +252,25 @@ impl PublicKey {
                 FIXED_BASE_WINDOW_BITS,
             )
         })
+    }
+
+    /// h^n mod n^2: the base of the fast form's randomness.
+    pub(crate) fn hn(&self) -> &Integer {
+        &self.inner.hn
+    }
+
+    /// Encrypts m in the fast form and returns the short exponent alpha
+    /// with c = (1 + m n) (h^n)^alpha mod n^2: the witness the input proofs
+    /// (`crate::proofs`) work with.
+    pub(crate) fn encrypt_fast_with_exponent<R: RngCore + CryptoRng + ?Sized>(
+        &self,
+        m: &Integer,
+        rng: &mut R,
+    ) -> Result<(Ciphertext, Integer), PaillierError> {
+        self.check_plaintext(m)?;
+        let alpha = random_bits(SHORT_EXPONENT_BITS, rng);
+        let rn = self.table().pow(&alpha);
+        Ok((Ciphertext(self.mul_mod(self.message_part(m), &rn)), alpha))
     }
 
     /// Builds the fast form's table now rather than at the first encryption

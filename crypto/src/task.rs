@@ -23,8 +23,17 @@ use crate::measurement::Measurement;
 /// Domain separation for task ids.
 const TASK_ID_DOMAIN: &[u8] = b"hetally task definition v1";
 
-/// Version byte of the canonical task encoding.
-const TASK_ENCODING_VERSION: u8 = 1;
+/// Version byte of the canonical task encoding of a task without input
+/// proofs: the original encoding, so such tasks keep their ids.
+const TASK_ENCODING_V1: u8 = 1;
+
+/// Version byte of a task with input proofs: the version-1 fields, then a
+/// flags byte whose bit 0 (input proofs) is set. Written only when a flag is
+/// set, so every definition has exactly one encoding.
+const TASK_ENCODING_V2: u8 = 2;
+
+/// Flag bit of [`TaskDefinition::input_proofs`] in a version-2 encoding.
+const FLAG_INPUT_PROOFS: u8 = 1;
 
 /// Largest canonical task definition accepted.
 pub const MAX_TASK_DEFINITION_BYTES: usize = 64 << 20;
@@ -111,6 +120,11 @@ pub struct TaskDefinition {
     pub budget: Option<Rational>,
     /// The collector's key and the ciphertext layout.
     pub backend: BackendConfig,
+    /// Reports must carry zero-knowledge proofs that they encrypt a valid
+    /// measurement, and the server rejects those that do not
+    /// (`docs/proofs.md`). Without it the server trusts every client: one
+    /// report can put any value into an aggregate.
+    pub input_proofs: bool,
 }
 
 impl TaskDefinition {
@@ -148,13 +162,32 @@ impl TaskDefinition {
         }
         self.backend
             .check(&self.measurement, &self.dp, self.max_batch_size)
-            .map_err(TaskError::Backend)
+            .map_err(TaskError::Backend)?;
+        if self.input_proofs {
+            self.backend
+                .check_input_proofs(&self.measurement)
+                .map_err(TaskError::Backend)?;
+        }
+        Ok(())
+    }
+
+    /// Builds the task's backend, making and checking input proofs if the
+    /// task asks for them.
+    pub fn build_backend(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::backend::AdditiveBackend>, BackendError> {
+        self.backend
+            .backend_with_proofs(self.measurement, self.input_proofs)
     }
 
     /// The canonical encoding the task id hashes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(TASK_ENCODING_VERSION);
+        w.u8(if self.input_proofs {
+            TASK_ENCODING_V2
+        } else {
+            TASK_ENCODING_V1
+        });
         self.measurement.encode(&mut w);
         w.u64(self.min_batch_size)
             .u64(self.max_batch_size)
@@ -170,6 +203,9 @@ impl TaskDefinition {
             }
         }
         self.backend.encode(&mut w);
+        if self.input_proofs {
+            w.u8(FLAG_INPUT_PROOFS);
+        }
         w.finish()
     }
 
@@ -185,7 +221,7 @@ impl TaskDefinition {
         }
         let mut r = Reader::new(bytes);
         let version = r.u8("task encoding version")?;
-        if version != TASK_ENCODING_VERSION {
+        if version != TASK_ENCODING_V1 && version != TASK_ENCODING_V2 {
             return Err(CodecError::UnsupportedVersion { found: version }.into());
         }
         let measurement = Measurement::decode(&mut r)?;
@@ -199,6 +235,20 @@ impl TaskDefinition {
             f => return Err(CodecError::invalid("budget flag", format!("{f}")).into()),
         };
         let backend = BackendConfig::decode(&mut r)?;
+        let input_proofs = if version == TASK_ENCODING_V2 {
+            match r.u8("task flags")? {
+                FLAG_INPUT_PROOFS => true,
+                f => {
+                    return Err(CodecError::invalid(
+                        "task flags",
+                        format!("{f:#04x}: only 0x01 (input proofs) is defined, and version 2 is only written with it set"),
+                    )
+                    .into())
+                }
+            }
+        } else {
+            false
+        };
         r.finish("task definition")?;
         let task = TaskDefinition {
             measurement,
@@ -208,6 +258,7 @@ impl TaskDefinition {
             dp,
             budget,
             backend,
+            input_proofs,
         };
         task.check()?;
         Ok(task)

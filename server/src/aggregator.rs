@@ -8,6 +8,7 @@
 
 pub mod jobs;
 mod release;
+mod verifier;
 mod writer;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use thiserror::Error;
 
 use crate::datastore::{Datastore, InsertOutcome, NewReport, StoreError, TaskRecord};
 pub use release::ReleaseOutcome;
+use verifier::ReportVerifier;
 use writer::ReportWriter;
 
 /// Reports may carry a time at most this many seconds in the future.
@@ -169,8 +171,7 @@ impl TaskState {
             Error::Internal(format!("stored task {} is unreadable: {e}", record.task_id))
         })?;
         let backend = definition
-            .backend
-            .backend(definition.measurement)
+            .build_backend()
             .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
         Ok(TaskState {
             id: record.task_id,
@@ -201,6 +202,8 @@ pub struct NewTask {
     pub dp: DpMechanism,
     /// Total budget.
     pub budget: Option<Rational>,
+    /// Reports must carry input proofs.
+    pub input_proofs: bool,
 }
 
 /// Task status for the collector.
@@ -245,6 +248,7 @@ fn tokens_match(token: &str, expected_hash: &[u8; 32]) -> bool {
 pub struct Aggregator {
     store: Datastore,
     writer: ReportWriter,
+    verifier: ReportVerifier,
     tasks: RwLock<HashMap<TaskId, Arc<TaskState>>>,
     admin_token_hash: [u8; 32],
 }
@@ -261,6 +265,7 @@ impl Aggregator {
             Aggregator {
                 store,
                 writer,
+                verifier: ReportVerifier::spawn(),
                 tasks: RwLock::new(HashMap::new()),
                 admin_token_hash,
             },
@@ -316,6 +321,7 @@ impl Aggregator {
             dp: new.dp,
             budget: new.budget,
             backend,
+            input_proofs: new.input_proofs,
         };
         definition
             .check()
@@ -419,18 +425,26 @@ impl Aggregator {
                 now,
             });
         }
-        let checker = task.clone();
-        let (report, stored) = tokio::task::spawn_blocking(move || {
-            let ctx = ReportContext {
-                task_id: &checker.id,
-                report_id: &report.id,
-                time: report.time,
-            };
-            let stored = checker.backend.check_payload(&report.payload, &ctx);
-            (report, stored)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("report check failed: {e}")))?;
+        let (report, stored) = if task.backend.input_proofs() {
+            // Proofs are verified in batches across concurrent uploads.
+            self.verifier
+                .verify(task.clone(), report)
+                .await
+                .map_err(|_| Error::Internal("the report verifier has stopped".into()))?
+        } else {
+            let checker = task.clone();
+            tokio::task::spawn_blocking(move || {
+                let ctx = ReportContext {
+                    task_id: &checker.id,
+                    report_id: &report.id,
+                    time: report.time,
+                };
+                let stored = checker.backend.check_payload(&report.payload, &ctx);
+                (report, stored)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("report check failed: {e}")))?
+        };
         let stored = stored.map_err(Error::InvalidReport)?;
         let outcome = self
             .writer

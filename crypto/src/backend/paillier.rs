@@ -1,10 +1,17 @@
 //! The Paillier backend: packed slots, one ciphertext multiplication per
 //! ciphertext per report.
 //!
-//! Payload (client to server): `u32` ciphertext count, then that many
-//! ciphertexts of exactly `ciphertext_len` bytes. Stored form: the
-//! ciphertexts alone, concatenated, after validation. A partial sum has the
-//! same shape as a stored payload.
+//! Payload (client to server) of a task without input proofs: `u32`
+//! ciphertext count, then that many packed ciphertexts of exactly
+//! `ciphertext_len` bytes. With input proofs (the default for new tasks),
+//! the payload is [`crate::proofs`]'s proof-carrying encoding: one
+//! ciphertext per bit with a 0/1 proof each; after verification the server
+//! derives the packed ciphertexts from the bit ciphertexts
+//! (prod c_i^(2^offset_i)).
+//!
+//! Stored form, either way: the packed ciphertexts alone, concatenated. A
+//! partial sum has the same shape as a stored payload, so summing, merging
+//! and releasing do not depend on proofs.
 
 use rayon::prelude::*;
 use rug::integer::Order;
@@ -17,6 +24,7 @@ use crate::dp::{DpMechanism, Noise};
 use crate::keyfile::Scheme;
 use crate::measurement::Measurement;
 use crate::paillier::{Ciphertext, Packing, PublicKey, MAX_SLOT_BITS};
+use crate::proofs::InputProofs;
 use rand_core::CryptoRngCore;
 
 /// Per-value probability that DP noise exceeds the slot headroom: 2^-64.
@@ -50,25 +58,59 @@ pub struct PaillierBackend {
     measurement: Measurement,
     packing: Packing,
     ciphertext_count: usize,
+    /// Set when reports must carry input proofs.
+    proofs: Option<InputProofs>,
 }
 
 impl PaillierBackend {
-    /// The backend for a task with this key, measurement and slot width.
+    /// The backend for a task with this key, measurement and slot width;
+    /// with `input_proofs`, payloads carry proofs of validity.
     pub fn new(
         pk: PublicKey,
         measurement: Measurement,
         slot_bits: u32,
+        input_proofs: bool,
     ) -> Result<Self, BackendError> {
         let packing = Packing::new(slot_bits, pk.modulus_bits())
             .map_err(|e| BackendError::Config(e.to_string()))?;
         let ciphertext_count = packing.plaintext_count(measurement.len());
+        let proofs = input_proofs
+            .then(|| InputProofs::new(pk.clone(), measurement))
+            .transpose()?;
         pk.precompute();
         Ok(PaillierBackend {
             pk,
             measurement,
             packing,
             ciphertext_count,
+            proofs,
         })
+    }
+
+    /// The stored form of a verified report: its value ciphertexts packed
+    /// into slots, P = prod_k V_k^(2^(w k)) per plaintext, by Horner's rule
+    /// from the last slot (w squarings per slot).
+    fn pack_ciphertexts(&self, values: &[Ciphertext]) -> Vec<u8> {
+        let n2 = self.pk.n_squared();
+        let w = self.packing.slot_bits();
+        let packed: Vec<Integer> = values
+            .chunks(self.packing.slots_per_plaintext() as usize)
+            .map(|chunk| {
+                let mut acc = Integer::from(1);
+                for v in chunk.iter().rev() {
+                    if acc != 1 {
+                        for _ in 0..w {
+                            acc.square_mut();
+                            acc %= n2;
+                        }
+                    }
+                    acc *= v.as_integer();
+                    acc %= n2;
+                }
+                acc
+            })
+            .collect();
+        self.encode_cts(&packed)
     }
 
     /// Ciphertexts per report.
@@ -132,15 +174,25 @@ impl AdditiveBackend for PaillierBackend {
     }
 
     fn max_payload_len(&self) -> usize {
-        4 + self.stored_len()
+        match &self.proofs {
+            Some(p) => p.payload_len(),
+            None => 4 + self.stored_len(),
+        }
+    }
+
+    fn input_proofs(&self) -> bool {
+        self.proofs.is_some()
     }
 
     fn encrypt(
         &self,
         values: &[u64],
-        _ctx: &ReportContext<'_>,
+        ctx: &ReportContext<'_>,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<Vec<u8>, BackendError> {
+        if let Some(proofs) = &self.proofs {
+            return Ok(proofs.prove(values, ctx, rng)?);
+        }
         self.measurement.validate(values)?;
         let plaintexts = self
             .packing
@@ -161,8 +213,12 @@ impl AdditiveBackend for PaillierBackend {
     fn check_payload(
         &self,
         payload: &[u8],
-        _ctx: &ReportContext<'_>,
+        ctx: &ReportContext<'_>,
     ) -> Result<Vec<u8>, BackendError> {
+        if let Some(proofs) = &self.proofs {
+            let values = proofs.verify(payload, ctx)?;
+            return Ok(self.pack_ciphertexts(&values));
+        }
         let mut r = Reader::new(payload);
         let got = r.u32("ciphertext count")? as usize;
         if got != self.ciphertext_count {
@@ -185,6 +241,23 @@ impl AdditiveBackend for PaillierBackend {
         }
         r.finish("payload")?;
         Ok(stored)
+    }
+
+    fn check_payloads(
+        &self,
+        reports: &[(&[u8], ReportContext<'_>)],
+    ) -> Vec<Result<Vec<u8>, BackendError>> {
+        match &self.proofs {
+            Some(proofs) => proofs
+                .verify_batch(reports)
+                .into_par_iter()
+                .map(|r| Ok(self.pack_ciphertexts(&r?)))
+                .collect(),
+            None => reports
+                .par_iter()
+                .map(|(payload, ctx)| self.check_payload(payload, ctx))
+                .collect(),
+        }
     }
 
     fn empty_sum(&self) -> PartialSum {

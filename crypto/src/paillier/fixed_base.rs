@@ -11,7 +11,7 @@ use rug::integer::Order;
 use rug::Integer;
 
 /// See the module docs. Window width is fixed at 8 bits.
-pub(super) struct FixedBaseTable {
+pub(crate) struct FixedBaseTable {
     modulus: Integer,
     exponent_bits: u32,
     /// `windows * 255` entries; entry `i * 255 + (j - 1)` is b^(j 2^(8i)).
@@ -19,7 +19,7 @@ pub(super) struct FixedBaseTable {
 }
 
 impl FixedBaseTable {
-    pub(super) fn new(
+    pub(crate) fn new(
         base: &Integer,
         modulus: &Integer,
         exponent_bits: u32,
@@ -46,8 +46,13 @@ impl FixedBaseTable {
         }
     }
 
+    /// Largest exponent size, in bits, that [`FixedBaseTable::pow`] takes.
+    pub(crate) fn exponent_bits(&self) -> u32 {
+        self.exponent_bits
+    }
+
     /// base^exp mod modulus for 0 <= exp < 2^exponent_bits.
-    pub(super) fn pow(&self, exp: &Integer) -> Integer {
+    pub(crate) fn pow(&self, exp: &Integer) -> Integer {
         assert!(
             *exp >= 0 && exp.significant_bits() <= self.exponent_bits,
             "exponent outside the table's range"

@@ -32,6 +32,7 @@ impl Error {
                     BackendError::WrongCiphertextCount { .. } => "wrongCiphertextCount",
                     BackendError::InvalidCiphertext { .. } => "invalidCiphertext",
                     BackendError::Malformed(_) => "invalidMessage",
+                    BackendError::InvalidProof(_) => "invalidProof",
                     _ => "invalidReport",
                 },
             ),

@@ -42,6 +42,7 @@ pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
         dp: def.dp.to_string(),
         budget: def.budget.as_ref().map(Rational::to_string),
         key_fingerprint: hex::encode(task.backend.key_fingerprint()),
+        input_proofs: def.input_proofs,
         created_at: task.created_at,
     }
 }
@@ -73,6 +74,7 @@ fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
         time_precision: req.time_precision,
         dp,
         budget,
+        input_proofs: req.input_proofs.unwrap_or(true),
     })
 }
 

@@ -28,7 +28,10 @@ async fn env(measurement: &str, min_batch: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let (_, pk) = keygen(&dir.path().join("keys"));
     let server = ServerProcess::start(&dir.path().join("data")).unwrap();
-    let (task, token_file) = create_task(&server, &pk, measurement, min_batch, &[]);
+    // These cases craft bare packed payloads, the format of tasks without
+    // input proofs; proofs.rs covers forged proofs.
+    let (task, token_file) =
+        create_task(&server, &pk, measurement, min_batch, &["--no-input-proofs"]);
     let token = std::fs::read_to_string(token_file).unwrap();
     let client = Client::connect(
         Url::parse(&server.url).unwrap(),

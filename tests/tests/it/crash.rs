@@ -32,7 +32,9 @@ fn kill9_during_uploads_loses_no_acknowledged_report() {
     let data = dir.path().join("data");
     let port = free_port();
     let server = ServerProcess::start_on(&data, port).unwrap();
-    let (task, token) = create_task(&server, &pk, "histogram:4", 100, &[]);
+    // A durability test: proofs would only make it slower (proofs.rs
+    // covers them).
+    let (task, token) = create_task(&server, &pk, "histogram:4", 100, &["--no-input-proofs"]);
     let token = token.display().to_string();
     let time = now();
     let truth = dir.path().join("truth.json");

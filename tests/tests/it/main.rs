@@ -6,4 +6,5 @@ mod crash;
 mod dp;
 mod flow;
 mod lifecycle;
+mod proofs;
 mod replicas;

@@ -109,7 +109,9 @@ fn three_replicas_survive_a_kill9_during_aggregation() {
     });
     let dir = tempfile::tempdir().unwrap();
     let (sk, pk) = keygen(&dir.path().join("keys"));
-    let (task, token) = cluster.create_task(&pk, "histogram:16", &[]);
+    // A durability and scale-out test: proofs would only make it slower
+    // (tests/tests/it/proofs.rs covers them).
+    let (task, token) = cluster.create_task(&pk, "histogram:16", &["--no-input-proofs"]);
     let token_file = dir.path().join("collector.token");
     std::fs::write(&token_file, &token).unwrap();
     let victim_pid = {
