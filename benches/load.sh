@@ -3,7 +3,11 @@
 #
 #   benches/load.sh [--store sqlite|postgres] [--replicas N] [--reports N]
 #                   [--concurrency C] [--aggregate collect|jobs]
-#                   [--measurement M] [--job-size N]
+#                   [--measurement M] [--job-size N] [--input-proofs]
+#
+# Tasks are created with --no-input-proofs unless --input-proofs is given:
+# the figures are then those of the storage and summing path alone (the
+# proofs' own costs are in the `proofs` criterion bench).
 #
 # 1. Starts N `hetally-server` replicas (SQLite allows one; PostgreSQL uses
 #    a fresh database `hetally_load_<pid>` on 127.0.0.1:5432) with their
@@ -26,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 store=sqlite replicas=1 reports=100000 concurrency=64 aggregate=collect
-measurement=count job_size=5000
+measurement=count job_size=5000 proofs=(--no-input-proofs)
 while (($#)); do
   case $1 in
     --store) store=$2; shift 2 ;;
@@ -36,7 +40,8 @@ while (($#)); do
     --aggregate) aggregate=$2; shift 2 ;;
     --measurement) measurement=$2; shift 2 ;;
     --job-size) job_size=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --input-proofs) proofs=(); shift ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -114,7 +119,7 @@ now=$(date +%s)
 batch_start=$(( now - now % precision - precision ))
 "$bin/hetally-client" task create --server "${urls[0]}" --admin-token-file "$work/data/admin.token" \
   --public-key "$work/keys/collector.pk" --measurement "$measurement" --min-batch-size 1 \
-  --time-precision "$precision" --token-out "$work/collector.token" --json >"$work/task.json"
+  --time-precision "$precision" "${proofs[@]}" --token-out "$work/collector.token" --json >"$work/task.json"
 task=$(sed -n 's/.*"task_id": "\([^"]*\)".*/\1/p' "$work/task.json")
 
 echo "== $store, $replicas replica(s): simulate $reports $measurement reports, concurrency $concurrency" >&2
@@ -152,4 +157,4 @@ if truth["values"] != got["values"] or truth["report_count"] != got["report_coun
     sys.exit("load.sh: the release does NOT equal the truth")
 PY
 total=$(python3 -c "print('%.2f' % ($jobs_s + $collect_s))")
-echo "RESULT store=$store replicas=$replicas measurement=$measurement reports=$reports concurrency=$concurrency uploads_per_s=$ups encrypt_s=$enc_s upload_s=$up_s aggregate=$aggregate jobs_s=$jobs_s collect_s=$collect_s aggregation_s=$total exact=yes"
+echo "RESULT proofs=$([[ ${#proofs[@]} == 0 ]] && echo on || echo off) store=$store replicas=$replicas measurement=$measurement reports=$reports concurrency=$concurrency uploads_per_s=$ups encrypt_s=$enc_s upload_s=$up_s aggregate=$aggregate jobs_s=$jobs_s collect_s=$collect_s aggregation_s=$total exact=yes"
