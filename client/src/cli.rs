@@ -144,8 +144,9 @@ struct TaskCreateArgs {
 struct TaskGetArgs {
     #[command(flatten)]
     server: ServerArg,
-    /// The task id.
-    #[arg(long)]
+    /// The task id. Ids are base64url and may start with '-':
+    /// `--task -abc…` and `--task=-abc…` both work.
+    #[arg(long, allow_hyphen_values = true)]
     task: String,
     /// Print JSON.
     #[arg(long)]
@@ -176,8 +177,9 @@ struct ReplicasArg {
 struct SendArgs {
     #[command(flatten)]
     server: ReplicasArg,
-    /// The task id.
-    #[arg(long)]
+    /// The task id. Ids are base64url and may start with '-':
+    /// `--task -abc…` and `--task=-abc…` both work.
+    #[arg(long, allow_hyphen_values = true)]
     task: String,
     /// The measurement: 0/1 for count, a number for sum, a bucket index for
     /// histogram, comma-separated numbers for sumvec.
@@ -189,8 +191,9 @@ struct SendArgs {
 struct SimulateArgs {
     #[command(flatten)]
     server: ReplicasArg,
-    /// The task id.
-    #[arg(long)]
+    /// The task id. Ids are base64url and may start with '-':
+    /// `--task -abc…` and `--task=-abc…` both work.
+    #[arg(long, allow_hyphen_values = true)]
     task: String,
     /// Number of reports.
     #[arg(long)]
@@ -220,8 +223,9 @@ struct SimulateArgs {
 struct CollectorArgs {
     #[command(flatten)]
     server: ServerArg,
-    /// The task id.
-    #[arg(long)]
+    /// The task id. Ids are base64url and may start with '-':
+    /// `--task -abc…` and `--task=-abc…` both work.
+    #[arg(long, allow_hyphen_values = true)]
     task: String,
     /// File holding the task's collector token.
     #[arg(long)]
@@ -235,8 +239,9 @@ struct CollectorArgs {
 struct CollectArgs {
     #[command(flatten)]
     server: ServerArg,
-    /// The task id.
-    #[arg(long)]
+    /// The task id. Ids are base64url and may start with '-':
+    /// `--task -abc…` and `--task=-abc…` both work.
+    #[arg(long, allow_hyphen_values = true)]
     task: String,
     /// File holding the task's collector token.
     #[arg(long)]
@@ -577,4 +582,53 @@ async fn simulate_command(a: SimulateArgs) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// Task ids are base64url, so one in 32 starts with '-'; clap must take
+    /// it as the value of --task, not as a flag.
+    #[test]
+    fn task_ids_starting_with_a_hyphen_parse() {
+        let id = "-TFc2RifaN1IfxWM_QF84wOTAIWSboIgGR466zG90XU";
+        let cli = Cli::try_parse_from([
+            "hetally-client",
+            "releases",
+            "--task",
+            id,
+            "--token-file",
+            "t",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Releases(a) => assert_eq!(a.task, id),
+            other => panic!("parsed as {other:?}"),
+        }
+        for sub in [
+            &["send", "--task", id, "--value", "1"][..],
+            &["simulate", "--task", id, "--reports", "1"],
+            &[
+                "collect",
+                "--task",
+                id,
+                "--token-file",
+                "t",
+                "--start",
+                "0",
+                "--duration",
+                "60",
+                "--out",
+                "o",
+            ],
+            &["status", "--task", id, "--token-file", "t"],
+            &["task", "get", "--task", id],
+        ] {
+            let args = std::iter::once("hetally-client").chain(sub.iter().copied());
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{sub:?}: {e}"));
+        }
+    }
 }

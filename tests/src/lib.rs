@@ -352,3 +352,19 @@ pub fn postgres_i64(url: &str, sql: &str) -> i64 {
         row.try_get::<i64, _>(0).expect("an integer result")
     })
 }
+
+/// `hetally-keytool decrypt --key SK AGG --format json`, parsed.
+pub fn decrypt_json(sk: &Path, agg: &Path) -> Value {
+    let out = run_ok(
+        "hetally-keytool",
+        &[
+            "decrypt",
+            "--key",
+            &sk.display().to_string(),
+            &agg.display().to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    serde_json::from_str(&out).expect("decrypt --format json prints JSON")
+}

@@ -107,18 +107,7 @@ fn kill9_during_uploads_loses_no_acknowledged_report() {
             &agg.display().to_string(),
         ],
     );
-    let decrypted: Value = serde_json::from_str(&run_ok(
-        "hetally-keytool",
-        &[
-            "decrypt",
-            "--key",
-            &sk.display().to_string(),
-            &agg.display().to_string(),
-            "--format",
-            "json",
-        ],
-    ))
-    .unwrap();
+    let decrypted = decrypt_json(&sk, &agg);
     assert_eq!(decrypted["report_count"], reports);
     assert_eq!(decrypted["values"], truth["values"]);
 }

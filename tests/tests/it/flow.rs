@@ -9,7 +9,6 @@
 //! in batches and summed exactly) and by `proofs.rs` here.
 
 use hetally_tests::*;
-use serde_json::Value;
 
 fn end_to_end(measurement: &str, reports: u64, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
@@ -60,18 +59,7 @@ fn end_to_end(measurement: &str, reports: u64, extra: &[&str]) {
         )
     };
     collect(&agg);
-    let decrypted: Value = serde_json::from_str(&run_ok(
-        "hetally-keytool",
-        &[
-            "decrypt",
-            "--key",
-            &sk.display().to_string(),
-            &agg.display().to_string(),
-            "--format",
-            "json",
-        ],
-    ))
-    .unwrap();
+    let decrypted = decrypt_json(&sk, &agg);
     let truth = read_json(&truth_path);
     assert_eq!(truth["report_count"], reports);
     assert_eq!(decrypted["report_count"], reports, "{measurement}");

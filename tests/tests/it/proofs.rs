@@ -175,18 +175,7 @@ async fn forged_reports_are_rejected_and_honest_ones_collected_exactly() {
             &agg.display().to_string(),
         ],
     );
-    let decrypted: Value = serde_json::from_str(&run_ok(
-        "hetally-keytool",
-        &[
-            "decrypt",
-            "--key",
-            &sk.display().to_string(),
-            &agg.display().to_string(),
-            "--format",
-            "json",
-        ],
-    ))
-    .unwrap();
+    let decrypted = decrypt_json(&sk, &agg);
     let truth = read_json(&truth_path);
     let honest_ones = truth["values"][0].as_i64().unwrap();
     assert_eq!(decrypted["report_count"], HONEST + 1);

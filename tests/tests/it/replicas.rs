@@ -232,18 +232,7 @@ fn three_replicas_survive_a_kill9_during_aggregation() {
             &agg.display().to_string(),
         ],
     );
-    let decrypted: Value = serde_json::from_str(&run_ok(
-        "hetally-keytool",
-        &[
-            "decrypt",
-            "--key",
-            &sk.display().to_string(),
-            &agg.display().to_string(),
-            "--format",
-            "json",
-        ],
-    ))
-    .unwrap();
+    let decrypted = decrypt_json(&sk, &agg);
     assert_eq!(decrypted["report_count"], reports);
     assert_eq!(decrypted["values"], truth["values"]);
 }
