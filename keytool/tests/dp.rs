@@ -14,7 +14,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use hetally_crypto::aggregate::AggregateFile;
@@ -28,61 +27,12 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
 use tempfile::TempDir;
 
+mod common;
+
+use common::{assert_clean_failure, assert_success, keytool, p, Output};
+
 // ---------------------------------------------------------------------------
 // Running the binary
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn keytool<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    let out = Command::new(env!("CARGO_BIN_EXE_hetally-keytool"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hetally-keytool");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-#[track_caller]
-fn assert_success(out: &Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-}
-
-/// A failure as the user should see it: the exit code, nothing on stdout,
-/// one line on stderr mentioning every needle, no panic.
-#[track_caller]
-fn assert_clean_failure(out: &Output, code: i32, needles: &[&str]) {
-    assert!(!out.stderr.contains("panicked"), "panic: {}", out.stderr);
-    assert_eq!(out.code, code, "stderr: {}", out.stderr);
-    assert_eq!(out.stdout, "", "nothing on stdout on failure");
-    assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
-    for needle in needles {
-        assert!(
-            out.stderr.contains(needle),
-            "{needle:?} not in {:?}",
-            out.stderr
-        );
-    }
-}
 
 const EXIT_USAGE: i32 = 2;
 
