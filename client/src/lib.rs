@@ -220,6 +220,31 @@ pub async fn fetch_task(
     Ok((info, definition))
 }
 
+/// Fetches the CRS of a TFHE task with input proofs. The caller checks it
+/// against the hash in the verified definition
+/// ([`TaskDefinition::build_backend_with_crs`]).
+pub async fn fetch_crs(server: &Url, task_id: &TaskId) -> Result<Vec<u8>, ClientError> {
+    let http = http_client()?;
+    let url = endpoint(server, &format!("tasks/{task_id}/crs"))?;
+    let response = send(&url, http.get(url.clone())).await?;
+    let cap = hetally_crypto::lwe::zk::MAX_CRS_BYTES + 64;
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(ClientError::Protocol(format!(
+            "the task's CRS is larger than {cap} bytes"
+        )));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Protocol(format!("reading the task's CRS: {e}")))?;
+    if bytes.len() > cap {
+        return Err(ClientError::Protocol(format!(
+            "the task's CRS is larger than {cap} bytes"
+        )));
+    }
+    Ok(bytes.to_vec())
+}
+
 /// An app's handle on one task; see the crate docs.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -249,7 +274,16 @@ impl Client {
             .first()
             .ok_or_else(|| ClientError::Usage("no server URL given".into()))?;
         let (_, definition) = fetch_task(first, &task_id).await?;
-        let backend = definition.build_backend()?;
+        let backend = if definition.needs_crs() {
+            let crs = fetch_crs(first, &task_id).await?;
+            // Decoding checks every curve point of a CRS of megabytes.
+            let def = definition.clone();
+            tokio::task::spawn_blocking(move || def.build_backend_with_crs(Some(&crs)))
+                .await
+                .map_err(|e| ClientError::Protocol(format!("checking the task's CRS: {e}")))??
+        } else {
+            definition.build_backend()?
+        };
         Ok(Client {
             http: http_client()?,
             servers,

@@ -55,6 +55,10 @@ pub enum AggregateError {
         /// Why.
         source: PaillierError,
     },
+    /// A TFHE aggregate could not be decrypted safely (for example it sums
+    /// more encryptions than its Delta holds).
+    #[error("{0}")]
+    Tfhe(crate::lwe::LweError),
     /// The decrypted values do not fit the stated layout.
     #[error("decrypted values do not fit the aggregate's layout: {0}")]
     Layout(String),
@@ -69,6 +73,14 @@ pub enum Encoding {
         /// Slot width.
         slot_bits: u32,
     },
+    /// TFHE compact lists (see [`crate::backend::TfheBackend`]) under a
+    /// parameter set, values scaled by Delta = 2^delta_log2.
+    TfheLists {
+        /// [`crate::lwe::ParameterSet::id`].
+        parameter_set: u8,
+        /// log2 of Delta.
+        delta_log2: u32,
+    },
 }
 
 impl Encoding {
@@ -77,6 +89,12 @@ impl Encoding {
             Encoding::PaillierPacked { slot_bits } => {
                 w.u8(1).u32(*slot_bits);
             }
+            Encoding::TfheLists {
+                parameter_set,
+                delta_log2,
+            } => {
+                w.u8(2).u8(*parameter_set).u32(*delta_log2);
+            }
         }
     }
 
@@ -84,6 +102,10 @@ impl Encoding {
         match r.u8("encoding")? {
             1 => Ok(Encoding::PaillierPacked {
                 slot_bits: r.u32("slot width")?,
+            }),
+            2 => Ok(Encoding::TfheLists {
+                parameter_set: r.u8("TFHE parameter set")?,
+                delta_log2: r.u32("Delta")?,
             }),
             t => Err(CodecError::invalid(
                 "encoding",
@@ -185,6 +207,24 @@ impl AggregateFile {
                     .map_err(|e| AggregateError::Layout(e.to_string()))?;
                 Ok(())
             }
+            (
+                Scheme::Tfhe,
+                Encoding::TfheLists {
+                    parameter_set,
+                    delta_log2,
+                },
+            ) => {
+                let params = crate::lwe::ParameterSet::from_id(parameter_set)
+                    .map_err(|e| AggregateError::Layout(e.to_string()))?;
+                crate::lwe::Delta::new(delta_log2)
+                    .map_err(|e| AggregateError::Layout(e.to_string()))?;
+                crate::backend::decode_released(&self.ciphertexts, params, &self.measurement)
+                    .map_err(|e| AggregateError::Layout(e.to_string()))?;
+                Ok(())
+            }
+            (scheme, encoding) => Err(AggregateError::Layout(format!(
+                "a {scheme} aggregate cannot use the {encoding:?} layout"
+            ))),
         }
     }
 
@@ -236,6 +276,40 @@ impl AggregateFile {
                     .unpack(&plaintexts, self.measurement.len())
                     .map_err(|e| AggregateError::Layout(e.to_string()))
             }
+            (
+                SecretKeyFile::Tfhe(sk),
+                Encoding::TfheLists {
+                    parameter_set,
+                    delta_log2,
+                },
+            ) => {
+                let params = sk.params();
+                if params.id != parameter_set {
+                    return Err(AggregateError::Layout(format!(
+                        "the aggregate uses TFHE parameter set {parameter_set}, the key set {}",
+                        params.id
+                    )));
+                }
+                let delta = crate::lwe::Delta::new(delta_log2)
+                    .map_err(|e| AggregateError::Layout(e.to_string()))?;
+                let lists =
+                    crate::backend::decode_released(&self.ciphertexts, params, &self.measurement)
+                        .map_err(|e| AggregateError::Layout(e.to_string()))?;
+                // Every release adds one noise list to its reports.
+                let encryptions = self.report_count.saturating_add(1);
+                let mut values = Vec::with_capacity(self.measurement.len());
+                for list in &lists {
+                    values.extend(
+                        sk.decrypt(list, encryptions, delta)
+                            .map_err(AggregateError::Tfhe)?,
+                    );
+                }
+                Ok(values)
+            }
+            (key, encoding) => Err(AggregateError::Layout(format!(
+                "a {} key cannot decrypt the {encoding:?} layout",
+                key.scheme()
+            ))),
         }
     }
 }

@@ -49,7 +49,7 @@ pub struct TaskInfo {
     pub task_id: String,
     /// Canonical definition, base64url: clients hash it to check the id.
     pub definition: String,
-    /// `paillier`.
+    /// `paillier` or `tfhe`.
     pub scheme: String,
     /// Measurement type.
     pub measurement: String,
@@ -68,6 +68,10 @@ pub struct TaskInfo {
     /// Whether reports must carry input proofs.
     #[serde(default)]
     pub input_proofs: bool,
+    /// SHA-256 of the task's CRS, hex, for TFHE tasks with input proofs
+    /// (the CRS itself is at `GET /tasks/{id}/crs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs_sha256: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
 }

@@ -10,6 +10,7 @@
 //! backend through this trait.
 
 mod paillier;
+mod tfhe;
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ use crate::report::ReportId;
 use crate::task::TaskId;
 
 pub use self::paillier::PaillierBackend;
+pub use self::tfhe::{
+    crs_statement, decode_released, generate_crs, max_feasible_batch, CrsStatement, TfheBackend,
+};
 
 /// Largest public key embedded in a task definition.
 const MAX_PUBLIC_KEY_BYTES: usize = 32 << 20;
@@ -61,6 +65,12 @@ pub enum BackendError {
     /// its framing).
     #[error(transparent)]
     InvalidProof(ProofError),
+    /// A TFHE list's zk-pok proof does not verify.
+    #[error("the input proof of list {list} does not verify: a value is out of range, or the proof is for another list, report, task, key or CRS")]
+    InvalidTfheProof {
+        /// Position of the list in the payload.
+        list: usize,
+    },
     /// The task's backend configuration is not usable.
     #[error("invalid backend configuration: {0}")]
     Config(String),
@@ -201,6 +211,15 @@ pub enum BackendConfig {
         /// Slot width.
         slot_bits: u32,
     },
+    /// TFHE (LWE) compact lists with values scaled by `delta`.
+    Tfhe {
+        /// The collector's key.
+        public_key: crate::lwe::PublicKey,
+        /// Plaintext scale, derived from the task (see [`TfheBackend`]).
+        delta: crate::lwe::Delta,
+        /// SHA-256 of the task's CRS when reports carry input proofs.
+        crs_hash: Option<[u8; 32]>,
+    },
 }
 
 impl BackendConfig {
@@ -217,13 +236,66 @@ impl BackendConfig {
                 public_key: pk.clone(),
                 slot_bits: paillier::slot_bits(pk, measurement, dp, max_batch_size)?,
             }),
+            PublicKeyFile::Tfhe(pk) => Ok(BackendConfig::Tfhe {
+                public_key: pk.clone(),
+                delta: tfhe::delta_for(pk, measurement, dp, max_batch_size)?,
+                crs_hash: None,
+            }),
         }
+    }
+
+    /// The largest batch a task with this key, measurement and DP mechanism
+    /// may declare when it does not choose one: `None` when the scheme has
+    /// no limit of its own (Paillier; the server applies its default).
+    pub fn default_max_batch_size(
+        key: &PublicKeyFile,
+        measurement: &Measurement,
+        dp: &DpMechanism,
+    ) -> Result<Option<u64>, BackendError> {
+        match key {
+            PublicKeyFile::Paillier(_) => Ok(None),
+            PublicKeyFile::Tfhe(pk) => max_feasible_batch(pk.params(), measurement, dp).map(Some),
+        }
+    }
+
+    /// For a TFHE configuration: makes the CRS that input proofs of
+    /// `measurement` need and records its hash; returns the CRS, which is
+    /// stored and served with the task. `None` for schemes without a CRS.
+    pub fn attach_new_crs(
+        &mut self,
+        measurement: &Measurement,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Option<crate::lwe::Crs>, BackendError> {
+        match self {
+            BackendConfig::Paillier { .. } => Ok(None),
+            BackendConfig::Tfhe {
+                public_key,
+                delta,
+                crs_hash,
+            } => {
+                let crs = generate_crs(public_key, measurement, *delta, rng)?;
+                *crs_hash = Some(crs.hash());
+                Ok(Some(crs))
+            }
+        }
+    }
+
+    /// True if building this task's backend needs the task's CRS.
+    pub fn needs_crs(&self) -> bool {
+        matches!(
+            self,
+            BackendConfig::Tfhe {
+                crs_hash: Some(_),
+                ..
+            }
+        )
     }
 
     /// The scheme.
     pub fn scheme(&self) -> Scheme {
         match self {
             BackendConfig::Paillier { .. } => Scheme::Paillier,
+            BackendConfig::Tfhe { .. } => Scheme::Tfhe,
         }
     }
 
@@ -233,6 +305,7 @@ impl BackendConfig {
             BackendConfig::Paillier { public_key, .. } => {
                 PublicKeyFile::Paillier(public_key.clone())
             }
+            BackendConfig::Tfhe { public_key, .. } => PublicKeyFile::Tfhe(public_key.clone()),
         }
     }
 
@@ -243,7 +316,18 @@ impl BackendConfig {
         dp: &DpMechanism,
         max_batch_size: u64,
     ) -> Result<(), BackendError> {
-        let expected = BackendConfig::for_key(&self.public_key(), measurement, dp, max_batch_size)?;
+        let mut expected =
+            BackendConfig::for_key(&self.public_key(), measurement, dp, max_batch_size)?;
+        if let (
+            BackendConfig::Tfhe { crs_hash, .. },
+            BackendConfig::Tfhe {
+                crs_hash: chosen, ..
+            },
+        ) = (&mut expected, self)
+        {
+            // The CRS is chosen at creation, not derived.
+            *crs_hash = *chosen;
+        }
         if &expected != self {
             return Err(BackendError::Config(
                 "the ciphertext layout does not match the measurement, DP mechanism and max batch size".into(),
@@ -262,6 +346,12 @@ impl BackendConfig {
                     .map(|_| ())
                     .map_err(|e| BackendError::Config(e.to_string()))
             }
+            BackendConfig::Tfhe { crs_hash, .. } => match crs_hash {
+                Some(_) => Ok(()),
+                None => Err(BackendError::Config(
+                    "a TFHE task with input proofs needs a CRS".into(),
+                )),
+            },
         }
     }
 
@@ -283,7 +373,53 @@ impl BackendConfig {
         measurement: Measurement,
         input_proofs: bool,
     ) -> Result<Arc<dyn AdditiveBackend>, BackendError> {
+        self.backend_with_crs(measurement, input_proofs, None)
+    }
+
+    /// [`BackendConfig::backend_with_proofs`] for tasks whose proofs need a
+    /// CRS (TFHE): `crs` must be the CRS whose hash the configuration
+    /// records. Ignored by other schemes.
+    pub fn backend_with_crs(
+        &self,
+        measurement: Measurement,
+        input_proofs: bool,
+        crs: Option<Arc<crate::lwe::Crs>>,
+    ) -> Result<Arc<dyn AdditiveBackend>, BackendError> {
         match self {
+            BackendConfig::Tfhe {
+                public_key,
+                delta,
+                crs_hash,
+            } => {
+                let crs = match (input_proofs, crs_hash) {
+                    (false, _) => None,
+                    (true, None) => {
+                        return Err(BackendError::Config(
+                            "a TFHE task with input proofs needs a CRS".into(),
+                        ))
+                    }
+                    (true, Some(hash)) => {
+                        let crs = crs.ok_or_else(|| {
+                            BackendError::Config(
+                                "this TFHE task's input proofs need its CRS (GET /tasks/{id}/crs)"
+                                    .into(),
+                            )
+                        })?;
+                        if crs.hash() != *hash {
+                            return Err(BackendError::Config(
+                                "the CRS does not match the hash in the task definition".into(),
+                            ));
+                        }
+                        Some(crs)
+                    }
+                };
+                Ok(Arc::new(TfheBackend::new(
+                    public_key.clone(),
+                    measurement,
+                    *delta,
+                    crs,
+                )?))
+            }
             BackendConfig::Paillier {
                 public_key,
                 slot_bits,
@@ -304,6 +440,19 @@ impl BackendConfig {
             BackendConfig::Paillier { slot_bits, .. } => {
                 w.u32(*slot_bits);
             }
+            BackendConfig::Tfhe {
+                delta, crs_hash, ..
+            } => {
+                w.u8(delta.log2() as u8);
+                match crs_hash {
+                    None => {
+                        w.u8(0);
+                    }
+                    Some(h) => {
+                        w.u8(1).bytes(h);
+                    }
+                }
+            }
         }
     }
 
@@ -322,6 +471,20 @@ impl BackendConfig {
                 public_key,
                 slot_bits: r.u32("slot width")?,
             }),
+            PublicKeyFile::Tfhe(public_key) => {
+                let delta = crate::lwe::Delta::new(u32::from(r.u8("Delta")?))
+                    .map_err(|e| BackendError::Config(e.to_string()))?;
+                let crs_hash = match r.u8("CRS flag")? {
+                    0 => None,
+                    1 => Some(r.array("CRS hash")?),
+                    f => return Err(CodecError::invalid("CRS flag", format!("{f}")).into()),
+                };
+                Ok(BackendConfig::Tfhe {
+                    public_key,
+                    delta,
+                    crs_hash,
+                })
+            }
         }
     }
 }

@@ -13,13 +13,17 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::codec::{self, CodecError, FileKind, Reader, Writer};
+use crate::lwe::{self, LweError};
 use crate::paillier::{self, PaillierError};
 
 /// Scheme byte of Paillier keys and aggregates.
 pub const SCHEME_PAILLIER: u8 = 1;
 
+/// Scheme byte of TFHE (LWE) keys and aggregates.
+pub const SCHEME_TFHE: u8 = 2;
+
 /// Largest key file this build reads (a generous cap: Paillier keys are
-/// under 1 KB).
+/// under 1 KB, TFHE keys about 34 KB).
 pub const MAX_KEY_FILE_BYTES: usize = 64 << 20;
 
 /// The homomorphic scheme of a key or aggregate.
@@ -28,6 +32,8 @@ pub const MAX_KEY_FILE_BYTES: usize = 64 << 20;
 pub enum Scheme {
     /// Paillier, see [`crate::paillier`].
     Paillier,
+    /// TFHE-rs LWE with a compact public key, see [`crate::lwe`].
+    Tfhe,
 }
 
 impl Scheme {
@@ -35,6 +41,7 @@ impl Scheme {
     pub fn to_byte(self) -> u8 {
         match self {
             Scheme::Paillier => SCHEME_PAILLIER,
+            Scheme::Tfhe => SCHEME_TFHE,
         }
     }
 
@@ -42,6 +49,7 @@ impl Scheme {
     pub fn from_byte(b: u8) -> Result<Self, CodecError> {
         match b {
             SCHEME_PAILLIER => Ok(Scheme::Paillier),
+            SCHEME_TFHE => Ok(Scheme::Tfhe),
             _ => Err(CodecError::invalid(
                 "scheme",
                 format!("unknown scheme byte {b}"),
@@ -53,6 +61,7 @@ impl Scheme {
     pub fn name(self) -> &'static str {
         match self {
             Scheme::Paillier => "paillier",
+            Scheme::Tfhe => "tfhe",
         }
     }
 }
@@ -69,6 +78,7 @@ impl std::str::FromStr for Scheme {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "paillier" => Ok(Scheme::Paillier),
+            "tfhe" => Ok(Scheme::Tfhe),
             other => Err(KeyFileError::UnknownScheme(other.to_string())),
         }
     }
@@ -84,8 +94,11 @@ pub enum KeyFileError {
     /// The key inside is invalid.
     #[error(transparent)]
     Paillier(#[from] PaillierError),
+    /// The TFHE key inside is invalid.
+    #[error(transparent)]
+    Lwe(#[from] LweError),
     /// Unknown scheme name.
-    #[error("unknown scheme {0:?}: expected paillier")]
+    #[error("unknown scheme {0:?}: expected paillier or tfhe")]
     UnknownScheme(String),
     /// Reading or writing failed.
     #[error("{path}: {source}")]
@@ -106,6 +119,8 @@ pub enum KeyFileError {
 pub enum PublicKeyFile {
     /// A Paillier public key.
     Paillier(paillier::PublicKey),
+    /// A TFHE (LWE compact) public key.
+    Tfhe(lwe::PublicKey),
 }
 
 impl PublicKeyFile {
@@ -113,6 +128,7 @@ impl PublicKeyFile {
     pub fn scheme(&self) -> Scheme {
         match self {
             PublicKeyFile::Paillier(_) => Scheme::Paillier,
+            PublicKeyFile::Tfhe(_) => Scheme::Tfhe,
         }
     }
 
@@ -120,6 +136,7 @@ impl PublicKeyFile {
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
             PublicKeyFile::Paillier(pk) => pk.to_bytes(),
+            PublicKeyFile::Tfhe(pk) => pk.to_bytes(),
         }
     }
 
@@ -127,6 +144,7 @@ impl PublicKeyFile {
     pub fn fingerprint(&self) -> [u8; 32] {
         match self {
             PublicKeyFile::Paillier(pk) => pk.fingerprint(),
+            PublicKeyFile::Tfhe(pk) => pk.fingerprint(),
         }
     }
 
@@ -136,6 +154,7 @@ impl PublicKeyFile {
         codec::expect_header(&mut r, FileKind::PublicKey)?;
         let key = match Scheme::from_byte(r.u8("scheme")?)? {
             Scheme::Paillier => PublicKeyFile::Paillier(paillier::PublicKey::decode_body(&mut r)?),
+            Scheme::Tfhe => PublicKeyFile::Tfhe(lwe::PublicKey::decode_body(&mut r)?),
         };
         r.finish("public key file")?;
         Ok(key)
@@ -153,6 +172,8 @@ impl PublicKeyFile {
 pub enum SecretKeyFile {
     /// A Paillier secret key.
     Paillier(paillier::SecretKey),
+    /// A TFHE (LWE) secret key with its compact public key.
+    Tfhe(lwe::SecretKey),
 }
 
 impl SecretKeyFile {
@@ -160,6 +181,7 @@ impl SecretKeyFile {
     pub fn scheme(&self) -> Scheme {
         match self {
             SecretKeyFile::Paillier(_) => Scheme::Paillier,
+            SecretKeyFile::Tfhe(_) => Scheme::Tfhe,
         }
     }
 
@@ -167,6 +189,7 @@ impl SecretKeyFile {
     pub fn public_key(&self) -> PublicKeyFile {
         match self {
             SecretKeyFile::Paillier(sk) => PublicKeyFile::Paillier(sk.public_key().clone()),
+            SecretKeyFile::Tfhe(sk) => PublicKeyFile::Tfhe(sk.public_key().clone()),
         }
     }
 
@@ -178,6 +201,7 @@ impl SecretKeyFile {
         w.u8(self.scheme().to_byte());
         match self {
             SecretKeyFile::Paillier(sk) => sk.encode_body(&mut w),
+            SecretKeyFile::Tfhe(sk) => sk.encode_body(&mut w),
         }
         w.finish()
     }
@@ -188,6 +212,7 @@ impl SecretKeyFile {
         codec::expect_header(&mut r, FileKind::SecretKey)?;
         let key = match Scheme::from_byte(r.u8("scheme")?)? {
             Scheme::Paillier => SecretKeyFile::Paillier(paillier::SecretKey::decode_body(&mut r)?),
+            Scheme::Tfhe => SecretKeyFile::Tfhe(lwe::SecretKey::decode_body(&mut r)?),
         };
         r.finish("secret key file")?;
         Ok(key)

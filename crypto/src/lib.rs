@@ -5,6 +5,8 @@
 //! themselves:
 //!
 //! * [`paillier`]: the Paillier scheme over GMP, with slot packing;
+//! * [`lwe`]: the TFHE (LWE) scheme on TFHE-rs `core_crypto`, with zk-pok
+//!   input proofs;
 //! * [`dp`]: exact discrete Laplace / Gaussian noise and budget accounting;
 //! * [`measurement`]: the measurement types shared by every backend;
 //! * [`keyfile`], [`aggregate`]: the collector's key files and the released
@@ -22,6 +24,7 @@ pub mod backend;
 pub mod codec;
 pub mod dp;
 pub mod keyfile;
+pub mod lwe;
 pub mod measurement;
 pub mod paillier;
 pub mod proofs;

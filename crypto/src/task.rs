@@ -167,6 +167,8 @@ impl TaskDefinition {
             self.backend
                 .check_input_proofs(&self.measurement)
                 .map_err(TaskError::Backend)?;
+        } else if self.backend.needs_crs() {
+            return invalid("a CRS is only part of a task with input proofs".into());
         }
         Ok(())
     }
@@ -178,6 +180,31 @@ impl TaskDefinition {
     ) -> Result<std::sync::Arc<dyn crate::backend::AdditiveBackend>, BackendError> {
         self.backend
             .backend_with_proofs(self.measurement, self.input_proofs)
+    }
+
+    /// [`TaskDefinition::build_backend`] for a task whose input proofs need
+    /// a CRS ([`TaskDefinition::needs_crs`]): `crs` is its encoding, as
+    /// served by `GET /tasks/{id}/crs`. The CRS is decoded, checked against
+    /// TFHE-rs's conformance rules and against the hash in the definition.
+    pub fn build_backend_with_crs(
+        &self,
+        crs: Option<&[u8]>,
+    ) -> Result<std::sync::Arc<dyn crate::backend::AdditiveBackend>, BackendError> {
+        let crs = match crs {
+            Some(bytes) if self.needs_crs() => Some(std::sync::Arc::new(
+                crate::lwe::Crs::from_bytes(bytes)
+                    .map_err(|e| BackendError::Config(format!("the task's CRS: {e}")))?,
+            )),
+            _ => None,
+        };
+        self.backend
+            .backend_with_crs(self.measurement, self.input_proofs, crs)
+    }
+
+    /// True if the task's backend needs its CRS (a TFHE task with input
+    /// proofs).
+    pub fn needs_crs(&self) -> bool {
+        self.input_proofs && self.backend.needs_crs()
     }
 
     /// The canonical encoding the task id hashes.

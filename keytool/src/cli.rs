@@ -66,6 +66,9 @@ pub enum Command {
 pub enum SchemeArg {
     /// Paillier with g = n + 1 (the `paillier` backend).
     Paillier,
+    /// TFHE-rs LWE secret key and compact public key (the `tfhe` backend),
+    /// parameter set V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_ZKV2.
+    Tfhe,
 }
 
 impl SchemeArg {
@@ -73,6 +76,7 @@ impl SchemeArg {
     pub fn scheme(self) -> Scheme {
         match self {
             SchemeArg::Paillier => Scheme::Paillier,
+            SchemeArg::Tfhe => Scheme::Tfhe,
         }
     }
 }
@@ -92,7 +96,7 @@ pub struct KeygenArgs {
     #[arg(long, value_enum)]
     pub scheme: SchemeArg,
 
-    /// Paillier modulus size in bits: 2048 or 3072.
+    /// Paillier modulus size in bits: 2048 or 3072 (ignored for tfhe).
     #[arg(long, default_value_t = DEFAULT_MODULUS_BITS, value_parser = parse_modulus_bits)]
     pub bits: u32,
 

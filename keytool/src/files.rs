@@ -12,6 +12,7 @@ use hetally_crypto::codec::{self, CodecError, FileKind, Reader, FORMAT_VERSION};
 use hetally_crypto::keyfile::{
     self, KeyFileError, PublicKeyFile, SecretKeyFile, MAX_KEY_FILE_BYTES,
 };
+use hetally_crypto::lwe::LweError;
 use hetally_crypto::paillier::PaillierError;
 use zeroize::Zeroizing;
 
@@ -138,9 +139,9 @@ fn corrupt(path: &Path, kind: Option<FileKind>, reason: String) -> KeytoolError 
 
 fn key_file_error(path: &Path, kind: FileKind, e: KeyFileError) -> KeytoolError {
     match e {
-        KeyFileError::Codec(e) | KeyFileError::Paillier(PaillierError::Codec(e)) => {
-            codec_error(path, Some(kind), kind.name(), e)
-        }
+        KeyFileError::Codec(e)
+        | KeyFileError::Paillier(PaillierError::Codec(e))
+        | KeyFileError::Lwe(LweError::Codec(e)) => codec_error(path, Some(kind), kind.name(), e),
         other => corrupt(path, Some(kind), other.to_string()),
     }
 }

@@ -28,6 +28,12 @@ pub struct KeyInfo {
     /// Paillier modulus size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modulus_bits: Option<u32>,
+    /// TFHE-rs parameter set of a tfhe key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_set: Option<&'static str>,
+    /// LWE dimension of a tfhe key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lwe_dimension: Option<usize>,
     /// Hex SHA-256 of the (matching) public key file.
     pub fingerprint: String,
     /// Size of the file.
@@ -40,18 +46,27 @@ impl KeyInfo {
             PublicKeyFile::Paillier(pk) => Some(pk.modulus_bits()),
             _ => None,
         };
+        let lwe_params = match pk {
+            PublicKeyFile::Tfhe(pk) => Some(pk.params()),
+            _ => None,
+        };
         KeyInfo {
             kind,
             scheme: pk.scheme().to_string(),
             modulus_bits,
+            parameter_set: lwe_params.map(|p| p.tfhe_name),
+            lwe_dimension: lwe_params.map(|p| p.lwe_dimension),
             fingerprint: hex::encode(pk.fingerprint()),
             file_bytes,
         }
     }
 
     fn size(&self) -> String {
-        self.modulus_bits
-            .map_or_else(|| "-".to_string(), |bits| format!("{bits}-bit modulus"))
+        match (self.modulus_bits, self.lwe_dimension, self.parameter_set) {
+            (Some(bits), _, _) => format!("{bits}-bit modulus"),
+            (None, Some(n), Some(set)) => format!("LWE dimension {n} ({set})"),
+            _ => "-".to_string(),
+        }
     }
 }
 

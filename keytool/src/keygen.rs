@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hetally_crypto::keyfile::{self, KeyFileError, PublicKeyFile, Scheme, SecretKeyFile};
+use hetally_crypto::lwe;
 use hetally_crypto::paillier::{KeygenProgress, SecretKey};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
@@ -39,6 +40,11 @@ pub fn generate(
                 .map_err(|e| KeytoolError::Keygen(e.to_string()))?;
             Ok(SecretKeyFile::Paillier(sk))
         }
+        Scheme::Tfhe => {
+            // TFHE-rs's generators are seeded from the operating system too.
+            let sk = lwe::SecretKey::generate(lwe::PKE_ZKV2_2048, &mut rand::rngs::OsRng);
+            Ok(SecretKeyFile::Tfhe(sk))
+        }
         other => Err(KeytoolError::Keygen(format!(
             "this build cannot generate {other} keys"
         ))),
@@ -54,7 +60,7 @@ struct Spinner {
 }
 
 impl Spinner {
-    fn new(bits: u32) -> Self {
+    fn new(scheme: Scheme, bits: u32) -> Self {
         let target = if std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {
@@ -65,9 +71,10 @@ impl Spinner {
         let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
-        bar.set_message(format!(
-            "generating a {bits}-bit key: searching for prime 1 of 2"
-        ));
+        bar.set_message(match scheme {
+            Scheme::Paillier => format!("generating a {bits}-bit key: searching for prime 1 of 2"),
+            other => format!("generating a {other} key"),
+        });
         bar.enable_steady_tick(Duration::from_millis(100));
         Spinner {
             bar,
@@ -107,6 +114,7 @@ impl Spinner {
 fn scheme_title(scheme: Scheme) -> String {
     match scheme {
         Scheme::Paillier => "Paillier".to_string(),
+        Scheme::Tfhe => "TFHE".to_string(),
         other => other.to_string(),
     }
 }
@@ -173,7 +181,7 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
     create_dir(&args.out)?;
 
     let scheme = args.scheme.scheme();
-    let mut spinner = Spinner::new(args.bits);
+    let mut spinner = Spinner::new(scheme, args.bits);
     let generated = generate(scheme, args.bits, &mut |e| spinner.update(e));
     spinner.finish();
     let sk = generated?;
@@ -187,6 +195,7 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
 
     let size = match &pk {
         PublicKeyFile::Paillier(pk) => format!("{}-bit ", pk.modulus_bits()),
+        PublicKeyFile::Tfhe(pk) => format!("{} ", pk.params().tfhe_name),
         _ => String::new(),
     };
     let w = KeytoolError::Output;

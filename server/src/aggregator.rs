@@ -44,6 +44,9 @@ pub enum Error {
     /// No such task.
     #[error("no task with id {0}")]
     UnknownTask(TaskId),
+    /// The task exists but has no such resource.
+    #[error("{0}")]
+    NotFound(String),
     /// A token is required and none was sent.
     #[error("{0}")]
     MissingToken(&'static str),
@@ -158,6 +161,9 @@ pub struct TaskState {
     pub definition_bytes: Vec<u8>,
     /// The scheme bound to the collector's key.
     pub backend: Arc<dyn AdditiveBackend>,
+    /// The CRS clients prove against (TFHE tasks with input proofs),
+    /// served by `GET /tasks/{id}/crs`.
+    pub crs: Option<Arc<Vec<u8>>>,
     token_hash: [u8; 32],
     /// Unix seconds.
     pub created_at: i64,
@@ -166,18 +172,27 @@ pub struct TaskState {
 }
 
 impl TaskState {
+    /// Decodes a stored task off the async executor (a TFHE CRS takes a
+    /// while to check).
+    async fn load(record: TaskRecord) -> Result<Self, Error> {
+        tokio::task::spawn_blocking(move || Self::from_record(&record))
+            .await
+            .map_err(|e| Error::Internal(format!("loading a task: {e}")))?
+    }
+
     fn from_record(record: &TaskRecord) -> Result<Self, Error> {
         let definition = TaskDefinition::from_bytes(&record.definition).map_err(|e| {
             Error::Internal(format!("stored task {} is unreadable: {e}", record.task_id))
         })?;
         let backend = definition
-            .build_backend()
+            .build_backend_with_crs(record.crs.as_deref())
             .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
         Ok(TaskState {
             id: record.task_id,
             definition,
             definition_bytes: record.definition.clone(),
             backend,
+            crs: record.crs.clone().map(Arc::new),
             token_hash: record.collector_token_hash,
             created_at: record.created_at,
             release_lock: tokio::sync::Mutex::new(()),
@@ -309,10 +324,33 @@ impl Aggregator {
         new: NewTask,
         now: i64,
     ) -> Result<(Arc<TaskState>, String), Error> {
-        let max_batch_size = new.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE);
-        let backend =
+        let max_batch_size = match new.max_batch_size {
+            Some(max) => max,
+            None => {
+                BackendConfig::default_max_batch_size(&new.public_key, &new.measurement, &new.dp)
+                    .map_err(|e| Error::InvalidTask(e.to_string()))?
+                    .unwrap_or(DEFAULT_MAX_BATCH_SIZE)
+            }
+        };
+        let mut backend =
             BackendConfig::for_key(&new.public_key, &new.measurement, &new.dp, max_batch_size)
                 .map_err(|e| Error::InvalidTask(e.to_string()))?;
+        // A TFHE task with input proofs gets its CRS now: seconds of
+        // curve arithmetic, so off the async executor.
+        let crs = if new.input_proofs {
+            let measurement = new.measurement;
+            let (config, crs) = tokio::task::spawn_blocking(move || {
+                let crs = backend.attach_new_crs(&measurement, &mut rand::rngs::OsRng);
+                (backend, crs)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("CRS generation: {e}")))?;
+            backend = config;
+            crs.map_err(|e| Error::InvalidTask(e.to_string()))?
+                .map(|c| c.to_bytes().to_vec())
+        } else {
+            None
+        };
         let definition = TaskDefinition {
             measurement: new.measurement,
             min_batch_size: new.min_batch_size,
@@ -333,13 +371,14 @@ impl Aggregator {
             collector_token_hash: hash_token(&token),
             budget_spent: Rational::zero(),
             created_at: now,
+            crs,
         };
         match self.store.put_task(&record).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Err(Error::TaskExists(record.task_id)),
             Err(e) => return Err(e.into()),
         }
-        let state = Arc::new(TaskState::from_record(&record)?);
+        let state = Arc::new(TaskState::load(record).await?);
         self.cache(state.clone());
         tracing::info!(task_id = %state.id, measurement = %state.definition.measurement, "task created");
         Ok((state, token))
@@ -362,7 +401,7 @@ impl Aggregator {
             .get_task(id)
             .await?
             .ok_or(Error::UnknownTask(*id))?;
-        let state = Arc::new(TaskState::from_record(&record)?);
+        let state = Arc::new(TaskState::load(record).await?);
         self.cache(state);
         // Return the cached one, so every caller shares one release lock.
         Ok(self.tasks.read().unwrap_or_else(|e| e.into_inner())[id].clone())

@@ -43,7 +43,7 @@ pub enum StoreError {
 }
 
 /// A stored task.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TaskRecord {
     /// The task id.
     pub task_id: TaskId,
@@ -55,6 +55,21 @@ pub struct TaskRecord {
     pub budget_spent: Rational,
     /// Unix seconds.
     pub created_at: i64,
+    /// The CRS of a TFHE task with input proofs (its hash is in the
+    /// definition).
+    pub crs: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TaskRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskRecord")
+            .field("task_id", &self.task_id)
+            .field("definition_bytes", &self.definition.len())
+            .field("budget_spent", &self.budget_spent)
+            .field("created_at", &self.created_at)
+            .field("crs_bytes", &self.crs.as_ref().map(Vec::len))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated report on its way to disk.

@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tasks", web::get().to(tasks::list))
         .route("/tasks/{task_id}", web::get().to(tasks::get))
         .route("/tasks/{task_id}/status", web::get().to(tasks::status))
+        .route("/tasks/{task_id}/crs", web::get().to(tasks::crs))
         .route("/tasks/{task_id}/reports", web::put().to(reports::upload))
         .route(
             "/tasks/{task_id}/releases",

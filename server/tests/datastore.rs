@@ -20,6 +20,7 @@ fn task(n: u8) -> TaskRecord {
         collector_token_hash: [n.wrapping_add(1); 32],
         budget_spent: Rational::zero(),
         created_at: 1_700_000_000,
+        crs: None,
     }
 }
 

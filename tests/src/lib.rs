@@ -272,14 +272,21 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A collector key pair made with `hetally-keytool keygen` in `dir`.
+/// A Paillier collector key pair made with `hetally-keytool keygen` in
+/// `dir`.
 pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    keygen_scheme(dir, "paillier")
+}
+
+/// A collector key pair of `scheme` (`paillier`, `tfhe`) made with
+/// `hetally-keytool keygen` in `dir`.
+pub fn keygen_scheme(dir: &Path, scheme: &str) -> (PathBuf, PathBuf) {
     run_ok(
         "hetally-keytool",
         &[
             "keygen",
             "--scheme",
-            "paillier",
+            scheme,
             "--out",
             &dir.display().to_string(),
         ],

@@ -94,8 +94,8 @@ impl Aggregator {
     ) -> Result<ReleaseOutcome, Error> {
         let precision = task.definition.time_precision;
         if duration == 0
-            || start % precision != 0
-            || duration % precision != 0
+            || !start.is_multiple_of(precision)
+            || !duration.is_multiple_of(precision)
             || start
                 .checked_add(duration)
                 .is_none_or(|end| end > i64::MAX as u64)

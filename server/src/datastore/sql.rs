@@ -130,10 +130,12 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
             .map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))?,
         budget_spent: rational(&row.try_get::<String, _>("budget_spent")?)?,
         created_at: row.try_get("created_at")?,
+        crs: row.try_get("crs")?,
     })
 }
 
-const TASK_COLUMNS: &str = "task_id, definition, collector_token_hash, budget_spent, created_at";
+const TASK_COLUMNS: &str =
+    "task_id, definition, collector_token_hash, budget_spent, created_at, crs";
 
 const RELEASE_COLUMNS: &str =
     "task_id, batch_start, batch_duration, report_count, state, mechanism, cost, \
@@ -246,8 +248,8 @@ impl SqlStore {
 
     pub(super) async fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
         let sql = self.sql(
-            "INSERT INTO tasks (task_id, definition, collector_token_hash, budget_spent, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (task_id) DO NOTHING",
+            "INSERT INTO tasks (task_id, definition, collector_token_hash, budget_spent, created_at, crs) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (task_id) DO NOTHING",
         );
         let result = sqlx::query(&sql)
             .bind(task.task_id.0.to_vec())
@@ -255,6 +257,7 @@ impl SqlStore {
             .bind(task.collector_token_hash.to_vec())
             .bind(task.budget_spent.to_string())
             .bind(task.created_at)
+            .bind(task.crs.clone())
             .execute(&self.writer)
             .await?;
         if result.rows_affected() == 0 {

@@ -17,6 +17,7 @@ impl Error {
     fn classify(&self) -> (StatusCode, &'static str) {
         match self {
             Error::UnknownTask(_) => (StatusCode::NOT_FOUND, "unrecognizedTask"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "notFound"),
             Error::MissingToken(_) => (StatusCode::UNAUTHORIZED, "missingToken"),
             Error::WrongToken(_) => (StatusCode::FORBIDDEN, "wrongToken"),
             Error::InvalidTask(_) => (StatusCode::BAD_REQUEST, "invalidTask"),
@@ -32,7 +33,9 @@ impl Error {
                     BackendError::WrongCiphertextCount { .. } => "wrongCiphertextCount",
                     BackendError::InvalidCiphertext { .. } => "invalidCiphertext",
                     BackendError::Malformed(_) => "invalidMessage",
-                    BackendError::InvalidProof(_) => "invalidProof",
+                    BackendError::InvalidProof(_) | BackendError::InvalidTfheProof { .. } => {
+                        "invalidProof"
+                    }
                     _ => "invalidReport",
                 },
             ),

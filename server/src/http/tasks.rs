@@ -8,6 +8,7 @@ use base64::Engine;
 use hetally_crypto::api::{
     BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo,
 };
+use hetally_crypto::backend::BackendConfig;
 use hetally_crypto::dp::{DpMechanism, Rational};
 use hetally_crypto::keyfile::PublicKeyFile;
 use hetally_crypto::{Measurement, TaskId};
@@ -43,6 +44,12 @@ pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
         budget: def.budget.as_ref().map(Rational::to_string),
         key_fingerprint: hex::encode(task.backend.key_fingerprint()),
         input_proofs: def.input_proofs,
+        crs_sha256: match &def.backend {
+            BackendConfig::Tfhe {
+                crs_hash: Some(h), ..
+            } => Some(hex::encode(h)),
+            _ => None,
+        },
         created_at: task.created_at,
     }
 }
@@ -106,6 +113,25 @@ pub(crate) async fn list(state: AppState, req: HttpRequest) -> Result<HttpRespon
 pub(crate) async fn get(state: AppState, path: web::Path<String>) -> Result<HttpResponse, Error> {
     let task = state.task(&parse_task_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(task_info(&task)))
+}
+
+/// Media type of a TFHE task's CRS (hetally's encoding, see
+/// `hetally_crypto::lwe::Crs`).
+pub(crate) const CRS_MEDIA_TYPE: &str = "application/vnd.hetally.tfhe-crs";
+
+/// The CRS clients of a TFHE task with input proofs prove against; its
+/// SHA-256 is in the task definition, so clients check it against the id.
+pub(crate) async fn crs(state: AppState, path: web::Path<String>) -> Result<HttpResponse, Error> {
+    let task = state.task(&parse_task_id(&path)?).await?;
+    let crs = task.crs.clone().ok_or_else(|| {
+        Error::NotFound(format!(
+            "task {} has no CRS: only TFHE tasks with input proofs have one",
+            task.id
+        ))
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type(CRS_MEDIA_TYPE)
+        .body(crs.as_ref().clone()))
 }
 
 pub(crate) async fn status(

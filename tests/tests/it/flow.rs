@@ -11,8 +11,14 @@
 use hetally_tests::*;
 
 fn end_to_end(measurement: &str, reports: u64, extra: &[&str]) {
+    end_to_end_with("paillier", measurement, reports, extra);
+}
+
+/// keygen of `scheme`, server, task, simulate, collect twice, decrypt: the
+/// decrypted values equal the truth and the second collect the same bytes.
+pub(crate) fn end_to_end_with(scheme: &str, measurement: &str, reports: u64, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let (sk, pk) = keygen(&dir.path().join("keys"));
+    let (sk, pk) = keygen_scheme(&dir.path().join("keys"), scheme);
     let server = ServerProcess::start(&dir.path().join("data")).unwrap();
     let (task, token) = create_task(&server, &pk, measurement, 100, extra);
     let time = now();

@@ -8,3 +8,4 @@ mod flow;
 mod lifecycle;
 mod proofs;
 mod replicas;
+mod tfhe;

@@ -1,13 +1,16 @@
-//! DP noise through the real Paillier encrypt-add-decrypt path: what the
-//! collector decrypts must follow the exact noise distribution.
+//! DP noise through the real encrypt-add-decrypt path of every backend
+//! (Paillier and TFHE): what the collector decrypts must follow the exact
+//! noise distribution.
 //!
 //! `dp_sampling.rs` tests the samplers on their own. This file tests what a
-//! release does with their draws, end to end, on a real 2048-bit key:
+//! release does with their draws, end to end, on a real key (Paillier 2048
+//! bits; TFHE-rs's published compact-public-key set):
 //! clients encrypt reports with the task's backend, the server checks and
 //! sums them (`AdditiveBackend::sum`), and each release samples noise
 //! exactly as `server/src/aggregator/release.rs` does (`Noise::sample`,
-//! then `AdditiveBackend::release`, which packs the noise into the slots,
-//! encrypts it under the collector's key and multiplies it into the sum).
+//! then `AdditiveBackend::release`, which encrypts it under the collector's
+//! key and adds it to the sum: Paillier packs it into slots and multiplies,
+//! TFHE encrypts a noise list and adds it word by word).
 //! The released ciphertexts go into an aggregate file, through its byte
 //! encoding, and `AggregateFile::decrypt` (what `hetally-keytool decrypt`
 //! calls) opens them with the secret key. Decrypted value minus true sum is
@@ -38,7 +41,8 @@ use hetally_crypto::aggregate::AggregateFile;
 use hetally_crypto::backend::{AdditiveBackend, BackendConfig, PartialSum, ReportContext};
 use hetally_crypto::dp::stats::{chi_square, mean_and_variance};
 use hetally_crypto::dp::{DpMechanism, Noise};
-use hetally_crypto::keyfile::{PublicKeyFile, SecretKeyFile};
+use hetally_crypto::keyfile::{PublicKeyFile, Scheme, SecretKeyFile};
+use hetally_crypto::lwe;
 use hetally_crypto::paillier::SecretKey;
 use hetally_crypto::{Measurement, ReportId, TaskId};
 use rand::{RngCore, SeedableRng};
@@ -51,20 +55,35 @@ const RELEASES: usize = 20;
 const VALUES: u32 = 1000;
 /// Reports in the batch.
 const REPORTS: usize = 50;
-/// The task's largest batch, which sizes the slots as a real task would.
-const MAX_BATCH_SIZE: u64 = 1 << 20;
+/// The task's largest batch, which sizes the slots (Paillier) or Delta
+/// (TFHE) as a real task would. TFHE's plaintext space is 64 - log2(Delta)
+/// bits, so its tasks declare smaller batches.
+fn max_batch_size(scheme: Scheme) -> u64 {
+    match scheme {
+        Scheme::Tfhe => 1000,
+        _ => 1 << 20,
+    }
+}
 
-/// The collector's key pair, generated once from a fixed seed.
-fn key() -> &'static SecretKeyFile {
-    static KEY: OnceLock<SecretKeyFile> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut rng = ChaCha20Rng::seed_from_u64(2024);
-        SecretKeyFile::Paillier(SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap())
-    })
+/// The collector's key pair of `scheme`, generated once from a fixed seed.
+fn key(scheme: Scheme) -> &'static SecretKeyFile {
+    static PAILLIER: OnceLock<SecretKeyFile> = OnceLock::new();
+    static TFHE: OnceLock<SecretKeyFile> = OnceLock::new();
+    match scheme {
+        Scheme::Tfhe => TFHE.get_or_init(|| {
+            let mut rng = ChaCha20Rng::seed_from_u64(2025);
+            SecretKeyFile::Tfhe(lwe::SecretKey::generate(lwe::PKE_ZKV2_2048, &mut rng))
+        }),
+        _ => PAILLIER.get_or_init(|| {
+            let mut rng = ChaCha20Rng::seed_from_u64(2024);
+            SecretKeyFile::Paillier(SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap())
+        }),
+    }
 }
 
 /// A task with an encrypted batch sum, ready to release.
 struct Batch {
+    scheme: Scheme,
     measurement: Measurement,
     dp: DpMechanism,
     backend: Arc<dyn AdditiveBackend>,
@@ -74,11 +93,11 @@ struct Batch {
 
 /// Clients encrypt `REPORTS` random reports with the task's backend; the
 /// server checks each payload and sums them.
-fn batch(measurement: &str, dp: &str, rng: &mut ChaCha20Rng) -> Batch {
+fn batch(scheme: Scheme, measurement: &str, dp: &str, rng: &mut ChaCha20Rng) -> Batch {
     let measurement: Measurement = measurement.parse().unwrap();
     let dp: DpMechanism = dp.parse().unwrap();
-    let pk: PublicKeyFile = key().public_key();
-    let config = BackendConfig::for_key(&pk, &measurement, &dp, MAX_BATCH_SIZE).unwrap();
+    let pk: PublicKeyFile = key(scheme).public_key();
+    let config = BackendConfig::for_key(&pk, &measurement, &dp, max_batch_size(scheme)).unwrap();
     let backend = config.backend(measurement).unwrap();
     let task_id = TaskId([7; 32]);
     let mut truth = vec![0i128; measurement.len()];
@@ -102,6 +121,7 @@ fn batch(measurement: &str, dp: &str, rng: &mut ChaCha20Rng) -> Batch {
     let sum = backend.sum(&stored).unwrap();
     assert_eq!(sum.report_count, REPORTS as u64);
     Batch {
+        scheme,
         measurement,
         dp,
         backend,
@@ -132,7 +152,7 @@ fn release_and_decrypt(
         ciphertexts,
     };
     let file = AggregateFile::from_bytes(&file.to_bytes()).unwrap();
-    let values = file.decrypt(key()).unwrap();
+    let values = file.decrypt(key(batch.scheme)).unwrap();
     let decrypted = values
         .iter()
         .zip(&batch.truth)
@@ -144,9 +164,16 @@ fn release_and_decrypt(
 /// Releases `RELEASES` times and checks the 20,000 decrypted noise values
 /// against the exact distribution. At least `min_negative_slots` released
 /// values must be negative (a slot that borrows from the next one).
-fn check(name: &str, measurement: &str, dp: &str, seed: u64, min_negative_slots: usize) {
+fn check(
+    scheme: Scheme,
+    name: &str,
+    measurement: &str,
+    dp: &str,
+    seed: u64,
+    min_negative_slots: usize,
+) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let batch = batch(measurement, dp, &mut rng);
+    let batch = batch(scheme, measurement, dp, &mut rng);
     assert_eq!(batch.measurement.len(), VALUES as usize);
     // The noise the collector's tools assume: the same calibration as the
     // server's.
@@ -173,14 +200,11 @@ fn check(name: &str, measurement: &str, dp: &str, seed: u64, min_negative_slots:
     let (mean, variance) = mean_and_variance(&samples);
     let ratio = variance / noise.variance();
     println!(
-        "{name}: {} draws through Paillier ({} slot bits); chi-square {:.1} on {} df, p = {p:.4}; \
+        "{name}: {} draws through {scheme} ({:?}); chi-square {:.1} on {} df, p = {p:.4}; \
          mean {mean:.3}; variance {variance:.2} vs {:.2} (ratio {ratio:.4}); \
          {negative} negative noise values, {borrowed} negative slot values",
         samples.len(),
-        match batch.backend.encoding() {
-            hetally_crypto::aggregate::Encoding::PaillierPacked { slot_bits } => slot_bits,
-            _ => 0,
-        },
+        batch.backend.encoding(),
         fit.statistic,
         fit.degrees_of_freedom,
         noise.variance()
@@ -209,6 +233,7 @@ fn check(name: &str, measurement: &str, dp: &str, seed: u64, min_negative_slots:
 fn discrete_laplace_through_paillier_fits_the_exact_pmf() {
     // Scale 1 / 0.1 = 10; most buckets of 50 reports over 1,000 are 0.
     check(
+        Scheme::Paillier,
         "histogram:1000 laplace:0.1 (scale 10)",
         "histogram:1000",
         "laplace:0.1",
@@ -221,6 +246,7 @@ fn discrete_laplace_through_paillier_fits_the_exact_pmf() {
 fn discrete_gaussian_through_paillier_fits_the_exact_pmf() {
     // sigma^2 = 1 / (2 × 0.005) = 100.
     check(
+        Scheme::Paillier,
         "histogram:1000 gaussian:0.005 (sigma 10)",
         "histogram:1000",
         "gaussian:0.005",
@@ -237,6 +263,7 @@ fn wide_noise_on_a_sum_vector_through_paillier_fits_the_exact_pmf() {
     // so few released values go negative, but half the noise values do, and
     // the noise plaintext itself borrows across its slots.
     check(
+        Scheme::Paillier,
         "sumvec:1000:8 laplace:100 (scale 2550)",
         "sumvec:1000:8",
         "laplace:100",
@@ -244,10 +271,47 @@ fn wide_noise_on_a_sum_vector_through_paillier_fits_the_exact_pmf() {
         0,
     );
     check(
+        Scheme::Paillier,
         "sumvec:1000:8 gaussian:10 (sigma ≈ 1803)",
         "sumvec:1000:8",
         "gaussian:10",
         14,
+        0,
+    );
+}
+
+#[test]
+fn discrete_laplace_through_tfhe_fits_the_exact_pmf() {
+    check(
+        Scheme::Tfhe,
+        "histogram:1000 laplace:0.1 (scale 10)",
+        "histogram:1000",
+        "laplace:0.1",
+        21,
+        5000,
+    );
+}
+
+#[test]
+fn discrete_gaussian_through_tfhe_fits_the_exact_pmf() {
+    check(
+        Scheme::Tfhe,
+        "histogram:1000 gaussian:0.005 (sigma 10)",
+        "histogram:1000",
+        "gaussian:0.005",
+        22,
+        5000,
+    );
+}
+
+#[test]
+fn wide_noise_on_a_sum_vector_through_tfhe_fits_the_exact_pmf() {
+    check(
+        Scheme::Tfhe,
+        "sumvec:1000:8 laplace:100 (scale 2550)",
+        "sumvec:1000:8",
+        "laplace:100",
+        23,
         0,
     );
 }

@@ -1,0 +1,235 @@
+//! What the TFHE backend costs (issue 5), for `histogram:1024` reports
+//! (one compact list of 1,024 values each), through the task backend
+//! exactly as the client and server call it, with the machine's memory
+//! bandwidth measured in the same run as the yardstick for summing.
+//!
+//! * `membw/read`: wrapping sum of a 512 MiB `u64` buffer on the whole
+//!   rayon pool: how fast this machine streams memory into the cores.
+//! * `sum/{1,2}_threads`: `AdditiveBackend::sum` of [`SUM_REPORTS`] stored
+//!   reports (24.6 KB each) in a rayon pool of that size; throughput in
+//!   bytes of stored lists read.
+//! * `encrypt`: `AdditiveBackend::encrypt` without proofs, one report.
+//! * `prove/{proof,verify}_load`: `encrypt` with a zk-pok proof, one report,
+//!   with TFHE-rs's `ComputeLoad::Proof` (hetally's choice) and, for
+//!   comparison, `ComputeLoad::Verify`.
+//! * `verify/{proof,verify}_load`: `check_payload` of one proven report in
+//!   a one-thread pool (per core).
+//! * `verify/batch_all_cores`: `check_payloads` of [`VERIFY_BATCH`] proven
+//!   reports on the whole pool (rayon across reports), per batch.
+//!
+//! Sizes (key, CRS, list, proof) are printed to stderr. Fixed seeds
+//! throughout. Run with `cargo bench -p hetally-benches --bench tfhe`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hetally_crypto::backend::{
+    generate_crs, AdditiveBackend, BackendConfig, ReportContext, TfheBackend,
+};
+use hetally_crypto::dp::DpMechanism;
+use hetally_crypto::keyfile::PublicKeyFile;
+use hetally_crypto::lwe::{self, ComputeLoad};
+use hetally_crypto::{Measurement, ReportId, TaskId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+
+/// Stored reports summed per iteration.
+const SUM_REPORTS: usize = 2_000;
+/// Proven reports per batch verification.
+const VERIFY_BATCH: usize = 4;
+/// The task's largest batch (sets Delta).
+const MAX_BATCH_SIZE: u64 = 10_000;
+const TASK: TaskId = TaskId([1; 32]);
+
+fn ctx(id: &ReportId) -> ReportContext<'_> {
+    ReportContext {
+        task_id: &TASK,
+        report_id: id,
+        time: 1_700_000_000,
+    }
+}
+
+fn one_hot(rng: &mut ChaCha20Rng) -> Vec<u64> {
+    let mut v = vec![0u64; 1024];
+    v[rng.gen_range(0..1024)] = 1;
+    v
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+fn tfhe(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let sk = lwe::SecretKey::generate(lwe::PKE_ZKV2_2048, &mut rng);
+    let pk = sk.public_key().clone();
+    let measurement = Measurement::Histogram { buckets: 1024 };
+    let config = BackendConfig::for_key(
+        &PublicKeyFile::Tfhe(pk.clone()),
+        &measurement,
+        &DpMechanism::None,
+        MAX_BATCH_SIZE,
+    )
+    .unwrap();
+    let BackendConfig::Tfhe { delta, .. } = config else {
+        unreachable!("a TFHE key gives a TFHE configuration")
+    };
+    let plain = TfheBackend::new(pk.clone(), measurement, delta, None).unwrap();
+    eprintln!(
+        "tfhe: {} / Delta 2^{} / public key {} bytes",
+        lwe::PKE_ZKV2_2048.tfhe_name,
+        delta.log2(),
+        PublicKeyFile::Tfhe(pk.clone()).to_bytes().len()
+    );
+
+    // Memory bandwidth of the whole pool, the yardstick for summing.
+    let buffer: Vec<u64> = (0..(512usize << 20) / 8).map(|i| i as u64).collect();
+    let mut g = c.benchmark_group("tfhe/membw");
+    g.sample_size(10)
+        .throughput(Throughput::Bytes(buffer.len() as u64 * 8));
+    g.bench_function("read", |b| {
+        b.iter(|| {
+            buffer
+                .par_chunks(1 << 16)
+                .map(|c| c.iter().fold(0u64, |a, &x| a.wrapping_add(x)))
+                .reduce(|| 0, u64::wrapping_add)
+        })
+    });
+    g.finish();
+    drop(buffer);
+
+    // Summing stored reports: what the server does per release.
+    let ids: Vec<ReportId> = (0..SUM_REPORTS)
+        .map(|i| ReportId((i as u128).to_le_bytes()))
+        .collect();
+    let stored: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| {
+            let payload = plain
+                .encrypt(&one_hot(&mut rng), &ctx(id), &mut rng)
+                .unwrap();
+            plain.check_payload(&payload, &ctx(id)).unwrap()
+        })
+        .collect();
+    let stored_bytes: usize = stored.iter().map(Vec::len).sum();
+    eprintln!(
+        "tfhe: stored histogram:1024 report {} bytes",
+        stored[0].len()
+    );
+    let mut g = c.benchmark_group("tfhe/sum");
+    g.sample_size(20)
+        .throughput(Throughput::Bytes(stored_bytes as u64));
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        g.bench_function(format!("{threads}_threads"), |b| {
+            b.iter(|| pool.install(|| plain.sum(black_box(&stored)).unwrap()))
+        });
+    }
+    g.finish();
+    drop(stored);
+
+    let mut g = c.benchmark_group("tfhe/encrypt");
+    g.sample_size(20);
+    g.bench_function("no_proof", |b| {
+        b.iter(|| {
+            plain
+                .encrypt(&one_hot(&mut rng), &ctx(&ids[0]), &mut rng)
+                .unwrap()
+        })
+    });
+    g.finish();
+
+    let started = Instant::now();
+    let crs = Arc::new(generate_crs(&pk, &measurement, delta, &mut rng).unwrap());
+    eprintln!(
+        "tfhe: CRS for 1,024 one-bit values generated in {:.1} s, {} bytes",
+        started.elapsed().as_secs_f64(),
+        crs.to_bytes().len()
+    );
+    let proven = TfheBackend::new(pk.clone(), measurement, delta, Some(crs.clone())).unwrap();
+    let one_core = pool(1);
+
+    let mut g = c.benchmark_group("tfhe/prove");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(10));
+    g.bench_function("proof_load", |b| {
+        b.iter(|| {
+            proven
+                .encrypt(&one_hot(&mut rng), &ctx(&ids[0]), &mut rng)
+                .unwrap()
+        })
+    });
+    // ComputeLoad::Verify, through the lwe layer (the backend always asks
+    // for ComputeLoad::Proof).
+    let values = one_hot(&mut rng);
+    g.bench_function("verify_load", |b| {
+        b.iter(|| {
+            pk.encrypt_and_prove(&crs, &values, b"bench", ComputeLoad::Verify, &mut rng)
+                .unwrap()
+        })
+    });
+    g.finish();
+
+    let payloads: Vec<Vec<u8>> = ids[..VERIFY_BATCH]
+        .iter()
+        .map(|id| {
+            proven
+                .encrypt(&one_hot(&mut rng), &ctx(id), &mut rng)
+                .unwrap()
+        })
+        .collect();
+    let (list, proof) = pk
+        .encrypt_and_prove(&crs, &values, b"bench", ComputeLoad::Proof, &mut rng)
+        .unwrap();
+    let (list_v, proof_v) = pk
+        .encrypt_and_prove(&crs, &values, b"bench", ComputeLoad::Verify, &mut rng)
+        .unwrap();
+    eprintln!(
+        "tfhe: proven payload {} bytes (list {} + proof {}); ComputeLoad::Verify proof {} bytes",
+        payloads[0].len(),
+        list.to_bytes().len(),
+        proof.to_bytes().len(),
+        proof_v.to_bytes().len()
+    );
+    let mut g = c.benchmark_group("tfhe/verify");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(5));
+    g.bench_function("proof_load", |b| {
+        b.iter(|| {
+            one_core.install(|| {
+                proven
+                    .check_payload(black_box(&payloads[0]), &ctx(&ids[0]))
+                    .unwrap()
+            })
+        })
+    });
+    g.bench_function("verify_load", |b| {
+        b.iter(|| one_core.install(|| pk.verify(&crs, &list_v, &proof_v, b"bench").unwrap()))
+    });
+    let batch: Vec<(&[u8], ReportContext<'_>)> = payloads
+        .iter()
+        .zip(&ids)
+        .map(|(p, id)| (p.as_slice(), ctx(id)))
+        .collect();
+    g.throughput(Throughput::Elements(VERIFY_BATCH as u64));
+    g.bench_function("batch_all_cores", |b| {
+        b.iter(|| {
+            for r in proven.check_payloads(black_box(&batch)) {
+                r.unwrap();
+            }
+        })
+    });
+    g.finish();
+    drop(list);
+}
+
+criterion_group!(benches, tfhe);
+criterion_main!(benches);

@@ -1,0 +1,98 @@
+//! `hetally-keytool` with `--scheme tfhe`: the real binary, real files.
+
+mod common;
+
+use std::fs;
+
+use common::{assert_success, keytool, p};
+use hetally_crypto::keyfile::{PublicKeyFile, Scheme, SecretKeyFile};
+use hetally_crypto::lwe::PKE_ZKV2_2048;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+#[test]
+fn keygen_tfhe_writes_a_private_secret_key_and_a_matching_public_key() {
+    let dir = TempDir::new().unwrap();
+    let out = keytool(["keygen", "--scheme", "tfhe", "--out", p(dir.path())]);
+    assert_success(&out);
+    let sk_path = dir.path().join("collector.sk");
+    let pk_path = dir.path().join("collector.pk");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&sk_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let sk = SecretKeyFile::read(&sk_path).unwrap();
+    let pk = PublicKeyFile::read(&pk_path).unwrap();
+    assert_eq!(sk.scheme(), Scheme::Tfhe);
+    assert_eq!(sk.public_key(), pk);
+    let PublicKeyFile::Tfhe(lwe_pk) = &pk else {
+        panic!("not a tfhe key: {pk:?}");
+    };
+    assert_eq!(lwe_pk.params(), PKE_ZKV2_2048);
+
+    let fp = hex::encode(Sha256::digest(fs::read(&pk_path).unwrap()));
+    assert_eq!(fp, hex::encode(pk.fingerprint()));
+    assert!(out.stdout.contains("TFHE key pair"), "{}", out.stdout);
+    assert!(out.stdout.contains(&fp), "{}", out.stdout);
+
+    // pubkey: of the public key and of the secret key's public half.
+    for path in [&pk_path, &sk_path] {
+        let out = keytool(["pubkey", p(path)]);
+        assert_success(&out);
+        assert_eq!(out.stdout, format!("{fp}\n"));
+    }
+    let out = keytool(["pubkey", "--json", p(&pk_path)]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["scheme"], "tfhe");
+    assert_eq!(v["fingerprint"], fp);
+
+    // inspect: scheme, parameter set and fingerprint, never the secret.
+    let out = keytool(["inspect", p(&sk_path)]);
+    assert_success(&out);
+    for needle in ["secret key", "tfhe", "LWE dimension 2048", fp.as_str()] {
+        assert!(
+            out.stdout.contains(needle),
+            "{needle} not in {}",
+            out.stdout
+        );
+    }
+    let out = keytool(["inspect", "--json", p(&pk_path)]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "public_key");
+    assert_eq!(v["scheme"], "tfhe");
+    assert_eq!(v["lwe_dimension"], 2048);
+    assert_eq!(v["parameter_set"], PKE_ZKV2_2048.tfhe_name);
+    assert_eq!(v["fingerprint"], fp);
+    assert_eq!(v["file_bytes"], fs::metadata(&pk_path).unwrap().len());
+
+    // A second run refuses to overwrite.
+    let out = keytool(["keygen", "--scheme", "tfhe", "--out", p(dir.path())]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+}
+
+#[test]
+fn a_damaged_tfhe_secret_key_is_refused() {
+    let dir = TempDir::new().unwrap();
+    assert_success(&keytool([
+        "keygen",
+        "--scheme",
+        "tfhe",
+        "--out",
+        p(dir.path()),
+    ]));
+    let sk_path = dir.path().join("collector.sk");
+    let mut bytes = fs::read(&sk_path).unwrap();
+    // The last byte is a secret key coefficient: 2 is not a bit.
+    let last = bytes.len() - 1;
+    bytes[last] = 2;
+    fs::write(&sk_path, &bytes).unwrap();
+    let out = keytool(["inspect", p(&sk_path)]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("0 or 1"), "{}", out.stderr);
+}
