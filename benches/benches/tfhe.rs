@@ -9,6 +9,8 @@
 //!   reports (24.6 KB each) in a rayon pool of that size; throughput in
 //!   bytes of stored lists read.
 //! * `encrypt`: `AdditiveBackend::encrypt` without proofs, one report.
+//! * `crs/decode_and_check`: decoding the task's CRS with TFHE-rs's
+//!   conformance checks, what a server or client does once per task.
 //! * `prove/{proof,verify}_load`: `encrypt` with a zk-pok proof, one report,
 //!   with TFHE-rs's `ComputeLoad::Proof` (hetally's choice) and, for
 //!   comparison, `ComputeLoad::Verify`.
@@ -152,6 +154,17 @@ fn tfhe(c: &mut Criterion) {
         started.elapsed().as_secs_f64(),
         crs.to_bytes().len()
     );
+    // What every server (at task load) and client (at connect) does with
+    // the CRS it receives: TFHE-rs's conformance check of every point.
+    let mut g = c.benchmark_group("tfhe/crs");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(5));
+    g.bench_function("decode_and_check", |b| {
+        b.iter(|| lwe::Crs::from_bytes(black_box(crs.to_bytes())).unwrap())
+    });
+    g.finish();
+
     let proven = TfheBackend::new(pk.clone(), measurement, delta, Some(crs.clone())).unwrap();
     let one_core = pool(1);
 

@@ -99,7 +99,8 @@ struct TaskCreateArgs {
     /// File holding the server's admin token (DATA_DIR/admin.token).
     #[arg(long)]
     admin_token_file: PathBuf,
-    /// The collector's public key file (from `hetally-keytool keygen`).
+    /// The collector's public key file (from `hetally-keytool keygen`); its
+    /// scheme (paillier or tfhe) is the task's backend.
     #[arg(long)]
     public_key: PathBuf,
     /// count, sum:BITS, histogram:BUCKETS or sumvec:LENGTH:BITS.
@@ -108,8 +109,11 @@ struct TaskCreateArgs {
     /// Fewest reports a release may hold.
     #[arg(long)]
     min_batch_size: u64,
-    /// Most reports a release may hold [default: 2^32-1]; smaller values
-    /// pack more counters per ciphertext.
+    /// Most reports a release may hold. Paillier: default 2^32-1; smaller
+    /// values pack more counters per ciphertext. TFHE: default and maximum
+    /// are the largest batch the LWE noise and plaintext space allow for
+    /// the measurement and DP mechanism (the server says how many when a
+    /// value is too large); smaller values allow a smaller Delta.
     #[arg(long)]
     max_batch_size: Option<u64>,
     /// Report times are rounded down to this many seconds; batch intervals
@@ -129,7 +133,9 @@ struct TaskCreateArgs {
     /// count, an in-range sum, a one-hot histogram) and the server rejects
     /// those that do not. With this flag the server TRUSTS EVERY CLIENT: one
     /// report can add any value to an aggregate. Reports are smaller and
-    /// cheaper without proofs; see docs/proofs.md.
+    /// cheaper without proofs; see docs/proofs.md (Paillier) and
+    /// docs/tfhe.md (TFHE: seconds of proving per report, and the server
+    /// makes the task's CRS when the task is created).
     #[arg(long)]
     no_input_proofs: bool,
     /// Also write the collector token to this file (mode 0600).
@@ -343,6 +349,9 @@ fn print_task(info: &TaskInfo) {
         println!("budget:          {b}");
     }
     println!("key fingerprint: {}", info.key_fingerprint);
+    if let Some(h) = &info.crs_sha256 {
+        println!("crs sha-256:     {h}");
+    }
     println!(
         "input proofs:    {}",
         if info.input_proofs {

@@ -4,9 +4,15 @@ mod common;
 
 use std::fs;
 
-use common::{assert_success, keytool, p};
+use common::{assert_clean_failure, assert_success, keytool, p};
+use hetally_crypto::aggregate::{AggregateFile, Encoding};
+use hetally_crypto::backend::{BackendConfig, ReportContext};
+use hetally_crypto::dp::DpMechanism;
 use hetally_crypto::keyfile::{PublicKeyFile, Scheme, SecretKeyFile};
-use hetally_crypto::lwe::PKE_ZKV2_2048;
+use hetally_crypto::lwe::{Delta, PKE_ZKV2_2048};
+use hetally_crypto::{Measurement, ReportId, TaskId};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
@@ -95,4 +101,95 @@ fn a_damaged_tfhe_secret_key_is_refused() {
     let out = keytool(["inspect", p(&sk_path)]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("0 or 1"), "{}", out.stderr);
+}
+
+/// A TFHE aggregate made as the server makes one: reports encrypted by the
+/// task backend, summed, released with a noise list.
+fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
+    let SecretKeyFile::Tfhe(sk) = SecretKeyFile::read(sk_path).unwrap() else {
+        panic!("not a tfhe key");
+    };
+    let pk = PublicKeyFile::Tfhe(sk.public_key().clone());
+    let measurement = Measurement::Count;
+    let backend = BackendConfig::for_key(&pk, &measurement, &DpMechanism::None, 1000)
+        .unwrap()
+        .backend(measurement)
+        .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let task_id = TaskId([3; 32]);
+    let stored: Vec<Vec<u8>> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let id = ReportId([i as u8; 16]);
+            let ctx = ReportContext {
+                task_id: &task_id,
+                report_id: &id,
+                time: 1_700_000_000,
+            };
+            let payload = backend.encrypt(&[v], &ctx, &mut rng).unwrap();
+            backend.check_payload(&payload, &ctx).unwrap()
+        })
+        .collect();
+    let sum = backend.sum(&stored).unwrap();
+    AggregateFile {
+        task_id: task_id.0,
+        scheme: Scheme::Tfhe,
+        key_fingerprint: pk.fingerprint(),
+        measurement,
+        encoding: backend.encoding(),
+        batch_start: 1_700_000_000,
+        batch_duration: 3600,
+        report_count: sum.report_count,
+        dp: DpMechanism::None,
+        ciphertexts: backend.release(&sum, &[0], &mut rng).unwrap(),
+    }
+}
+
+#[test]
+fn decrypt_tfhe_aggregate_and_refuse_one_over_its_capacity() {
+    let dir = TempDir::new().unwrap();
+    assert_success(&keytool([
+        "keygen",
+        "--scheme",
+        "tfhe",
+        "--out",
+        p(dir.path()),
+    ]));
+    let sk_path = dir.path().join("collector.sk");
+    let agg = tfhe_aggregate(&sk_path, &[1, 0, 1, 1, 0, 1, 1]);
+    let agg_path = dir.path().join("batch.agg");
+    fs::write(&agg_path, agg.to_bytes()).unwrap();
+    let out = keytool([
+        "decrypt",
+        "--key",
+        p(&sk_path),
+        "--format",
+        "json",
+        p(&agg_path),
+    ]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["values"], serde_json::json!([5]));
+    assert_eq!(v["report_count"], 7);
+
+    // The same ciphertexts claiming more reports than Delta holds: the
+    // keytool refuses before decrypting (the bias removal and the error
+    // bound both depend on the count).
+    let Encoding::TfheLists { delta_log2, .. } = agg.encoding else {
+        panic!("not a TFHE layout");
+    };
+    let capacity = PKE_ZKV2_2048.max_encryptions(Delta::new(delta_log2).unwrap());
+    let over = AggregateFile {
+        report_count: capacity,
+        ..agg
+    };
+    let over_path = dir.path().join("over.agg");
+    fs::write(&over_path, over.to_bytes()).unwrap();
+    let out = keytool(["decrypt", "--key", p(&sk_path), p(&over_path)]);
+    assert_clean_failure(
+        &out,
+        4,
+        &[&format!("exceed the capacity of {capacity}"), "2^-40"],
+    );
 }
