@@ -310,3 +310,77 @@ async fn racing_collections_release_once_and_spend_once() {
     let spent: f64 = status["budget"]["spent"].as_str().unwrap().parse().unwrap();
     assert_eq!(spent, 0.5 * releases as f64);
 }
+
+/// A TFHE task on two replicas with aggregation jobs: uploads spread over
+/// both, the replicas sum disjoint jobs into partial encrypted sums, and
+/// the release merges them and decrypts exactly.
+#[test]
+fn tfhe_task_on_two_replicas_sums_in_jobs_and_decrypts_exactly() {
+    let cluster = cluster(2, |_| vec!["--job-size", "500"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (sk, pk) = keygen_scheme(&dir.path().join("keys"), "tfhe");
+    let (task, token) = cluster.create_task(
+        &pk,
+        "histogram:1024",
+        &["--no-input-proofs", "--max-batch-size", "10000"],
+    );
+    let token_file = dir.path().join("collector.token");
+    std::fs::write(&token_file, &token).unwrap();
+    let time = now();
+    let truth = dir.path().join("truth.json");
+    let servers = format!("{},{}", cluster.url(0), cluster.url(1));
+    let reports = 3_000u64;
+    run_ok(
+        "hetally-client",
+        &[
+            "simulate",
+            "--server",
+            &servers,
+            "--task",
+            &task,
+            "--reports",
+            &reports.to_string(),
+            "--seed",
+            "8",
+            "--time",
+            &time.to_string(),
+            "--json",
+            "--truth-out",
+            &truth.display().to_string(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cluster.jobs("pending") + cluster.jobs("running") > 0
+        || postgres_i64(
+            &cluster.db,
+            "SELECT COUNT(*) FROM reports WHERE job_id IS NULL",
+        ) > 0
+    {
+        assert!(Instant::now() < deadline, "jobs never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(cluster.jobs("done") >= 6, "the reports were summed in jobs");
+    let agg = dir.path().join("batch.agg");
+    run_ok(
+        "hetally-client",
+        &[
+            "collect",
+            "--server",
+            &cluster.url(1),
+            "--task",
+            &task,
+            "--token-file",
+            &token_file.display().to_string(),
+            "--start",
+            &(time - time % 60).to_string(),
+            "--duration",
+            "60",
+            "--out",
+            &agg.display().to_string(),
+        ],
+    );
+    let decrypted = decrypt_json(&sk, &agg);
+    let truth = read_json(&truth);
+    assert_eq!(decrypted["report_count"], reports);
+    assert_eq!(decrypted["values"], truth["values"]);
+}
