@@ -584,3 +584,142 @@ pub fn decode_released(
         .map(|(bytes, &len)| CiphertextList::from_bytes(bytes, params, len))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendConfig;
+    use crate::keyfile::PublicKeyFile;
+    use crate::report::ReportId;
+    use crate::task::{TaskDefinition, TaskId};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn key() -> PublicKey {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        lwe::SecretKey::generate(lwe::PKE_ZKV2_2048, &mut rng)
+            .public_key()
+            .clone()
+    }
+
+    #[test]
+    fn delta_and_largest_batch_follow_the_capacity_and_the_plaintext_space() {
+        let pk = key();
+        let count = Measurement::Count;
+        let none = DpMechanism::None;
+        assert_eq!(delta_for(&pk, &count, &none, 1325).unwrap().log2(), 32);
+        assert_eq!(delta_for(&pk, &count, &none, 1326).unwrap().log2(), 33);
+        let params = pk.params();
+        assert_eq!(
+            max_feasible_batch(params, &count, &none).unwrap(),
+            16_777_215
+        );
+        let sum32 = Measurement::new_sum(32).unwrap();
+        assert_eq!(max_feasible_batch(params, &sum32, &none).unwrap(), 4);
+        let err = delta_for(&pk, &sum32, &none, 5).unwrap_err().to_string();
+        assert!(err.contains("at most 4 reports"), "{err}");
+        // Noise takes plaintext room: Laplace noise on sum:16 lowers the
+        // largest batch.
+        let sum16 = Measurement::new_sum(16).unwrap();
+        let dp: DpMechanism = "laplace:0.01".parse().unwrap();
+        assert!(
+            max_feasible_batch(params, &sum16, &dp).unwrap()
+                < max_feasible_batch(params, &sum16, &none).unwrap()
+        );
+    }
+
+    fn definition(input_proofs: bool, crs_hash: Option<[u8; 32]>) -> TaskDefinition {
+        let pk = key();
+        let measurement = Measurement::Histogram { buckets: 8 };
+        let BackendConfig::Tfhe { delta, .. } = BackendConfig::for_key(
+            &PublicKeyFile::Tfhe(pk.clone()),
+            &measurement,
+            &DpMechanism::None,
+            100,
+        )
+        .unwrap() else {
+            unreachable!()
+        };
+        TaskDefinition {
+            measurement,
+            min_batch_size: 1,
+            max_batch_size: 100,
+            time_precision: 60,
+            dp: DpMechanism::None,
+            budget: None,
+            backend: BackendConfig::Tfhe {
+                public_key: pk,
+                delta,
+                crs_hash,
+            },
+            input_proofs,
+        }
+    }
+
+    #[test]
+    fn tfhe_task_definitions_round_trip_and_reject_inconsistencies() {
+        let plain = definition(false, None);
+        let bytes = plain.to_bytes();
+        assert_eq!(TaskDefinition::from_bytes(&bytes).unwrap(), plain);
+        let proven = definition(true, Some([7; 32]));
+        let bytes = proven.to_bytes();
+        assert_eq!(TaskDefinition::from_bytes(&bytes).unwrap(), proven);
+        assert_ne!(proven.id(), definition(true, Some([8; 32])).id());
+        // A CRS without proofs, proofs without a CRS.
+        assert!(definition(false, Some([7; 32])).check().is_err());
+        assert!(definition(true, None).check().is_err());
+        // A Delta other than the derived one; trailing bytes.
+        let mut other = definition(false, None);
+        if let BackendConfig::Tfhe { delta, .. } = &mut other.backend {
+            *delta = Delta::new(delta.log2() + 1).unwrap();
+        }
+        assert!(TaskDefinition::from_bytes(&other.to_bytes()).is_err());
+        let mut trailing = plain.to_bytes();
+        trailing.push(0);
+        assert!(TaskDefinition::from_bytes(&trailing).is_err());
+        // Building a proven task's backend needs its CRS.
+        assert!(proven.build_backend().is_err());
+    }
+
+    #[test]
+    fn payload_decoding_rejects_trailing_truncated_and_wrong_lengths() {
+        let def = definition(false, None);
+        let backend = def.build_backend().unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let task_id = TaskId([1; 32]);
+        let id = ReportId([2; 16]);
+        let ctx = ReportContext {
+            task_id: &task_id,
+            report_id: &id,
+            time: 60,
+        };
+        let payload = backend
+            .encrypt(&[0, 0, 1, 0, 0, 0, 0, 0], &ctx, &mut rng)
+            .unwrap();
+        assert_eq!(backend.check_payload(&payload, &ctx).unwrap(), payload);
+        let mut trailing = payload.clone();
+        trailing.push(0);
+        assert!(matches!(
+            backend.check_payload(&trailing, &ctx),
+            Err(BackendError::Malformed(_))
+        ));
+        assert!(matches!(
+            backend.check_payload(&payload[..payload.len() - 1], &ctx),
+            Err(BackendError::Malformed(_))
+        ));
+        let mut wrong_len = payload.clone();
+        wrong_len[3] = 7;
+        assert!(matches!(
+            backend.check_payload(&wrong_len, &ctx),
+            Err(BackendError::InvalidCiphertext { .. })
+        ));
+        // A count far beyond the dimension is refused before any read.
+        let mut huge = payload;
+        huge[..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(backend.check_payload(&huge, &ctx).is_err());
+        // Invalid measurements never get encrypted.
+        assert!(backend
+            .encrypt(&[2, 0, 0, 0, 0, 0, 0, 0], &ctx, &mut rng)
+            .is_err());
+    }
+}
