@@ -67,6 +67,10 @@ enum Command {
     Releases(CollectorArgs),
     /// Show a task's report counts and privacy budget.
     Status(CollectorArgs),
+    /// DAP-09 tasks on a leader/helper pair (two-server Prio3): create,
+    /// send, simulate, collect.
+    #[command(subcommand)]
+    Dap(crate::dap_cli::DapCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +369,7 @@ fn print_task(info: &TaskInfo) {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Dap(c) => crate::dap_cli::run(c).await,
         Command::Task(TaskCommand::Create(a)) => task_create(a).await,
         Command::Task(TaskCommand::Get(a)) => {
             let (info, _) = fetch_task(&server(&a.server)?, &task_id(&a.task)?).await?;

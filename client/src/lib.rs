@@ -12,6 +12,8 @@
 //! The `hetally-client` binary (`src/main.rs`, [`cli`]) wraps all three.
 
 pub mod cli;
+pub mod dap;
+pub mod dap_cli;
 mod simulate;
 
 use std::sync::Arc;

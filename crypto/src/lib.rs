@@ -22,6 +22,7 @@ pub mod aggregate;
 pub mod api;
 pub mod backend;
 pub mod codec;
+pub mod dap;
 pub mod dp;
 pub mod keyfile;
 pub mod lwe;

@@ -69,14 +69,21 @@ pub enum SchemeArg {
     /// TFHE-rs LWE secret key and compact public key (the `tfhe` backend),
     /// parameter set V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_ZKV2.
     Tfhe,
+    /// DAP collector credential for two-server Prio3 tasks: an HPKE key
+    /// pair and a bearer token in janus_collector's JSON format
+    /// (collector-credential.json, mode 0600), and the public HPKE config
+    /// (collector-hpke-config.txt).
+    DapHpke,
 }
 
 impl SchemeArg {
     /// The scheme in `hetally_crypto` terms.
-    pub fn scheme(self) -> Scheme {
+    pub fn scheme(self) -> Option<Scheme> {
         match self {
-            SchemeArg::Paillier => Scheme::Paillier,
-            SchemeArg::Tfhe => Scheme::Tfhe,
+            SchemeArg::Paillier => Some(Scheme::Paillier),
+            SchemeArg::Tfhe => Some(Scheme::Tfhe),
+            // Not a homomorphic key file: see `crate::dap_hpke`.
+            SchemeArg::DapHpke => None,
         }
     }
 }

@@ -159,6 +159,9 @@ fn write_error(path: &Path, e: KeyFileError) -> KeytoolError {
 
 /// Runs `keygen`.
 pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
+    let Some(scheme) = args.scheme.scheme() else {
+        return crate::dap_hpke::run(args, out);
+    };
     let sk_path: PathBuf = args.out.join(SECRET_KEY_FILE);
     let pk_path: PathBuf = args.out.join(PUBLIC_KEY_FILE);
 
@@ -180,7 +183,6 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
     }
     create_dir(&args.out)?;
 
-    let scheme = args.scheme.scheme();
     let mut spinner = Spinner::new(scheme, args.bits);
     let generated = generate(scheme, args.bits, &mut |e| spinner.update(e));
     spinner.finish();

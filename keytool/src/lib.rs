@@ -17,6 +17,7 @@
 //! base64url without padding, as DAP (draft-ietf-ppm-dap) does.
 
 pub mod cli;
+pub mod dap_hpke;
 pub mod decrypt;
 pub mod dp_plan;
 pub mod error;

@@ -233,6 +233,12 @@ impl Datastore {
         })
     }
 
+    /// Whether this is PostgreSQL, and the writer and reader pools, for
+    /// the DAP tables (`crate::dap::store` keeps its SQL beside them).
+    pub(crate) fn dap_pools(&self) -> (bool, sqlx::AnyPool, sqlx::AnyPool) {
+        self.store.dap_pools()
+    }
+
     /// A short description for logs ("sqlite:/path/hetally.db").
     pub fn describe(&self) -> String {
         self.store.describe()

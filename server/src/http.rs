@@ -9,6 +9,8 @@ mod releases;
 mod reports;
 mod tasks;
 
+pub(crate) use auth::bearer as bearer_token;
+
 use actix_web::{web, HttpResponse};
 
 use crate::aggregator::Aggregator;

@@ -9,6 +9,7 @@
 //! The binary is `src/main.rs`; [`run`] is the whole server.
 
 pub mod aggregator;
+pub mod dap;
 pub mod datastore;
 pub mod http;
 
@@ -153,6 +154,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tracing::info!(path = %token_path.display(), "created the admin token (mode 0600)");
     }
     let (aggregator, writer) = Aggregator::new(store.clone(), hash_token(&admin_token));
+    // DAP-09 (two-server Prio3) state and leader job driver, see `dap`.
+    let dap_state = web::Data::new(
+        dap::DapState::new(&store, hash_token(&admin_token))
+            .map_err(|e| ServerError::Run(io::Error::other(e.to_string())))?,
+    );
     drop(admin_token);
     let state = web::Data::new(aggregator);
     let (stop_jobs, stop_rx) = watch::channel(false);
@@ -161,14 +167,20 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             state.clone().into_inner(),
             config.jobs.clone(),
             jobs::replica_name(),
-            stop_rx,
+            stop_rx.clone(),
         )
     });
 
+    let dap_driver = config
+        .job_driver
+        .then(|| dap::leader::spawn(dap_state.clone().into_inner(), stop_rx.clone()));
+
     let app_state = state.clone();
+    let app_dap_state = dap_state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .app_data(app_dap_state.clone())
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
                 let method = req.method().clone();
@@ -189,6 +201,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
                 }
             })
             .configure(http::configure)
+            .service(web::scope("/dap").configure(dap::handlers::configure))
     })
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
     if let Some(workers) = config.workers {
@@ -215,6 +228,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     tracing::info!("stopped accepting requests; draining the report writer");
     let _ = stop_jobs.send(true);
     if let Some(driver) = driver {
+        let _ = driver.await;
+    }
+    if let Some(driver) = dap_driver {
         let _ = driver.await;
     }
     drop(state);

@@ -238,6 +238,16 @@ impl SqlStore {
         }
     }
 
+    /// Whether this is PostgreSQL, the writer pool and the reader pool,
+    /// for the DAP tables' own store (`crate::dap::store`).
+    pub(super) fn dap_pools(&self) -> (bool, AnyPool, AnyPool) {
+        (
+            self.dialect == Dialect::Postgres,
+            self.writer.clone(),
+            self.readers.clone(),
+        )
+    }
+
     pub(super) fn describe(&self) -> String {
         self.description.clone()
     }

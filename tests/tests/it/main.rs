@@ -5,6 +5,7 @@ mod bad_input;
 mod crash;
 mod dp;
 mod flow;
+mod janus_interop;
 mod lifecycle;
 mod proofs;
 mod replicas;

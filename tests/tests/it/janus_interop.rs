@@ -1,0 +1,700 @@
+//! DAP-09 with the published janus crates: two real `hetally-server`
+//! processes (leader and helper) on loopback, the unmodified `janus_client`
+//! 0.7 uploading and the unmodified `janus_collector` 0.7 collecting.
+//!
+//! * `janus_interop_*`: 1,000 reports per VDAF, results equal to the truth;
+//! * `dap_dp_*`: noise of both aggregators, statistics and negative counts;
+//! * `dap_bad_input_*`: each refusal carries its DAP-09 problem type.
+
+use std::time::Duration;
+
+use hetally_client::dap::{self as dap_client, DapTaskConfig};
+use hetally_crypto::dap::hpke::CollectorCredential;
+use hetally_crypto::dap::janus_core::hpke::{self, HpkeApplicationInfo, Label};
+use hetally_crypto::dap::messages::query_type::TimeInterval;
+use hetally_crypto::dap::messages::{
+    AggregateShareReq, BatchSelector, CollectionReq, Duration as DapDuration, HpkeConfig,
+    HpkeConfigList, InputShareAad, Interval, PlaintextInputShare, Query, Report, ReportId,
+    ReportIdChecksum, ReportMetadata, Role, TaskId, Time,
+};
+use hetally_crypto::dap::prio::codec::{Decode, Encode};
+use hetally_crypto::dap::prio::vdaf::prio3::{Prio3Count, Prio3Histogram, Prio3Sum, Prio3SumVec};
+use hetally_crypto::dap::prio::vdaf::{self, Client as _};
+use hetally_crypto::dap::vdaf::{DpStrategy, VdafSpec};
+use hetally_tests::*;
+use janus_collector::{AuthenticationToken, Collector};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde_json::Value;
+use url::Url;
+
+const PRECISION: u64 = 60;
+
+/// A leader and a helper, each a `hetally-server` process with its own
+/// store (SQLite, or PostgreSQL with HETALLY_TEST_STORE=postgres).
+struct Pair {
+    _dir: tempfile::TempDir,
+    leader: ServerProcess,
+    helper: ServerProcess,
+    credential: CollectorCredential,
+    task_id: String,
+    aggregator_token: String,
+    spec: VdafSpec,
+    http: reqwest::Client,
+}
+
+impl Pair {
+    fn leader_dap(&self) -> Url {
+        Url::parse(&format!("{}/dap/", self.leader.url)).unwrap()
+    }
+    fn helper_dap(&self) -> Url {
+        Url::parse(&format!("{}/dap/", self.helper.url)).unwrap()
+    }
+    fn task(&self) -> TaskId {
+        self.task_id.parse().unwrap()
+    }
+    fn collector<V: vdaf::Collector>(&self, vdaf: V) -> Collector<V> {
+        Collector::builder(
+            self.task(),
+            self.leader_dap(),
+            AuthenticationToken::new_bearer_token_from_string(self.credential.token.clone())
+                .unwrap(),
+            self.credential.keypair().unwrap(),
+            vdaf,
+        )
+        .with_collect_poll_backoff(dap_client::poll_backoff(Duration::from_secs(180)))
+        .build()
+        .unwrap()
+    }
+    fn url(&self, server: &ServerProcess, path: &str) -> String {
+        format!("{}/dap/{}", server.url, path.trim_start_matches('/'))
+    }
+}
+
+async fn pair(vdaf: &str, dp: &str, min_batch: u64) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = ServerProcess::start(&dir.path().join("leader")).unwrap();
+    let helper = ServerProcess::start(&dir.path().join("helper")).unwrap();
+    let credential = CollectorCredential::generate(1, "collector-token-0123456789".into()).unwrap();
+    let spec: VdafSpec = vdaf.parse().unwrap();
+    let http = reqwest::Client::new();
+    let config = DapTaskConfig {
+        leader: dap_client::endpoint(&format!("{}/dap", leader.url)).unwrap(),
+        helper: dap_client::endpoint(&format!("{}/dap", helper.url)).unwrap(),
+        vdaf: spec,
+        dp: dp.parse::<DpStrategy>().unwrap(),
+        min_batch_size: min_batch,
+        time_precision: PRECISION,
+        collector_hpke_config: credential.hpke_config().unwrap(),
+        collector_token: credential.token.clone(),
+    };
+    let token = |s: &ServerProcess| {
+        std::fs::read_to_string(s.admin_token_file())
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let secrets = dap_client::TaskSecrets::random();
+    let task =
+        dap_client::provision_with(&http, &config, &token(&leader), &token(&helper), &secrets)
+            .await
+            .unwrap();
+    Pair {
+        _dir: dir,
+        leader,
+        helper,
+        credential,
+        task_id: task.task_id,
+        aggregator_token: secrets.aggregator_token,
+        spec,
+        http,
+    }
+}
+
+/// An interval that holds every report of the test: from ten minutes
+/// before now to twenty minutes after, aligned to the precision.
+fn test_interval() -> Interval {
+    let start = now() / PRECISION * PRECISION - 10 * PRECISION;
+    Interval::new(
+        Time::from_seconds_since_epoch(start),
+        DapDuration::from_seconds(30 * PRECISION),
+    )
+    .unwrap()
+}
+
+/// Uploads with the unmodified `janus_client`, eight clients in parallel.
+async fn upload_all<V>(p: &Pair, vdaf: V, measurements: Vec<V::Measurement>)
+where
+    V: vdaf::Client<16> + Clone + Send + Sync + 'static,
+    V::Measurement: Send + Sync + 'static,
+{
+    let lanes = 8;
+    let mut clients = Vec::new();
+    for _ in 0..lanes {
+        clients.push(
+            janus_client::Client::new(
+                p.task(),
+                p.leader_dap(),
+                p.helper_dap(),
+                DapDuration::from_seconds(PRECISION),
+                vdaf.clone(),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let mut per: Vec<Vec<V::Measurement>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (i, m) in measurements.into_iter().enumerate() {
+        per[i % lanes].push(m);
+    }
+    let futs = clients.into_iter().zip(per).map(|(c, ms)| async move {
+        for m in &ms {
+            c.upload(m).await.unwrap();
+        }
+    });
+    futures::future::join_all(futs).await;
+}
+
+const N: usize = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janus_interop_count() {
+    let p = pair("prio3count", "none", 100).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let ms: Vec<bool> = (0..N).map(|_| rng.gen()).collect();
+    let truth = ms.iter().filter(|&&b| b).count() as u64;
+    let vdaf = Prio3Count::new_count(2).unwrap();
+    upload_all(&p, vdaf.clone(), ms).await;
+    let c = p
+        .collector(vdaf)
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    assert_eq!(c.report_count(), N as u64);
+    assert_eq!(*c.aggregate_result(), truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janus_interop_sum() {
+    let p = pair("prio3sum:16", "none", 100).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let ms: Vec<u128> = (0..N).map(|_| rng.gen_range(0..1u128 << 16)).collect();
+    let truth: u128 = ms.iter().sum();
+    let vdaf = Prio3Sum::new_sum(2, 16).unwrap();
+    upload_all(&p, vdaf.clone(), ms).await;
+    let c = p
+        .collector(vdaf)
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    assert_eq!(c.report_count(), N as u64);
+    assert_eq!(*c.aggregate_result(), truth);
+}
+
+fn histogram_vdaf(spec: &VdafSpec) -> Prio3Histogram {
+    let VdafSpec::Histogram {
+        length,
+        chunk_length,
+    } = *spec
+    else {
+        panic!("not a histogram")
+    };
+    Prio3Histogram::new_histogram(2, length, chunk_length).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janus_interop_histogram() {
+    let p = pair("prio3histogram:16", "none", 100).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let ms: Vec<usize> = (0..N).map(|_| rng.gen_range(0..16)).collect();
+    let mut truth = vec![0u128; 16];
+    for &m in &ms {
+        truth[m] += 1;
+    }
+    let vdaf = histogram_vdaf(&p.spec);
+    upload_all(&p, vdaf.clone(), ms).await;
+    let c = p
+        .collector(vdaf)
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    assert_eq!(c.report_count(), N as u64);
+    assert_eq!(*c.aggregate_result(), truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janus_interop_sumvec() {
+    let p = pair("prio3sumvec:8:4", "none", 100).await;
+    let VdafSpec::SumVec {
+        length,
+        bits,
+        chunk_length,
+    } = p.spec
+    else {
+        unreachable!()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let ms: Vec<Vec<u128>> = (0..N)
+        .map(|_| {
+            (0..length)
+                .map(|_| rng.gen_range(0..1u128 << bits))
+                .collect()
+        })
+        .collect();
+    let mut truth = vec![0u128; length];
+    for m in &ms {
+        for (t, v) in truth.iter_mut().zip(m) {
+            *t += v;
+        }
+    }
+    let vdaf = Prio3SumVec::new_sum_vec(2, bits, length, chunk_length).unwrap();
+    upload_all(&p, vdaf.clone(), ms).await;
+    let c = p
+        .collector(vdaf)
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    assert_eq!(c.report_count(), N as u64);
+    assert_eq!(*c.aggregate_result(), truth);
+}
+
+/// Variance of discrete Laplace noise of scale t: 2e^{-1/t} / (1 - e^{-1/t})^2.
+fn discrete_laplace_variance(t: f64) -> f64 {
+    let a = (-1.0 / t).exp();
+    2.0 * a / (1.0 - a).powi(2)
+}
+
+/// Both aggregators noise their shares: each bucket of the collected
+/// histogram carries the sum of two independent discrete Laplace samples of
+/// scale sensitivity/epsilon (histogram sensitivity 2 under substitution),
+/// so empty buckets average 0 with twice one sampler's variance, and about
+/// half of them come out negative, as negative numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_dp_histogram_noise_of_both_aggregators() {
+    let buckets = 2000;
+    let p = pair(
+        &format!("prio3histogram:{buckets}"),
+        "pure-dp-discrete-laplace:1",
+        50,
+    )
+    .await;
+    let reports = 60;
+    let vdaf = histogram_vdaf(&p.spec);
+    upload_all(&p, vdaf.clone(), vec![0usize; reports]).await;
+    let interval = test_interval();
+    let got = dap_client::collect(
+        &p.task_id,
+        &p.leader_dap(),
+        &p.spec,
+        &p.credential,
+        interval.start().as_seconds_since_epoch(),
+        interval.duration().as_seconds(),
+        Duration::from_secs(180),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.report_count, reports as u64);
+    assert_eq!(got.values.len(), buckets);
+    let noise: Vec<f64> = got.values[1..].iter().map(|&v| v as f64).collect();
+    let n = noise.len() as f64;
+    let mean = noise.iter().sum::<f64>() / n;
+    let var = noise.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let expected = 2.0 * discrete_laplace_variance(2.0);
+    // Standard error of the sample variance: sigma^2 sqrt((kurtosis-1)/n),
+    // kurtosis of a sum of two Laplace-like variables about 4.5.
+    let se_var = expected * (3.5 / n).sqrt();
+    assert!(
+        (var - expected).abs() < 5.0 * se_var,
+        "variance {var}, expected {expected}"
+    );
+    assert!(mean.abs() < 5.0 * (expected / n).sqrt(), "mean {mean}");
+    // One aggregator's noise alone would have half this variance.
+    assert!(var > 1.5 * discrete_laplace_variance(2.0));
+    let negative = got.values[1..].iter().filter(|&&v| v < 0).count();
+    assert!(negative as f64 > 0.3 * n, "{negative} negative buckets");
+    // janus_collector itself reports them as field elements above p/2.
+    let p128 = p.spec.field_modulus();
+    for (v, raw) in got.values.iter().zip(&got.raw) {
+        if *v < 0 {
+            assert!(*raw > p128 / 2);
+            assert_eq!(p128 - raw, v.unsigned_abs());
+        }
+    }
+    assert!(
+        (got.values[0] - reports as i128).abs() < 60,
+        "bucket 0: {}",
+        got.values[0]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Bad input.
+
+/// The problem document's `type`.
+async fn problem_type(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null);
+    assert_eq!(
+        ct, "application/problem+json",
+        "status {status}, body {body}"
+    );
+    (status, body["type"].as_str().unwrap_or("").to_string())
+}
+
+const DAP: &str = "urn:ietf:params:ppm:dap:error:";
+
+async fn hpke_config(p: &Pair, server: &ServerProcess) -> HpkeConfig {
+    let resp = p
+        .http
+        .get(format!(
+            "{}?task_id={}",
+            p.url(server, "hpke_config"),
+            p.task_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], HpkeConfigList::MEDIA_TYPE);
+    HpkeConfigList::get_decoded(&resp.bytes().await.unwrap())
+        .unwrap()
+        .hpke_configs()[0]
+        .clone()
+}
+
+/// A count report made by hand (as janus_client would), optionally with
+/// the helper's input share altered before encryption: it then decrypts
+/// fine but fails the helper's proof check.
+async fn count_report(p: &Pair, value: bool, tamper_helper: bool) -> Vec<u8> {
+    let leader_cfg = hpke_config(p, &p.leader).await;
+    let helper_cfg = hpke_config(p, &p.helper).await;
+    let vdaf = Prio3Count::new_count(2).unwrap();
+    let id: ReportId = rand::random();
+    let (public, shares) = vdaf.shard(&value, id.as_ref()).unwrap();
+    let public = public.get_encoded().unwrap();
+    let metadata = ReportMetadata::new(
+        id,
+        Time::from_seconds_since_epoch(now() / PRECISION * PRECISION),
+    );
+    let aad = InputShareAad::new(p.task(), metadata.clone(), public.clone())
+        .get_encoded()
+        .unwrap();
+    let mut cts = Vec::new();
+    for (i, (cfg, role)) in [(&leader_cfg, Role::Leader), (&helper_cfg, Role::Helper)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut payload = shares[i].get_encoded().unwrap();
+        if tamper_helper && role == Role::Helper {
+            payload[0] ^= 0x80;
+        }
+        let pt = PlaintextInputShare::new(Vec::new(), payload)
+            .get_encoded()
+            .unwrap();
+        cts.push(
+            hpke::seal(
+                cfg,
+                &HpkeApplicationInfo::new(&Label::InputShare, &Role::Client, &role),
+                &pt,
+                &aad,
+            )
+            .unwrap(),
+        );
+    }
+    let helper = cts.pop().unwrap();
+    let leader = cts.pop().unwrap();
+    Report::new(metadata, public, leader, helper)
+        .get_encoded()
+        .unwrap()
+}
+
+async fn put_report(p: &Pair, body: Vec<u8>, media: &str) -> reqwest::Response {
+    p.http
+        .put(p.url(&p.leader, &format!("tasks/{}/reports", p.task_id)))
+        .header("content-type", media)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A tampered helper share is rejected in preparation and left out of the
+/// batch: the collection counts only the good reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_bad_input_tampered_share_excluded() {
+    let p = pair("prio3count", "none", 10).await;
+    for _ in 0..3 {
+        let r = count_report(&p, true, true).await;
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+    }
+    let mut truth = 0;
+    for i in 0..20 {
+        let v = i % 3 == 0;
+        truth += u64::from(v);
+        let r = count_report(&p, v, false).await;
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+    }
+    let c = p
+        .collector(Prio3Count::new_count(2).unwrap())
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    assert_eq!(c.report_count(), 20);
+    assert_eq!(*c.aggregate_result(), truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_bad_input_replay_media_type_and_tokens() {
+    let p = pair("prio3count", "none", 10).await;
+    let r = count_report(&p, true, false).await;
+    // Wrong media type.
+    let (status, kind) =
+        problem_type(put_report(&p, r.clone(), "application/octet-stream").await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (415, &*format!("{DAP}invalidMessage"))
+    );
+    // Accepted once, refused as a replay the second time.
+    assert_eq!(
+        put_report(&p, r.clone(), Report::MEDIA_TYPE).await.status(),
+        200
+    );
+    let (status, kind) = problem_type(put_report(&p, r, Report::MEDIA_TYPE).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}reportRejected"))
+    );
+    // Garbage and trailing bytes.
+    let mut r = count_report(&p, true, false).await;
+    r.push(0);
+    let (status, kind) = problem_type(put_report(&p, r, Report::MEDIA_TYPE).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}invalidMessage"))
+    );
+    // Unknown task.
+    let other = TaskId::from([9u8; 32]);
+    let resp = p
+        .http
+        .get(format!(
+            "{}?task_id={other}",
+            p.url(&p.leader, "hpke_config")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(resp).await,
+        (404, format!("{DAP}unrecognizedTask"))
+    );
+    let resp = p
+        .http
+        .get(p.url(&p.leader, "hpke_config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(resp).await,
+        (400, format!("{DAP}missingTaskID"))
+    );
+
+    // A wrong aggregator token at the helper.
+    let job = "AAAAAAAAAAAAAAAAAAAAAA";
+    for auth in [Some("Bearer not-the-token"), None] {
+        let mut req = p
+            .http
+            .put(p.url(
+                &p.helper,
+                &format!("tasks/{}/aggregation_jobs/{job}", p.task_id),
+            ))
+            .header("content-type", "application/dap-aggregation-job-init-req")
+            .body(vec![0u8; 8]);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        assert_eq!(
+            problem_type(req.send().await.unwrap()).await,
+            (403, format!("{DAP}unauthorizedRequest"))
+        );
+    }
+    // A wrong collector token at the leader.
+    let creq =
+        CollectionReq::<TimeInterval>::new(Query::new_time_interval(test_interval()), Vec::new())
+            .get_encoded()
+            .unwrap();
+    let resp = p
+        .http
+        .put(p.url(
+            &p.leader,
+            &format!("tasks/{}/collection_jobs/{job}", p.task_id),
+        ))
+        .header("content-type", CollectionReq::<TimeInterval>::MEDIA_TYPE)
+        .header("authorization", "Bearer wrong")
+        .body(creq.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(resp).await,
+        (403, format!("{DAP}unauthorizedRequest"))
+    );
+    // The aggregator token is not a collector token either.
+    let resp = p
+        .http
+        .post(p.url(
+            &p.leader,
+            &format!("tasks/{}/collection_jobs/{job}", p.task_id),
+        ))
+        .header("authorization", format!("Bearer {}", "x".repeat(10)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(resp).await,
+        (403, format!("{DAP}unauthorizedRequest"))
+    );
+}
+
+async fn put_collection(p: &Pair, job: &str, interval: Interval) -> reqwest::Response {
+    let creq = CollectionReq::<TimeInterval>::new(Query::new_time_interval(interval), Vec::new())
+        .get_encoded()
+        .unwrap();
+    p.http
+        .put(p.url(
+            &p.leader,
+            &format!("tasks/{}/collection_jobs/{job}", p.task_id),
+        ))
+        .header("content-type", CollectionReq::<TimeInterval>::MEDIA_TYPE)
+        .bearer_auth(&p.credential.token)
+        .body(creq)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn poll_collection(p: &Pair, job: &str) -> reqwest::Response {
+    for _ in 0..600 {
+        let resp = p
+            .http
+            .post(p.url(
+                &p.leader,
+                &format!("tasks/{}/collection_jobs/{job}", p.task_id),
+            ))
+            .bearer_auth(&p.credential.token)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != 202 {
+            return resp;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("collection job never finished");
+}
+
+/// Too few reports: the leader's collection job fails with
+/// invalidBatchSize, and so does the helper asked directly; an
+/// overlapping or repeated interval is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_bad_input_batch_size_and_overlap() {
+    let p = pair("prio3count", "none", 10).await;
+    for _ in 0..3 {
+        let r = count_report(&p, true, false).await;
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+    }
+    let interval = test_interval();
+    let job1 = "AQEBAQEBAQEBAQEBAQEBAQ";
+    assert_eq!(put_collection(&p, job1, interval).await.status(), 201);
+    let (status, kind) = problem_type(poll_collection(&p, job1).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}invalidBatchSize"))
+    );
+
+    // The helper, asked for an empty batch with a matching (zero)
+    // checksum, refuses it as too small; with a wrong count, as a mismatch.
+    let start = interval.start().as_seconds_since_epoch() - 3600;
+    let empty = Interval::new(
+        Time::from_seconds_since_epoch(start),
+        DapDuration::from_seconds(PRECISION),
+    )
+    .unwrap();
+    let aggregator_token = p.aggregator_token.clone();
+    for (count, expected) in [(0, "invalidBatchSize"), (5, "batchMismatch")] {
+        let req = AggregateShareReq::<TimeInterval>::new(
+            BatchSelector::new_time_interval(empty),
+            Vec::new(),
+            count,
+            ReportIdChecksum::default(),
+        );
+        let resp = p
+            .http
+            .post(p.url(&p.helper, &format!("tasks/{}/aggregate_shares", p.task_id)))
+            .header(
+                "content-type",
+                AggregateShareReq::<TimeInterval>::MEDIA_TYPE,
+            )
+            .bearer_auth(&aggregator_token)
+            .body(req.get_encoded().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem_type(resp).await, (400, format!("{DAP}{expected}")));
+    }
+
+    // Fill the batch up and collect it.
+    for _ in 0..10 {
+        let r = count_report(&p, true, false).await;
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+    }
+    let job2 = "AgICAgICAgICAgICAgICAg";
+    assert_eq!(put_collection(&p, job2, interval).await.status(), 201);
+    // Asking again with the same id is idempotent.
+    assert_eq!(put_collection(&p, job2, interval).await.status(), 201);
+    let resp = poll_collection(&p, job2).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/dap-collection");
+
+    // Same interval, new job: queried too many times. Overlapping: overlap.
+    let (status, kind) =
+        problem_type(put_collection(&p, "AwMDAwMDAwMDAwMDAwMDAw", interval).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}batchQueriedTooManyTimes"))
+    );
+    let shifted = Interval::new(
+        Time::from_seconds_since_epoch(interval.start().as_seconds_since_epoch() + PRECISION),
+        *interval.duration(),
+    )
+    .unwrap();
+    let (status, kind) =
+        problem_type(put_collection(&p, "BAQEBAQEBAQEBAQEBAQEBA", shifted).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}batchOverlap"))
+    );
+    // A report for the collected interval is refused.
+    let r = count_report(&p, true, false).await;
+    let (status, kind) = problem_type(put_report(&p, r, Report::MEDIA_TYPE).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}reportRejected"))
+    );
+    // A misaligned interval is not a batch.
+    let odd = Interval::new(
+        Time::from_seconds_since_epoch(start + 1),
+        DapDuration::from_seconds(PRECISION),
+    )
+    .unwrap();
+    let (status, kind) =
+        problem_type(put_collection(&p, "BQUFBQUFBQUFBQUFBQUFBQ", odd).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}batchInvalid"))
+    );
+}
