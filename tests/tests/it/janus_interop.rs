@@ -22,7 +22,7 @@ use hetally_crypto::dap::prio::vdaf::prio3::{Prio3Count, Prio3Histogram, Prio3Su
 use hetally_crypto::dap::prio::vdaf::{self, Client as _};
 use hetally_crypto::dap::vdaf::{DpStrategy, VdafSpec};
 use hetally_tests::*;
-use janus_collector::{AuthenticationToken, Collector};
+use janus_collector::{Collector, PrivateCollectorCredential};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
@@ -53,13 +53,16 @@ impl Pair {
     fn task(&self) -> TaskId {
         self.task_id.parse().unwrap()
     }
+    /// The unmodified `janus_collector`, its credential read by janus's own
+    /// `PrivateCollectorCredential` parser from the JSON hetally writes.
     fn collector<V: vdaf::Collector>(&self, vdaf: V) -> Collector<V> {
+        let credential: PrivateCollectorCredential =
+            serde_json::from_str(&self.credential.to_json()).unwrap();
         Collector::builder(
             self.task(),
             self.leader_dap(),
-            AuthenticationToken::new_bearer_token_from_string(self.credential.token.clone())
-                .unwrap(),
-            self.credential.keypair().unwrap(),
+            credential.authentication_token(),
+            credential.hpke_keypair(),
             vdaf,
         )
         .with_collect_poll_backoff(dap_client::poll_backoff(Duration::from_secs(180)))
@@ -295,36 +298,84 @@ async fn dap_dp_histogram_noise_of_both_aggregators() {
     .unwrap();
     assert_eq!(got.report_count, reports as u64);
     assert_eq!(got.values.len(), buckets);
-    let noise: Vec<f64> = got.values[1..].iter().map(|&v| v as f64).collect();
-    let n = noise.len() as f64;
-    let mean = noise.iter().sum::<f64>() / n;
-    let var = noise.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let expected = 2.0 * discrete_laplace_variance(2.0);
-    // Standard error of the sample variance: sigma^2 sqrt((kurtosis-1)/n),
-    // kurtosis of a sum of two Laplace-like variables about 4.5.
-    let se_var = expected * (3.5 / n).sqrt();
-    assert!(
-        (var - expected).abs() < 5.0 * se_var,
-        "variance {var}, expected {expected}"
-    );
-    assert!(mean.abs() < 5.0 * (expected / n).sqrt(), "mean {mean}");
-    // One aggregator's noise alone would have half this variance.
-    assert!(var > 1.5 * discrete_laplace_variance(2.0));
-    let negative = got.values[1..].iter().filter(|&&v| v < 0).count();
-    assert!(negative as f64 > 0.3 * n, "{negative} negative buckets");
-    // janus_collector itself reports them as field elements above p/2.
-    let p128 = p.spec.field_modulus();
-    for (v, raw) in got.values.iter().zip(&got.raw) {
-        if *v < 0 {
-            assert!(*raw > p128 / 2);
-            assert_eq!(p128 - raw, v.unsigned_abs());
-        }
-    }
+    check_two_aggregator_noise(&got.values[1..], &got.raw[1..], 2.0, p.spec.field_modulus());
     assert!(
         (got.values[0] - reports as i128).abs() < 60,
         "bucket 0: {}",
         got.values[0]
     );
+}
+
+/// Checks that `values` (collected elements whose true value is 0) carry
+/// the noise of two aggregators, each discrete Laplace of scale `scale`:
+/// mean 0, twice one sampler's variance (clearly more than one sampler's),
+/// about half negative, reported as negative numbers while
+/// `janus_collector`'s `raw` values are the field elements p - |v|.
+fn check_two_aggregator_noise(values: &[i128], raw: &[u128], scale: f64, modulus: u128) {
+    let noise: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+    let n = noise.len() as f64;
+    let mean = noise.iter().sum::<f64>() / n;
+    let var = noise.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let one = discrete_laplace_variance(scale);
+    let expected = 2.0 * one;
+    // Standard error of the sample variance: sigma^2 sqrt((kurtosis-1)/n),
+    // the kurtosis of a sum of two Laplace-like variables being about 4.5.
+    let se_var = expected * (3.5 / n).sqrt();
+    assert!(
+        (var - expected).abs() < 5.0 * se_var,
+        "variance {var}, expected {expected} (two aggregators of scale {scale})"
+    );
+    assert!(mean.abs() < 5.0 * (expected / n).sqrt(), "mean {mean}");
+    // One aggregator's noise alone would have half this variance.
+    assert!(
+        var > 1.5 * one,
+        "variance {var} is one aggregator's ({one})"
+    );
+    let negative = values.iter().filter(|&&v| v < 0).count();
+    assert!(negative as f64 > 0.3 * n, "{negative} negative of {n}");
+    for (v, r) in values.iter().zip(raw) {
+        if *v < 0 {
+            assert!(*r > modulus / 2);
+            assert_eq!(modulus - r, v.unsigned_abs());
+        } else {
+            assert_eq!(*r, *v as u128);
+        }
+    }
+}
+
+/// The same for a sumvec: each element carries two discrete Laplace
+/// samples of scale (2^BITS - 1) * LENGTH / epsilon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_dp_sumvec_noise_of_both_aggregators() {
+    let length = 2000;
+    let p = pair(
+        &format!("prio3sumvec:{length}:1"),
+        "pure-dp-discrete-laplace:4",
+        20,
+    )
+    .await;
+    let VdafSpec::SumVec { chunk_length, .. } = p.spec else {
+        unreachable!()
+    };
+    let reports = 30;
+    let vdaf = Prio3SumVec::new_sum_vec(2, 1, length, chunk_length).unwrap();
+    upload_all(&p, vdaf, vec![vec![0u128; length]; reports]).await;
+    let interval = test_interval();
+    let got = dap_client::collect(
+        &p.task_id,
+        &p.leader_dap(),
+        &p.spec,
+        &p.credential,
+        interval.start().as_seconds_since_epoch(),
+        interval.duration().as_seconds(),
+        Duration::from_secs(180),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.report_count, reports as u64);
+    assert_eq!(got.values.len(), length);
+    // Sensitivity 1 * 2000, epsilon 4: scale 500.
+    check_two_aggregator_noise(&got.values, &got.raw, 500.0, p.spec.field_modulus());
 }
 
 // ---------------------------------------------------------------------------
@@ -371,16 +422,18 @@ async fn hpke_config(p: &Pair, server: &ServerProcess) -> HpkeConfig {
 /// the helper's input share altered before encryption: it then decrypts
 /// fine but fails the helper's proof check.
 async fn count_report(p: &Pair, value: bool, tamper_helper: bool) -> Vec<u8> {
+    count_report_at(p, value, tamper_helper, now() / PRECISION * PRECISION).await
+}
+
+/// [`count_report`] with the given report time.
+async fn count_report_at(p: &Pair, value: bool, tamper_helper: bool, time: u64) -> Vec<u8> {
     let leader_cfg = hpke_config(p, &p.leader).await;
     let helper_cfg = hpke_config(p, &p.helper).await;
     let vdaf = Prio3Count::new_count(2).unwrap();
     let id: ReportId = rand::random();
     let (public, shares) = vdaf.shard(&value, id.as_ref()).unwrap();
     let public = public.get_encoded().unwrap();
-    let metadata = ReportMetadata::new(
-        id,
-        Time::from_seconds_since_epoch(now() / PRECISION * PRECISION),
-    );
+    let metadata = ReportMetadata::new(id, Time::from_seconds_since_epoch(time));
     let aad = InputShareAad::new(p.task(), metadata.clone(), public.clone())
         .get_encoded()
         .unwrap();
@@ -697,4 +750,166 @@ async fn dap_bad_input_batch_size_and_overlap() {
         (status, kind.as_str()),
         (400, &*format!("{DAP}batchInvalid"))
     );
+}
+
+/// Reports too far in the future are refused with reportTooEarly, reports
+/// older than the report expiry age with reportRejected; neither is
+/// stored (the batch then holds only the good report).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_bad_input_report_times() {
+    let p = pair("prio3count", "none", 1).await;
+    let aligned = now() / PRECISION * PRECISION;
+    let early = count_report_at(&p, true, false, aligned + 10 * PRECISION).await;
+    let (status, kind) = problem_type(put_report(&p, early, Report::MEDIA_TYPE).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}reportTooEarly"))
+    );
+    let late = count_report_at(&p, true, false, aligned - 8 * 24 * 3600).await;
+    let (status, kind) = problem_type(put_report(&p, late, Report::MEDIA_TYPE).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}reportRejected"))
+    );
+    let good = count_report(&p, false, false).await;
+    assert_eq!(put_report(&p, good, Report::MEDIA_TYPE).await.status(), 200);
+    let c = p
+        .collector(Prio3Count::new_count(2).unwrap())
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    assert_eq!((c.report_count(), *c.aggregate_result()), (1, 0));
+}
+
+/// The command-line path a user takes: `hetally-keytool keygen --scheme
+/// dap-hpke`, `hetally-client dap task-create`, `simulate` (writing the
+/// truth), `send`, `collect`; the collection equals the truth plus the sent
+/// value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_cli_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = ServerProcess::start(&dir.path().join("leader")).unwrap();
+    let helper = ServerProcess::start(&dir.path().join("helper")).unwrap();
+    let keys = dir.path().join("keys");
+    let out = run_ok(
+        "hetally-keytool",
+        &[
+            "keygen",
+            "--scheme",
+            "dap-hpke",
+            "--out",
+            keys.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("collector-credential.json"), "{out}");
+    let cred = keys.join("collector-credential.json");
+    let cred = cred.to_str().unwrap();
+    let (l, h) = (
+        format!("{}/dap/", leader.url),
+        format!("{}/dap/", helper.url),
+    );
+    let (lt, ht) = (leader.admin_token_file(), helper.admin_token_file());
+    let vdaf = "prio3histogram:5";
+    let precision = PRECISION.to_string();
+    let created: Value = serde_json::from_str(&run_ok(
+        "hetally-client",
+        &[
+            "dap",
+            "task-create",
+            "--leader",
+            &l,
+            "--helper",
+            &h,
+            "--leader-admin-token-file",
+            lt.to_str().unwrap(),
+            "--helper-admin-token-file",
+            ht.to_str().unwrap(),
+            "--vdaf",
+            vdaf,
+            "--min-batch-size",
+            "20",
+            "--time-precision",
+            &precision,
+            "--collector-credential",
+            cred,
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let task = created["task_id"].as_str().unwrap().to_string();
+    let truth_path = dir.path().join("truth.json");
+    let task_args = [
+        "--leader",
+        &l,
+        "--helper",
+        &h,
+        "--task",
+        &task,
+        "--vdaf",
+        vdaf,
+        "--time-precision",
+        &precision,
+    ];
+    fn argv(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let with = |cmd: &'static str, more: &[&str]| -> Vec<String> {
+        let mut v = vec!["dap".to_string(), cmd.to_string()];
+        v.extend(task_args.iter().map(|s| s.to_string()));
+        v.extend(more.iter().map(|s| s.to_string()));
+        v
+    };
+    let sim = with(
+        "simulate",
+        &[
+            "--reports",
+            "40",
+            "--seed",
+            "7",
+            "--truth-out",
+            truth_path.to_str().unwrap(),
+        ],
+    );
+    let out = run_ok("hetally-client", &argv(&sim));
+    assert!(out.contains("uploaded 40 reports"), "{out}");
+    run_ok("hetally-client", &argv(&with("send", &["--value", "4"])));
+    // A measurement outside the VDAF is a usage error, before any upload.
+    let bad = run("hetally-client", &argv(&with("send", &["--value", "5"])));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid"));
+
+    let interval = test_interval();
+    let start = interval.start().as_seconds_since_epoch().to_string();
+    let duration = interval.duration().as_seconds().to_string();
+    let got: Value = serde_json::from_str(&run_ok(
+        "hetally-client",
+        &[
+            "dap",
+            "collect",
+            "--leader",
+            &l,
+            "--task",
+            &task,
+            "--vdaf",
+            vdaf,
+            "--collector-credential",
+            cred,
+            "--start",
+            &start,
+            "--duration",
+            &duration,
+        ],
+    ))
+    .unwrap();
+    let ints = |v: &Value| -> Vec<i128> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let mut expected = ints(&read_json(&truth_path)["values"]);
+    expected[4] += 1;
+    assert_eq!(got["report_count"], 41);
+    assert_eq!(ints(&got["values"]), expected);
 }
