@@ -342,14 +342,15 @@ impl DapVdaf {
         let Some(strategy) = strategy.prio_strategy()? else {
             return Ok(encoded.to_vec());
         };
-        fn noise<V: AggregatorWithNoise<16, 16, PureDpDiscreteLaplace>>(
+        fn noise<V>(
             vdaf: &V,
             strategy: &PureDpDiscreteLaplace,
             encoded: &[u8],
             n: usize,
         ) -> Result<Vec<u8>, DapVdafError>
         where
-            V: Aggregator<16, 16, AggregationParam = ()>,
+            V: AggregatorWithNoise<16, 16, PureDpDiscreteLaplace>
+                + Aggregator<16, 16, AggregationParam = ()>,
         {
             let mut share = V::AggregateShare::get_decoded_with_param(&(vdaf, &()), encoded)?;
             vdaf.add_noise_to_agg_share(strategy, &(), &mut share, n)?;

@@ -352,7 +352,10 @@ fn parse_collection_path(path: (String, String)) -> Result<(TaskId, [u8; 16]), D
 /// to the task's time precision.
 pub(crate) fn check_interval(task: &DapTask, start: u64, duration: u64) -> Result<(), DapError> {
     let p = task.params.time_precision;
-    if duration == 0 || start % p != 0 || duration % p != 0 || start.checked_add(duration).is_none()
+    if duration == 0
+        || !start.is_multiple_of(p)
+        || !duration.is_multiple_of(p)
+        || start.checked_add(duration).is_none()
     {
         return Err(DapError::BatchInvalid(format!(
             "interval [{start}, +{duration}) must be non-empty and aligned to the time precision {p} s"
