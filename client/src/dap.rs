@@ -310,6 +310,7 @@ impl DapMeasurement {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn upload_typed<V>(
     task_id: TaskId,
     leader: &Url,
@@ -318,6 +319,7 @@ async fn upload_typed<V>(
     vdaf: V,
     measurements: Vec<V::Measurement>,
     concurrency: usize,
+    progress: &indicatif::ProgressBar,
 ) -> Result<u64, DapClientError>
 where
     V: prio::vdaf::Client<16> + Clone + Send + Sync + 'static,
@@ -354,6 +356,7 @@ where
                     .await
                     .map_err(|e| DapClientError::Upload(e.to_string()))?;
                 done += 1;
+                progress.inc(1);
             }
             Ok::<u64, DapClientError>(done)
         });
@@ -365,8 +368,10 @@ where
 }
 
 /// Uploads measurements of one task through the leader with
-/// `janus_client`, `concurrency` uploads in flight. Returns the number
-/// acknowledged (all of them, or an error).
+/// `janus_client`, `concurrency` uploads in flight, with a progress bar on
+/// stderr if `progress`. Returns the number acknowledged (all of them, or
+/// an error).
+#[allow(clippy::too_many_arguments)]
 pub async fn upload(
     task_id: &str,
     leader: &Url,
@@ -375,6 +380,7 @@ pub async fn upload(
     time_precision: u64,
     measurements: Vec<DapMeasurement>,
     concurrency: usize,
+    progress: bool,
 ) -> Result<u64, DapClientError> {
     let task_id: TaskId = task_id.parse().map_err(|_| {
         DapClientError::Usage(format!("task id {task_id:?} is not base64url of 32 bytes"))
@@ -385,6 +391,7 @@ pub async fn upload(
     let vdaf = spec
         .instantiate()
         .map_err(|e| DapClientError::Usage(e.to_string()))?;
+    let bar = crate::simulate::bar(measurements.len() as u64, "uploading", progress);
     macro_rules! go {
         ($v:expr, $variant:ident) => {{
             let ms = measurements
@@ -395,15 +402,27 @@ pub async fn upload(
                     _ => unreachable!("measurement checked against the VDAF"),
                 })
                 .collect();
-            upload_typed(task_id, leader, helper, time_precision, $v, ms, concurrency).await
+            upload_typed(
+                task_id,
+                leader,
+                helper,
+                time_precision,
+                $v,
+                ms,
+                concurrency,
+                &bar,
+            )
+            .await
         }};
     }
-    match vdaf {
+    let result = match vdaf {
         DapVdaf::Count(v) => go!(v, Count),
         DapVdaf::Sum(v) => go!(v, Sum),
         DapVdaf::Histogram(v) => go!(v, Histogram),
         DapVdaf::SumVec(v) => go!(v, SumVec),
-    }
+    };
+    bar.finish_and_clear();
+    result
 }
 
 /// A collected aggregate.

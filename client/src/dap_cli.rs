@@ -239,6 +239,7 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 a.task.time_precision,
                 vec![m],
                 1,
+                false,
             )
             .await?;
             println!("uploaded 1 report");
@@ -273,6 +274,7 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 a.task.time_precision,
                 ms,
                 a.concurrency,
+                true,
             )
             .await?;
             let secs = started.elapsed().as_secs_f64();

@@ -49,7 +49,9 @@ pub struct SimulateSummary {
     pub upload_secs: f64,
 }
 
-fn bar(len: u64, message: &'static str, show: bool) -> ProgressBar {
+/// A progress bar on stderr (hidden unless `show`; indicatif draws nothing
+/// when stderr is not a terminal).
+pub(crate) fn bar(len: u64, message: &'static str, show: bool) -> ProgressBar {
     let target = if show {
         ProgressDrawTarget::stderr()
     } else {
