@@ -18,7 +18,8 @@ use hetally_crypto::dap::messages::{
     Duration as DapDuration, HpkeConfig, Interval, Query, TaskId, Time,
 };
 use hetally_crypto::dap::vdaf::{signed, DapVdaf, DpStrategy, VdafSpec};
-use janus_collector::{AuthenticationToken, Collector, ExponentialBackoff};
+pub use janus_collector::ExponentialBackoff;
+use janus_collector::{AuthenticationToken, Collector};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -480,7 +481,9 @@ where
 }
 
 /// Collects `[start, start + duration)` of a task with `janus_collector`
-/// and the collector's credential.
+/// and the collector's credential, polling the collection job on the
+/// schedule `backoff` (usually [`poll_backoff`]; the load benchmark polls
+/// every 50 ms, so that the schedule does not blur the aggregators' time).
 pub async fn collect(
     task_id: &str,
     leader: &Url,
@@ -488,7 +491,7 @@ pub async fn collect(
     credential: &CollectorCredential,
     start: u64,
     duration: u64,
-    max_wait: Duration,
+    backoff: ExponentialBackoff,
 ) -> Result<DapCollection, DapClientError> {
     let task_id: TaskId = task_id.parse().map_err(|_| {
         DapClientError::Usage(format!("task id {task_id:?} is not base64url of 32 bytes"))
@@ -509,7 +512,7 @@ pub async fn collect(
     macro_rules! go {
         ($v:expr, $f:expr) => {{
             let collector = Collector::builder(task_id, leader.clone(), token, keypair, $v)
-                .with_collect_poll_backoff(poll_backoff(max_wait))
+                .with_collect_poll_backoff(backoff.clone())
                 .build()
                 .map_err(|e| DapClientError::Collect(e.to_string()))?;
             collect_typed(collector, interval, $f).await?

@@ -303,7 +303,7 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 &cred,
                 a.start,
                 a.duration,
-                Duration::from_secs(a.max_wait),
+                dap::poll_backoff(Duration::from_secs(a.max_wait)),
             )
             .await?;
             let body = serde_json::json!({

@@ -9,7 +9,6 @@
 pub mod jobs;
 mod release;
 mod verifier;
-mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -27,9 +26,9 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use crate::datastore::{Datastore, InsertOutcome, NewReport, StoreError, TaskRecord};
+use crate::writer::{spawn_report_writer, ReportWriter};
 pub use release::ReleaseOutcome;
 use verifier::ReportVerifier;
-use writer::ReportWriter;
 
 /// Reports may carry a time at most this many seconds in the future.
 pub const TOLERABLE_CLOCK_SKEW: u64 = 60;
@@ -275,7 +274,7 @@ impl Aggregator {
         store: Datastore,
         admin_token_hash: [u8; 32],
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (writer, handle) = ReportWriter::spawn(store.clone());
+        let (writer, handle) = spawn_report_writer(store.clone());
         (
             Aggregator {
                 store,

@@ -38,7 +38,8 @@ use hetally_crypto::dap::messages::{Role, TaskId};
 use thiserror::Error;
 
 use crate::datastore::{Datastore, StoreError};
-use store::DapStore;
+use crate::writer::GroupWriter;
+use store::{DapStore, StoredReport, UploadOutcome};
 use task::DapTask;
 
 /// Errors of the DAP surface; [`problem`] maps each to its HTTP status and
@@ -139,25 +140,59 @@ pub struct DapState {
     admin_token_hash: [u8; 32],
     tasks: RwLock<HashMap<TaskId, Arc<DapTask>>>,
     http: reqwest::Client,
+    /// The leader's upload group commit.
+    uploads: GroupWriter<(TaskId, StoredReport), UploadOutcome>,
     /// Reports per leader aggregation job.
     pub job_size: u64,
 }
 
 impl DapState {
-    /// DAP state on the server's datastore.
-    pub fn new(store: &Datastore, admin_token_hash: [u8; 32]) -> Result<Self, DapError> {
+    /// DAP state on the server's datastore, and the handle of its upload
+    /// writer, which stops once the state is dropped and every queued
+    /// upload is committed (await it on shutdown). Call inside a Tokio
+    /// runtime.
+    pub fn new(
+        store: &Datastore,
+        admin_token_hash: [u8; 32],
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), DapError> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             .user_agent(concat!("hetally-server/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DapError::Internal(format!("HTTP client: {e}")))?;
-        Ok(DapState {
-            store: DapStore::new(store),
+        let store = DapStore::new(store);
+        let writer_store = store.clone();
+        let (uploads, handle) = GroupWriter::spawn(move |reports: Vec<(TaskId, StoredReport)>| {
+            let store = writer_store.clone();
+            async move {
+                store
+                    .insert_reports(&reports)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        });
+        let state = DapState {
+            store,
             admin_token_hash,
             tasks: RwLock::new(HashMap::new()),
             http,
+            uploads,
             job_size: 1000,
-        })
+        };
+        Ok((state, handle))
+    }
+
+    /// Leader: stores an uploaded report with the next group commit and
+    /// returns what became of it once that has committed.
+    pub async fn store_upload(
+        &self,
+        task_id: TaskId,
+        report: StoredReport,
+    ) -> Result<UploadOutcome, DapError> {
+        self.uploads
+            .write((task_id, report))
+            .await
+            .map_err(|e| DapError::Internal(e.to_string()))
     }
 
     /// The store.

@@ -12,6 +12,7 @@ pub mod aggregator;
 pub mod dap;
 pub mod datastore;
 pub mod http;
+mod writer;
 
 use std::io;
 use std::net::SocketAddr;
@@ -155,10 +156,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     }
     let (aggregator, writer) = Aggregator::new(store.clone(), hash_token(&admin_token));
     // DAP-09 (two-server Prio3) state and leader job driver, see `dap`.
-    let dap_state = web::Data::new(
-        dap::DapState::new(&store, hash_token(&admin_token))
-            .map_err(|e| ServerError::Run(io::Error::other(e.to_string())))?,
-    );
+    let (dap_state, dap_writer) = dap::DapState::new(&store, hash_token(&admin_token))
+        .map_err(|e| ServerError::Run(io::Error::other(e.to_string())))?;
+    let dap_state = web::Data::new(dap_state);
     drop(admin_token);
     let state = web::Data::new(aggregator);
     let (stop_jobs, stop_rx) = watch::channel(false);
@@ -234,7 +234,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         let _ = driver.await;
     }
     drop(state);
+    drop(dap_state);
     let _ = writer.await;
+    let _ = dap_writer.await;
     tracing::info!("hetally-server stopped");
     Ok(())
 }

@@ -33,7 +33,7 @@ use hetally_crypto::with_dap_vdaf;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::store::{CollectionJobRow, StoredReport};
+use super::store::{CollectionJobRow, StoredReport, UploadOutcome};
 use super::task::{DapTask, DapTaskRequest, DapTaskResponse};
 use super::{helper, now, DapError, DapState};
 
@@ -217,7 +217,8 @@ async fn hpke_config(
 
 /// Leader: report upload. The leader's share is decrypted and checked to
 /// decode now, so a report we could never aggregate is refused at once;
-/// the report is committed before the 200.
+/// the report is committed (group commit, [`DapState::store_upload`])
+/// before the 200.
 async fn upload(
     req: HttpRequest,
     path: web::Path<String>,
@@ -230,20 +231,15 @@ async fn upload(
     let body = read_body(payload, MAX_BODY).await?;
     let t = task.clone();
     let stored = blocking(move || open_report(&t, &body)).await?;
-    let mut tx = state.store.begin().await?;
-    tx.lock_task(&task_id).await?;
-    if tx.leader_time_collected(&task_id, stored.time).await? {
-        return Err(DapError::ReportRejected(
+    match state.store_upload(task_id, stored).await? {
+        UploadOutcome::Stored => Ok(HttpResponse::Ok().finish()),
+        UploadOutcome::Collected => Err(DapError::ReportRejected(
             "the report's batch interval has already been collected".into(),
-        ));
-    }
-    if !tx.insert_report(&task_id, &stored).await? {
-        return Err(DapError::ReportRejected(
+        )),
+        UploadOutcome::Replayed => Err(DapError::ReportRejected(
             "a report with this id was already uploaded (replay)".into(),
-        ));
+        )),
     }
-    tx.commit().await?;
-    Ok(HttpResponse::Ok().finish())
 }
 
 /// Decodes, time-checks and decrypts an uploaded report.

@@ -1,5 +1,6 @@
-//! The DAP tables (migrations `0004_dap.sql`), on the server's SQLite or
-//! PostgreSQL database.
+//! The DAP tables (migrations `0004_dap.sql` and
+//! `0005_dap_report_shares.sql`), on the server's SQLite or PostgreSQL
+//! database.
 //!
 //! Reads go through [`DapStore`]; every change runs in a [`DapTx`] write
 //! transaction that the caller commits, so a handler can check and write
@@ -9,6 +10,8 @@
 //! transaction first locks its task row (`FOR UPDATE`), which serialises the
 //! writers of one task across replicas.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -16,6 +19,17 @@ use super::task::{DapTask, DapTaskRow};
 use super::DapError;
 use crate::datastore::{Datastore, StoreError};
 use hetally_crypto::dap::messages::TaskId;
+
+/// What became of an uploaded report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Stored (and committed).
+    Stored,
+    /// A report with this id was stored before: a replay.
+    Replayed,
+    /// The report's time falls in an interval already collected.
+    Collected,
+}
 
 /// A stored report on the leader.
 #[derive(Clone)]
@@ -184,6 +198,43 @@ impl DapStore {
         sql(self.postgres, text)
     }
 
+    /// Leader: stores a batch of uploaded reports in one transaction (the
+    /// upload group commit) and returns what became of each, in order. The
+    /// tasks are locked in a fixed order; each report is checked against
+    /// the collected intervals and the stored report ids of its task, and
+    /// every `Stored` one is durable once this returns.
+    pub async fn insert_reports(
+        &self,
+        reports: &[(TaskId, StoredReport)],
+    ) -> Result<Vec<UploadOutcome>, DapError> {
+        let mut tx = self.begin().await?;
+        let tasks: BTreeSet<&TaskId> = reports.iter().map(|(t, _)| t).collect();
+        for task_id in tasks {
+            tx.lock_task(task_id).await?;
+        }
+        let mut collected: HashMap<(TaskId, u64), bool> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(reports.len());
+        for (task_id, report) in reports {
+            let in_collected = match collected.get(&(*task_id, report.time)) {
+                Some(&c) => c,
+                None => {
+                    let c = tx.leader_time_collected(task_id, report.time).await?;
+                    collected.insert((*task_id, report.time), c);
+                    c
+                }
+            };
+            outcomes.push(if in_collected {
+                UploadOutcome::Collected
+            } else if tx.insert_report(task_id, report).await? {
+                UploadOutcome::Stored
+            } else {
+                UploadOutcome::Replayed
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<DapTx, DapError> {
         let tx = self
@@ -217,8 +268,10 @@ impl DapStore {
         job_id: &[u8; 16],
     ) -> Result<Vec<StoredReport>, DapError> {
         let q = self.sql(
-            "SELECT report_id, time, public_share, leader_input_share, helper_encrypted \
-             FROM dap_reports WHERE task_id = ?1 AND job_id = ?2 ORDER BY time, report_id",
+            "SELECT r.report_id, r.time, s.public_share, s.leader_input_share, \
+             s.helper_encrypted FROM dap_reports r JOIN dap_report_shares s \
+             ON s.task_id = r.task_id AND s.report_id = r.report_id \
+             WHERE r.task_id = ?1 AND r.job_id = ?2 ORDER BY r.time, r.report_id",
         );
         let rows = sqlx::query(&q)
             .bind(task_id.as_ref().to_vec())
@@ -404,20 +457,33 @@ impl DapTx {
         r: &StoredReport,
     ) -> Result<bool, DapError> {
         let q = self.sql(
-            "INSERT INTO dap_reports (task_id, report_id, time, public_share, leader_input_share, \
-             helper_encrypted) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+            "INSERT INTO dap_reports (task_id, report_id, time) VALUES (?1, ?2, ?3) \
              ON CONFLICT (task_id, report_id) DO NOTHING",
         );
         let done = sqlx::query(&q)
             .bind(task_id.as_ref().to_vec())
             .bind(r.report_id.to_vec())
             .bind(i(r.time)?)
-            .bind(r.public_share.clone())
-            .bind(r.leader_input_share.clone())
-            .bind(r.helper_encrypted.clone())
             .execute(&mut *self.tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // The shares apart (migration 0005), so that assigning the report
+        // to a job does not rewrite them.
+        let q = self.sql(
+            "INSERT INTO dap_report_shares (task_id, report_id, public_share, \
+             leader_input_share, helper_encrypted) VALUES (?1, ?2, ?3, ?4, ?5)",
+        );
+        sqlx::query(&q)
+            .bind(task_id.as_ref().to_vec())
+            .bind(r.report_id.to_vec())
+            .bind(r.public_share.as_slice())
+            .bind(r.leader_input_share.as_slice())
+            .bind(r.helper_encrypted.as_slice())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(true)
     }
 
     /// Leader: puts up to `size` unassigned reports of `task_id` into a new

@@ -292,7 +292,7 @@ async fn dap_dp_histogram_noise_of_both_aggregators() {
         &p.credential,
         interval.start().as_seconds_since_epoch(),
         interval.duration().as_seconds(),
-        Duration::from_secs(180),
+        dap_client::poll_backoff(Duration::from_secs(180)),
     )
     .await
     .unwrap();
@@ -368,7 +368,7 @@ async fn dap_dp_sumvec_noise_of_both_aggregators() {
         &p.credential,
         interval.start().as_seconds_since_epoch(),
         interval.duration().as_seconds(),
-        Duration::from_secs(180),
+        dap_client::poll_backoff(Duration::from_secs(180)),
     )
     .await
     .unwrap();
@@ -498,6 +498,55 @@ async fn dap_bad_input_tampered_share_excluded() {
         .await
         .unwrap();
     assert_eq!(c.report_count(), 20);
+    assert_eq!(*c.aggregate_result(), truth);
+}
+
+/// Uploads share commits (group commit). The same report sent eight times
+/// at once, among 40 other uploads in flight, is stored exactly once and
+/// refused as a replay the other seven times, in whichever commit each copy
+/// lands; every other upload is acknowledged and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_bad_input_concurrent_replays() {
+    let p = pair("prio3count", "none", 10).await;
+    let twin = count_report(&p, true, false).await;
+    let mut bodies = Vec::new();
+    let mut truth = 1;
+    for i in 0..40 {
+        bodies.push((false, count_report(&p, i % 2 == 0, false).await));
+        truth += u64::from(i % 2 == 0);
+        if i % 5 == 0 {
+            bodies.push((true, twin.clone()));
+        }
+    }
+    let answers = futures::future::join_all(bodies.into_iter().map(|(is_twin, body)| {
+        let p = &p;
+        async move {
+            let resp = put_report(p, body, Report::MEDIA_TYPE).await;
+            if resp.status() == 200 {
+                (is_twin, 200, String::new())
+            } else {
+                let (status, kind) = problem_type(resp).await;
+                (is_twin, status, kind)
+            }
+        }
+    }))
+    .await;
+    let twins: Vec<_> = answers.iter().filter(|a| a.0).collect();
+    assert_eq!(twins.len(), 8);
+    assert_eq!(twins.iter().filter(|a| a.1 == 200).count(), 1);
+    for (_, status, kind) in twins.iter().filter(|a| a.1 != 200) {
+        assert_eq!(
+            (*status, kind.as_str()),
+            (400, &*format!("{DAP}reportRejected"))
+        );
+    }
+    assert!(answers.iter().filter(|a| !a.0).all(|a| a.1 == 200));
+    let c = p
+        .collector(Prio3Count::new_count(2).unwrap())
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    assert_eq!(c.report_count(), 41);
     assert_eq!(*c.aggregate_result(), truth);
 }
 
