@@ -1,8 +1,9 @@
 //! The leader's background driver: aggregation jobs and collection jobs.
 //!
 //! Every tick it (1) groups stored reports into aggregation jobs of at most
-//! `job_size` reports, (2) runs each pending job: leader preparation on
-//! rayon inside `spawn_blocking`, one `PUT aggregation_jobs` to the helper
+//! `job_size` reports, (2) runs the pending jobs, two at a time, each with
+//! leader preparation on rayon inside `spawn_blocking`, one
+//! `PUT aggregation_jobs` to the helper
 //! (retried with the same job id, which the helper answers idempotently),
 //! the helper's `finish` messages turned into output shares, and the
 //! accepted shares added to their time buckets in the same transaction that
@@ -38,6 +39,9 @@ use super::{now, DapError, DapState};
 
 /// Seconds a job is leased before another run may take it over.
 const LEASE_SECS: u64 = 120;
+
+/// Aggregation jobs the driver runs at once.
+const JOBS_IN_FLIGHT: usize = 2;
 
 /// Pause between ticks when there is nothing to do.
 const IDLE: Duration = Duration::from_millis(200);
@@ -96,11 +100,32 @@ pub fn spawn(state: Arc<DapState>, mut stop: watch::Receiver<bool>) -> JoinHandl
 /// One round of work; true if it did something.
 async fn tick(state: &DapState) -> Result<bool, DapError> {
     let mut busy = create_jobs(state).await?;
-    while let Some(job) = lease(state).await? {
+    loop {
+        // Up to JOBS_IN_FLIGHT jobs at once, so that the leader prepares
+        // one while the helper works on another.
+        let mut jobs = Vec::with_capacity(JOBS_IN_FLIGHT);
+        while jobs.len() < JOBS_IN_FLIGHT {
+            match lease(state).await? {
+                Some(job) => jobs.push(job),
+                None => break,
+            }
+        }
+        if jobs.is_empty() {
+            break;
+        }
         busy = true;
-        let task = state.task(&job.task_id).await?;
-        if let Err(e) = run_job(state, &task, &job).await {
-            tracing::warn!(task_id = %job.task_id, error = %e, "aggregation job failed; it will be retried");
+        let runs = jobs.iter().map(|job| async move {
+            let task = state.task(&job.task_id).await?;
+            run_job(state, &task, job).await
+        });
+        let mut failed = false;
+        for (job, result) in jobs.iter().zip(futures::future::join_all(runs).await) {
+            if let Err(e) = result {
+                tracing::warn!(task_id = %job.task_id, error = %e, "aggregation job failed; it will be retried");
+                failed = true;
+            }
+        }
+        if failed {
             break;
         }
     }
