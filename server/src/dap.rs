@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hetally_crypto::dap::messages::problem_type::DapProblemType;
 use hetally_crypto::dap::messages::{Role, TaskId};
 use thiserror::Error;
 
@@ -122,6 +123,15 @@ pub enum DapError {
     /// The peer aggregator failed or answered nonsense.
     #[error("peer aggregator: {0}")]
     Peer(String),
+    /// The helper refused a request with a DAP problem document: a
+    /// definitive answer (the leader fails the collection job with it).
+    #[error("the helper refused: {detail}")]
+    HelperRefused {
+        /// The DAP problem type it answered.
+        kind: DapProblemType,
+        /// Its detail, or the type's description.
+        detail: String,
+    },
     /// A bug or an unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),

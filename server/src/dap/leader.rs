@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hetally_crypto::dap::messages::problem_type::DapProblemType;
 use hetally_crypto::dap::messages::query_type::TimeInterval;
 use hetally_crypto::dap::messages::{
     AggregateShare, AggregateShareReq, AggregationJobId, AggregationJobInitializeReq,
@@ -66,6 +67,18 @@ pub(crate) fn stored_failure(job: &CollectionJobRow) -> DapError {
             DapError::InvalidBatchSize {
                 count,
                 min: job.report_count.unwrap_or(0),
+            }
+        }
+        Some(e) if e.starts_with(HELPER_REFUSED) => {
+            // "helper:<problem type URI> <detail>"
+            let rest = &e[HELPER_REFUSED.len()..];
+            let (uri, detail) = rest.split_once(' ').unwrap_or((rest, ""));
+            match uri.parse::<DapProblemType>() {
+                Ok(kind) => DapError::HelperRefused {
+                    kind,
+                    detail: detail.to_string(),
+                },
+                Err(_) => DapError::BatchInvalid(e.to_string()),
             }
         }
         Some(e) => DapError::BatchInvalid(e.to_string()),
@@ -336,6 +349,11 @@ async fn send(
         .await
         .map_err(|e| DapError::Peer(format!("reading the answer: {e}")))?;
     if !status.is_success() {
+        if status.is_client_error() {
+            if let Some(refusal) = helper_refusal(&bytes) {
+                return Err(refusal);
+            }
+        }
         return Err(DapError::Peer(format!(
             "HTTP {status}: {}",
             String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
@@ -348,6 +366,21 @@ async fn send(
     }
     Ok(bytes.to_vec())
 }
+
+/// A DAP problem document from the helper, as [`DapError::HelperRefused`].
+fn helper_refusal(body: &[u8]) -> Option<DapError> {
+    let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let kind: DapProblemType = doc.get("type")?.as_str()?.parse().ok()?;
+    let detail = doc
+        .get("detail")
+        .and_then(|d| d.as_str())
+        .map(|d| d.chars().take(500).collect())
+        .unwrap_or_else(|| kind.description().to_string());
+    Some(DapError::HelperRefused { kind, detail })
+}
+
+/// Prefix of a collection job's stored error that the helper gave.
+const HELPER_REFUSED: &str = "helper:";
 
 async fn drive_collections(state: &DapState) -> Result<bool, DapError> {
     let mut busy = false;
@@ -385,10 +418,7 @@ async fn finish_collection(
         job.state = "failed".into();
         job.error = Some(format!("invalidBatchSize:{count}"));
         job.report_count = Some(task.params.min_batch_size);
-        let mut tx = state.store.begin().await?;
-        tx.lock_task(&task.task_id).await?;
-        tx.update_collection_job(&job).await?;
-        tx.commit().await?;
+        conclude(state, task, &job).await?;
         tracing::info!(task_id = %task.task_id, count, "collection refused: batch below the minimum size");
         return Ok(());
     }
@@ -408,7 +438,7 @@ async fn finish_collection(
         .peer_url
         .join(&format!("tasks/{}/aggregate_shares", task.task_id))
         .map_err(|e| DapError::Internal(e.to_string()))?;
-    let body = send(
+    let body = match send(
         state,
         task,
         state.http.post(url),
@@ -416,7 +446,21 @@ async fn finish_collection(
         request,
         AggregateShare::MEDIA_TYPE,
     )
-    .await?;
+    .await
+    {
+        Ok(body) => body,
+        // The helper's definitive answer (batchMismatch, invalidBatchSize,
+        // batchOverlap, ...) fails the job with it, so the collector's
+        // poll reports it instead of waiting forever; failures without a
+        // DAP problem document (5xx, network) are retried next tick.
+        Err(DapError::HelperRefused { kind, detail }) => {
+            tracing::warn!(task_id = %task.task_id, problem = kind.type_uri(), %detail, "the helper refused the aggregate share request; the collection job fails");
+            job.state = "failed".into();
+            job.error = Some(format!("{HELPER_REFUSED}{} {detail}", kind.type_uri()));
+            return conclude(state, task, &job).await;
+        }
+        Err(e) => return Err(e),
+    };
     let helper = AggregateShare::get_decoded(&body)
         .map_err(|e| DapError::Peer(format!("aggregate share: {e}")))?;
     let t = task.clone();
@@ -435,18 +479,28 @@ async fn finish_collection(
             .get_encoded()
             .map_err(|e| DapError::Internal(e.to_string()))?,
     );
+    conclude(state, task, &job).await?;
+    tracing::info!(task_id = %task.task_id, count, "collection job finished");
+    Ok(())
+}
+
+/// Stores a collection job's outcome (finished or failed), if the job is
+/// still in 'start' (a DELETE may have come meanwhile).
+async fn conclude(
+    state: &DapState,
+    task: &DapTask,
+    job: &CollectionJobRow,
+) -> Result<(), DapError> {
     let mut tx = state.store.begin().await?;
     tx.lock_task(&task.task_id).await?;
-    // Only a job still in 'start' is finished (a DELETE may have come).
     if let Some(current) = tx
         .collection_job(&task.task_id, &job.collection_job_id)
         .await?
     {
         if current.state == "start" {
-            tx.update_collection_job(&job).await?;
+            tx.update_collection_job(job).await?;
         }
     }
     tx.commit().await?;
-    tracing::info!(task_id = %task.task_id, count, "collection job finished");
     Ok(())
 }

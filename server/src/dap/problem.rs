@@ -44,6 +44,7 @@ impl DapError {
             DapError::Conflict(_) => (StatusCode::CONFLICT, None),
             DapError::InvalidTask(_) => (StatusCode::BAD_REQUEST, Some(P::InvalidTask)),
             DapError::Peer(_) => (StatusCode::BAD_GATEWAY, None),
+            DapError::HelperRefused { kind, .. } => (StatusCode::BAD_REQUEST, Some(*kind)),
             DapError::Store(_) | DapError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         }
     }

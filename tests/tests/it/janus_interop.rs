@@ -801,6 +801,85 @@ async fn dap_bad_input_batch_size_and_overlap() {
     );
 }
 
+/// When the helper refuses the aggregate share request with a DAP problem
+/// (here its minimum batch size, 50, is above the leader's, 10, and the
+/// batch holds 20), the leader fails the collection job with the helper's
+/// problem type instead of answering 202 for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_bad_input_helper_refusal_fails_the_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = ServerProcess::start(&dir.path().join("leader")).unwrap();
+    let helper = ServerProcess::start(&dir.path().join("helper")).unwrap();
+    let credential = CollectorCredential::generate(1, "collector-token-0123456789".into()).unwrap();
+    let secrets = dap_client::TaskSecrets::random();
+    let http = reqwest::Client::new();
+    for (server, role, peer, min) in [
+        (&helper, "helper", &leader, 50),
+        (&leader, "leader", &helper, 10),
+    ] {
+        let token = std::fs::read_to_string(server.admin_token_file()).unwrap();
+        let mut body = serde_json::json!({
+            "task_id": secrets.task_id,
+            "role": role,
+            "vdaf": "prio3count",
+            "dp_strategy": "none",
+            "min_batch_size": min,
+            "time_precision": PRECISION,
+            "peer_url": format!("{}/dap/", peer.url),
+            "aggregator_auth_token": secrets.aggregator_token,
+            "collector_hpke_config": hetally_crypto::dap::hpke::encode_config(
+                &credential.hpke_config().unwrap()
+            ),
+            "vdaf_verify_key": secrets.verify_key,
+        });
+        if role == "leader" {
+            body["collector_auth_token"] = serde_json::json!(credential.token);
+        }
+        let resp = http
+            .post(format!("{}/dap/tasks", server.url))
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{role}: {}", resp.status());
+    }
+    let p = Pair {
+        _dir: dir,
+        leader,
+        helper,
+        credential,
+        task_id: secrets.task_id.clone(),
+        aggregator_token: secrets.aggregator_token.clone(),
+        spec: VdafSpec::Count,
+        http,
+    };
+    for _ in 0..20 {
+        let r = count_report(&p, true, false).await;
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+    }
+    let job = "BQUFBQUFBQUFBQUFBQUFBQ";
+    assert_eq!(put_collection(&p, job, test_interval()).await.status(), 201);
+    let resp = poll_collection(&p, job).await;
+    let status = resp.status().as_u16();
+    let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(
+        (status, body["type"].as_str().unwrap()),
+        (400, &*format!("{DAP}invalidBatchSize")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("helper"),
+        "{body}"
+    );
+    // It stays failed.
+    let (status, kind) = problem_type(poll_collection(&p, job).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, &*format!("{DAP}invalidBatchSize"))
+    );
+}
+
 /// Reports too far in the future are refused with reportTooEarly, reports
 /// older than the report expiry age with reportRejected; neither is
 /// stored (the batch then holds only the good report).
