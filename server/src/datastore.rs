@@ -14,6 +14,8 @@
 
 mod sql;
 
+pub(crate) use sql::placeholders;
+
 use std::path::PathBuf;
 
 use hetally_crypto::dp::Rational;

@@ -3,7 +3,7 @@
 //! [`hetally_crypto::api`]; errors become problem documents in [`problem`].
 
 mod auth;
-mod body;
+pub(crate) mod body;
 pub mod problem;
 mod releases;
 mod reports;

@@ -95,22 +95,8 @@ fn authorize(req: &HttpRequest, expected: Option<&[u8; 32]>) -> Result<(), DapEr
     }
 }
 
-fn media_type(req: &HttpRequest) -> String {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
-}
-
 fn expect_media_type(req: &HttpRequest, expected: &'static str) -> Result<(), DapError> {
-    let found = media_type(req);
+    let found = crate::http::body::media_type(req);
     if found != expected {
         return Err(DapError::UnsupportedMediaType { found, expected });
     }

@@ -17,7 +17,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::task::{DapTask, DapTaskRow};
 use super::DapError;
-use crate::datastore::{Datastore, StoreError};
+use crate::datastore::{placeholders as sql, Datastore, StoreError};
 use hetally_crypto::dap::messages::TaskId;
 
 /// What became of an uploaded report.
@@ -129,22 +129,6 @@ pub struct DapStore {
 pub struct DapTx {
     postgres: bool,
     tx: Transaction<'static, Any>,
-}
-
-fn sql(postgres: bool, text: &str) -> String {
-    if !postgres {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
-            out.push('$');
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn task_row(row: &AnyRow) -> Result<DapTaskRow, sqlx::Error> {
@@ -307,16 +291,7 @@ impl DapStore {
         task_id: &TaskId,
         id: &[u8; 16],
     ) -> Result<Option<CollectionJobRow>, DapError> {
-        let q = self.sql(&format!(
-            "SELECT {COLLECTION_COLUMNS} FROM dap_collection_jobs \
-             WHERE task_id = ?1 AND collection_job_id = ?2"
-        ));
-        let row = sqlx::query(&q)
-            .bind(task_id.as_ref().to_vec())
-            .bind(id.to_vec())
-            .fetch_optional(&self.readers)
-            .await?;
-        row.as_ref().map(collection_row).transpose()
+        collection_job(&self.readers, self.postgres, task_id, id).await
     }
 
     /// Leader: reports in `[start, end)` not yet through a finished
@@ -352,6 +327,30 @@ impl DapStore {
     ) -> Result<Vec<BucketAggregate>, DapError> {
         buckets(&self.readers, self.postgres, task_id, start, end).await
     }
+}
+
+async fn collection_job<'e, E>(
+    executor: E,
+    postgres: bool,
+    task_id: &TaskId,
+    id: &[u8; 16],
+) -> Result<Option<CollectionJobRow>, DapError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let q = sql(
+        postgres,
+        &format!(
+            "SELECT {COLLECTION_COLUMNS} FROM dap_collection_jobs \
+             WHERE task_id = ?1 AND collection_job_id = ?2"
+        ),
+    );
+    let row = sqlx::query(&q)
+        .bind(task_id.as_ref().to_vec())
+        .bind(id.to_vec())
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(collection_row).transpose()
 }
 
 async fn buckets<'e, E>(
@@ -805,16 +804,7 @@ impl DapTx {
         task_id: &TaskId,
         id: &[u8; 16],
     ) -> Result<Option<CollectionJobRow>, DapError> {
-        let q = self.sql(&format!(
-            "SELECT {COLLECTION_COLUMNS} FROM dap_collection_jobs \
-             WHERE task_id = ?1 AND collection_job_id = ?2"
-        ));
-        let row = sqlx::query(&q)
-            .bind(task_id.as_ref().to_vec())
-            .bind(id.to_vec())
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.as_ref().map(collection_row).transpose()
+        collection_job(&mut *self.tx, self.postgres, task_id, id).await
     }
 
     /// Leader: a new collection job in state `start`.

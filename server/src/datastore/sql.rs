@@ -41,6 +41,24 @@ pub(super) const DB_FILE: &str = "hetally.db";
 /// and PostgreSQL 65,535 per statement).
 const INSERT_CHUNK: usize = 256;
 
+/// `text` with SQLite's `?N` placeholders, rewritten to `$N` if `postgres`
+/// (the DAP tables' queries use it too).
+pub(crate) fn placeholders(postgres: bool, text: &str) -> String {
+    if !postgres {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
     Sqlite,
@@ -50,21 +68,7 @@ enum Dialect {
 impl Dialect {
     /// Rewrites `?N` placeholders to `$N` for PostgreSQL.
     fn sql(self, text: &str) -> String {
-        match self {
-            Dialect::Sqlite => text.to_string(),
-            Dialect::Postgres => {
-                let mut out = String::with_capacity(text.len());
-                let mut chars = text.chars().peekable();
-                while let Some(c) = chars.next() {
-                    if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
-                        out.push('$');
-                    } else {
-                        out.push(c);
-                    }
-                }
-                out
-            }
-        }
+        placeholders(self == Dialect::Postgres, text)
     }
 
     fn begin_write(self) -> &'static str {

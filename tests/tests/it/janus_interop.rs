@@ -167,14 +167,8 @@ async fn janus_interop_count() {
     let ms: Vec<bool> = (0..N).map(|_| rng.gen()).collect();
     let truth = ms.iter().filter(|&&b| b).count() as u64;
     let vdaf = Prio3Count::new_count(2).unwrap();
-    upload_all(&p, vdaf.clone(), ms).await;
-    let c = p
-        .collector(vdaf)
-        .collect(Query::new_time_interval(test_interval()), &())
-        .await
-        .unwrap();
-    assert_eq!(c.report_count(), N as u64);
-    assert_eq!(*c.aggregate_result(), truth);
+    upload_all(&p, vdaf, ms).await;
+    assert_eq!(collect_count(&p).await, (N as u64, truth));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -476,6 +470,17 @@ async fn put_report(p: &Pair, body: Vec<u8>, media: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// Collects the whole test interval of a prio3count task with the
+/// unmodified `janus_collector`: (report count, count).
+async fn collect_count(p: &Pair) -> (u64, u64) {
+    let c = p
+        .collector(Prio3Count::new_count(2).unwrap())
+        .collect(Query::new_time_interval(test_interval()), &())
+        .await
+        .unwrap();
+    (c.report_count(), *c.aggregate_result())
+}
+
 /// A tampered helper share is rejected in preparation and left out of the
 /// batch: the collection counts only the good reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,13 +497,7 @@ async fn dap_bad_input_tampered_share_excluded() {
         let r = count_report(&p, v, false).await;
         assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
     }
-    let c = p
-        .collector(Prio3Count::new_count(2).unwrap())
-        .collect(Query::new_time_interval(test_interval()), &())
-        .await
-        .unwrap();
-    assert_eq!(c.report_count(), 20);
-    assert_eq!(*c.aggregate_result(), truth);
+    assert_eq!(collect_count(&p).await, (20, truth));
 }
 
 /// Uploads share commits (group commit). The same report sent eight times
@@ -541,13 +540,7 @@ async fn dap_bad_input_concurrent_replays() {
         );
     }
     assert!(answers.iter().filter(|a| !a.0).all(|a| a.1 == 200));
-    let c = p
-        .collector(Prio3Count::new_count(2).unwrap())
-        .collect(Query::new_time_interval(test_interval()), &())
-        .await
-        .unwrap();
-    assert_eq!(c.report_count(), 41);
-    assert_eq!(*c.aggregate_result(), truth);
+    assert_eq!(collect_count(&p).await, (41, truth));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -901,12 +894,7 @@ async fn dap_bad_input_report_times() {
     );
     let good = count_report(&p, false, false).await;
     assert_eq!(put_report(&p, good, Report::MEDIA_TYPE).await.status(), 200);
-    let c = p
-        .collector(Prio3Count::new_count(2).unwrap())
-        .collect(Query::new_time_interval(test_interval()), &())
-        .await
-        .unwrap();
-    assert_eq!((c.report_count(), *c.aggregate_result()), (1, 0));
+    assert_eq!(collect_count(&p).await, (1, 0));
 }
 
 /// The command-line path a user takes: `hetally-keytool keygen --scheme
