@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Known-answer vectors for hetally's Paillier, made by python-paillier.
 
-Writes crypto/tests/data/python_paillier_kat.json: a 2048-bit key (its
+Writes crypto/paillier/tests/data/python_paillier_kat.json: a 2048-bit key (its
 primes, so hetally can rebuild the secret key), and for each case the
 plaintext m, the randomness r and the ciphertext c = (1 + n)^m r^n mod n^2
 that phe's raw_encrypt produced, plus phe's homomorphic sum of all the
-ciphertexts. crypto/tests/kat_python_paillier.rs checks hetally against it.
+ciphertexts. crypto/paillier/tests/kat_python_paillier.rs checks hetally against it.
 
 Run: "$(scripts/python-env.sh)" scripts/gen_python_paillier_kat.py
 """
@@ -16,7 +16,7 @@ import sys
 import phe
 from phe import paillier
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "crypto/tests/data/python_paillier_kat.json"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "crypto/paillier/tests/data/python_paillier_kat.json"
 
 
 def main():

@@ -22,7 +22,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use crypto_bigint::modular::{MontyForm, MontyParams};
 use crypto_bigint::{Odd, U2048, U4096};
-use hetally_crypto::paillier::SecretKey;
+use hetally_schemes::paillier::SecretKey;
 use num_bigint::BigUint;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;

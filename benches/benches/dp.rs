@@ -15,12 +15,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hetally_crypto::aggregate::Encoding;
-use hetally_crypto::backend::{BackendConfig, ReportContext};
-use hetally_crypto::dp::{DpMechanism, Noise};
-use hetally_crypto::keyfile::PublicKeyFile;
-use hetally_crypto::paillier::{Packing, SecretKey};
-use hetally_crypto::{Measurement, ReportId, TaskId};
+use hetally_benches::task;
+use hetally_dp::{DpMechanism, Noise};
+use hetally_protocol::aggregate::Encoding;
+use hetally_protocol::{Measurement, ReportContext, ReportId, TaskId};
+use hetally_schemes::paillier::{Packing, SecretKey};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -40,7 +39,7 @@ const MECHANISMS: [(&str, &str); 5] = [
 fn dp(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let sk = SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap();
-    let pk = PublicKeyFile::Paillier(sk.public_key().clone());
+    let pk = sk.public_key().to_bytes();
     let measurement = Measurement::new_histogram(BUCKETS).unwrap();
     let task_id = TaskId([1; 32]);
 
@@ -50,10 +49,9 @@ fn dp(c: &mut Criterion) {
         .measurement_time(std::time::Duration::from_secs(10));
     for (label, mechanism) in MECHANISMS {
         let dp: DpMechanism = mechanism.parse().unwrap();
-        let backend = BackendConfig::for_key(&pk, &measurement, &dp, MAX_BATCH_SIZE)
-            .unwrap()
-            .backend(measurement)
-            .unwrap();
+        let def = task(&pk, measurement, dp.clone(), MAX_BATCH_SIZE, false);
+        let client = hetally_schemes::encrypter(&def, None).unwrap();
+        let backend = hetally_schemes::aggregator(&def, None).unwrap();
         // A sum of a few reports: the cost of a release does not depend on
         // what the sum holds.
         let stored: Vec<Vec<u8>> = (0..4u8)
@@ -63,13 +61,17 @@ fn dp(c: &mut Criterion) {
                     report_id: &ReportId([i; 16]),
                     time: 0,
                 };
-                let payload = backend
+                let payload = client
                     .encrypt(&measurement.random_value(&mut rng), &ctx, &mut rng)
                     .unwrap();
-                backend.check_payload(&payload, &ctx).unwrap()
+                backend
+                    .check_to_stored(&[(&payload, ctx)])
+                    .pop()
+                    .unwrap()
+                    .unwrap()
             })
             .collect();
-        let sum = backend.sum(&stored).unwrap();
+        let sum = backend.sum_stored(stored).unwrap();
         if let Encoding::PaillierPacked { slot_bits } = backend.encoding() {
             let packing = Packing::new(slot_bits, 2048).unwrap();
             eprintln!(
@@ -82,7 +84,7 @@ fn dp(c: &mut Criterion) {
         release.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| {
                 let values = noise.sample(measurement.len(), &mut noise_rng).unwrap();
-                black_box(backend.release(&sum, &values, &mut noise_rng).unwrap())
+                black_box(backend.release(&sum, 4, &values, &mut noise_rng).unwrap())
             })
         });
     }

@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hetally_crypto::paillier::{Ciphertext, EncryptionMode, SecretKey};
+use hetally_schemes::paillier::{Ciphertext, EncryptionMode, SecretKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -64,7 +64,7 @@ fn paillier(c: &mut Criterion) {
 
     // Ciphertexts of small random values, made in parallel (setup only).
     let seeds: Vec<u64> = (0..SUM_LEN).map(|_| rng.gen()).collect();
-    let cts: Vec<Ciphertext> = seeds
+    let cts: Vec<Ciphertext<Integer>> = seeds
         .par_iter()
         .map(|&s| {
             let mut r = ChaCha20Rng::seed_from_u64(s);

@@ -1,16 +1,20 @@
 //! What input proofs cost (issue 8), beside Prio3 for the same measurement.
 //!
 //! For `count` and `histogram:16` on a 2048-bit Paillier key, through the
-//! task backend exactly as the client and server call it:
+//! task's roles exactly as the client and server call them:
 //!
-//! * `prove`: `AdditiveBackend::encrypt` with input proofs, one report
-//!   (encryption of every bit, the proofs, the encoding);
-//! * `verify_single`: `check_payload`, one report (decode, unit checks,
-//!   challenge, one multi-exponentiation for the report's equations,
-//!   derivation of the packed stored ciphertext);
-//! * `verify_batched`: `check_payloads` on [`BATCH`] reports at once (one
-//!   random linear combination over all of them), per batch;
-//! * `check_no_proofs`: `check_payload` of a task without proofs, for scale.
+//! * `prove`: the client's `Encrypter::encrypt` with input proofs, one
+//!   report (encryption of every bit, the proofs, the encoding), over GMP
+//!   (what `hetally-client` uses);
+//! * `prove_pure`: the same with the client core's pure-Rust big integers
+//!   (`num-bigint`, what apps embed; the same bytes as `prove`);
+//! * `verify_single`: the aggregator's `check` of one report (decode, unit
+//!   checks, challenge, one multi-exponentiation for the report's
+//!   equations, derivation of the packed stored ciphertext);
+//! * `verify_batched`: `check` of [`BATCH`] reports at once (one random
+//!   linear combination over all of them), per batch;
+//! * `check_no_proofs`: `check` of one report of a task without proofs,
+//!   for scale.
 //!
 //! Verification runs inside a one-thread rayon pool, so its figures are per
 //! core; `verify_batched_all_cores` repeats the batch on the whole pool.
@@ -27,11 +31,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hetally_crypto::backend::{BackendConfig, ReportContext};
-use hetally_crypto::dp::DpMechanism;
-use hetally_crypto::keyfile::PublicKeyFile;
-use hetally_crypto::paillier::SecretKey;
-use hetally_crypto::{Measurement, ReportId, TaskId};
+use hetally_benches::task;
+use hetally_dp::DpMechanism;
+use hetally_protocol::{Measurement, ReportContext, ReportId, TaskId};
+use hetally_schemes::paillier::SecretKey;
+use hetally_schemes::Arithmetic;
 use prio::vdaf::prio3::{optimal_chunk_length, Prio3};
 use prio::vdaf::{Aggregator, Client};
 use rand::SeedableRng;
@@ -53,17 +57,21 @@ fn ctx(id: &ReportId) -> ReportContext<'_> {
 fn paillier(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let sk = SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap();
-    let pk = PublicKeyFile::Paillier(sk.public_key().clone());
+    let pk = sk.public_key().to_bytes();
     let one_core = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .unwrap();
     for (label, m) in [("count", "count"), ("histogram16", "histogram:16")] {
         let measurement: Measurement = m.parse().unwrap();
-        let config =
-            BackendConfig::for_key(&pk, &measurement, &DpMechanism::None, MAX_BATCH_SIZE).unwrap();
-        let proven = config.backend_with_proofs(measurement, true).unwrap();
-        let plain = config.backend_with_proofs(measurement, false).unwrap();
+        let proven_task = task(&pk, measurement, DpMechanism::None, MAX_BATCH_SIZE, true);
+        let plain_task = task(&pk, measurement, DpMechanism::None, MAX_BATCH_SIZE, false);
+        let proven = hetally_schemes::encrypter_with(&proven_task, None, Arithmetic::Gmp).unwrap();
+        let proven_pure =
+            hetally_schemes::encrypter_with(&proven_task, None, Arithmetic::Pure).unwrap();
+        let plain = hetally_schemes::encrypter_with(&plain_task, None, Arithmetic::Gmp).unwrap();
+        let verifier = hetally_schemes::aggregator(&proven_task, None).unwrap();
+        let plain_verifier = hetally_schemes::aggregator(&plain_task, None).unwrap();
         let ids: Vec<ReportId> = (0..BATCH).map(|_| ReportId::random(&mut rng)).collect();
         let payloads: Vec<Vec<u8>> = ids
             .iter()
@@ -93,27 +101,44 @@ fn paillier(c: &mut Criterion) {
         g.bench_function("prove", |b| {
             b.iter(|| black_box(proven.encrypt(&values, &ctx(&ids[0]), &mut rng).unwrap()))
         });
+        g.bench_function("prove_pure", |b| {
+            b.iter(|| {
+                black_box(
+                    proven_pure
+                        .encrypt(&values, &ctx(&ids[0]), &mut rng)
+                        .unwrap(),
+                )
+            })
+        });
         g.bench_function("verify_single", |b| {
             one_core.install(|| {
-                b.iter(|| black_box(proven.check_payload(&payloads[0], &ctx(&ids[0])).unwrap()))
+                b.iter(|| {
+                    let out = verifier.check_to_stored(&[(&payloads[0], ctx(&ids[0]))]);
+                    assert!(out[0].is_ok());
+                    black_box(out)
+                })
             })
         });
         g.throughput(Throughput::Elements(BATCH as u64));
         g.bench_function(BenchmarkId::new("verify_batched", BATCH), |b| {
             one_core.install(|| {
                 b.iter(|| {
-                    let out = proven.check_payloads(&batch);
+                    let out = verifier.check_to_stored(&batch);
                     assert!(out.iter().all(Result::is_ok));
                     black_box(out)
                 })
             })
         });
         g.bench_function(BenchmarkId::new("verify_batched_all_cores", BATCH), |b| {
-            b.iter(|| black_box(proven.check_payloads(&batch)))
+            b.iter(|| black_box(verifier.check_to_stored(&batch)))
         });
         g.throughput(Throughput::Elements(1));
         g.bench_function("check_no_proofs", |b| {
-            b.iter(|| black_box(plain.check_payload(&plain_payload, &ctx(&ids[0])).unwrap()))
+            b.iter(|| {
+                let out = plain_verifier.check_to_stored(&[(&plain_payload, ctx(&ids[0]))]);
+                assert!(out[0].is_ok());
+                black_box(out)
+            })
         });
         g.finish();
     }

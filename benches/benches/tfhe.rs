@@ -27,13 +27,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hetally_crypto::backend::{
-    generate_crs, AdditiveBackend, BackendConfig, ReportContext, TfheBackend,
-};
-use hetally_crypto::dp::DpMechanism;
-use hetally_crypto::keyfile::PublicKeyFile;
-use hetally_crypto::lwe::{self, ComputeLoad};
-use hetally_crypto::{Measurement, ReportId, TaskId};
+use hetally_benches::{task, task_with_crs};
+use hetally_dp::DpMechanism;
+use hetally_protocol::roles::{Aggregator, Encrypter};
+use hetally_protocol::{Measurement, ReportContext, ReportId, TaskId};
+use hetally_schemes::lwe::scheme::{Lists, TfheAggregator, TfheEncrypter};
+use hetally_schemes::lwe::{self, ComputeLoad};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -72,22 +71,21 @@ fn tfhe(c: &mut Criterion) {
     let sk = lwe::SecretKey::generate(lwe::PKE_ZKV2_2048, &mut rng);
     let pk = sk.public_key().clone();
     let measurement = Measurement::Histogram { buckets: 1024 };
-    let config = BackendConfig::for_key(
-        &PublicKeyFile::Tfhe(pk.clone()),
-        &measurement,
-        &DpMechanism::None,
+    let pk_file = pk.to_bytes();
+    let plain_task = task(
+        &pk_file,
+        measurement,
+        DpMechanism::None,
         MAX_BATCH_SIZE,
-    )
-    .unwrap();
-    let BackendConfig::Tfhe { delta, .. } = config else {
-        unreachable!("a TFHE key gives a TFHE configuration")
-    };
-    let plain = TfheBackend::new(pk.clone(), measurement, delta, None).unwrap();
+        false,
+    );
+    let plain = TfheEncrypter::new(&plain_task, None).unwrap();
+    let plain_agg = TfheAggregator::new(&plain_task, None).unwrap();
     eprintln!(
         "tfhe: {} / Delta 2^{} / public key {} bytes",
         lwe::PKE_ZKV2_2048.tfhe_name,
-        delta.log2(),
-        PublicKeyFile::Tfhe(pk.clone()).to_bytes().len()
+        plain.delta().log2(),
+        pk_file.len()
     );
 
     // Memory bandwidth of the whole pool, the yardstick for summing.
@@ -110,27 +108,29 @@ fn tfhe(c: &mut Criterion) {
     let ids: Vec<ReportId> = (0..SUM_REPORTS)
         .map(|i| ReportId((i as u128).to_le_bytes()))
         .collect();
-    let stored: Vec<Vec<u8>> = ids
+    let stored: Vec<Lists> = ids
         .iter()
         .map(|id| {
             let payload = plain
                 .encrypt(&one_hot(&mut rng), &ctx(id), &mut rng)
                 .unwrap();
-            plain.check_payload(&payload, &ctx(id)).unwrap()
+            plain_agg
+                .check(&[(&payload, ctx(id))])
+                .pop()
+                .unwrap()
+                .unwrap()
         })
         .collect();
-    let stored_bytes: usize = stored.iter().map(Vec::len).sum();
-    eprintln!(
-        "tfhe: stored histogram:1024 report {} bytes",
-        stored[0].len()
-    );
+    let report_bytes = plain_agg.encode_share(&stored[0]).len();
+    let stored_bytes = report_bytes * stored.len();
+    eprintln!("tfhe: stored histogram:1024 report {report_bytes} bytes");
     let mut g = c.benchmark_group("tfhe/sum");
     g.sample_size(20)
         .throughput(Throughput::Bytes(stored_bytes as u64));
     for threads in [1, 2] {
         let pool = pool(threads);
         g.bench_function(format!("{threads}_threads"), |b| {
-            b.iter(|| pool.install(|| plain.sum(black_box(&stored)).unwrap()))
+            b.iter(|| pool.install(|| plain_agg.sum(black_box(&stored))))
         });
     }
     g.finish();
@@ -148,7 +148,15 @@ fn tfhe(c: &mut Criterion) {
     g.finish();
 
     let started = Instant::now();
-    let crs = Arc::new(generate_crs(&pk, &measurement, delta, &mut rng).unwrap());
+    let (proven_task, crs_bytes) = task_with_crs(
+        &pk_file,
+        measurement,
+        DpMechanism::None,
+        MAX_BATCH_SIZE,
+        true,
+    );
+    let crs_bytes = crs_bytes.expect("a TFHE task with proofs has a CRS");
+    let crs = Arc::new(lwe::Crs::from_bytes(&crs_bytes).unwrap());
     eprintln!(
         "tfhe: CRS for 1,024 one-bit values generated in {:.1} s, {} bytes",
         started.elapsed().as_secs_f64(),
@@ -165,7 +173,8 @@ fn tfhe(c: &mut Criterion) {
     });
     g.finish();
 
-    let proven = TfheBackend::new(pk.clone(), measurement, delta, Some(crs.clone())).unwrap();
+    let proven = TfheEncrypter::new(&proven_task, Some(&crs_bytes)).unwrap();
+    let proven_agg = TfheAggregator::new(&proven_task, Some(&crs_bytes)).unwrap();
     let one_core = pool(1);
 
     let mut g = c.benchmark_group("tfhe/prove");
@@ -179,7 +188,7 @@ fn tfhe(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    // ComputeLoad::Verify, through the lwe layer (the backend always asks
+    // ComputeLoad::Verify, through the lwe layer (the scheme always asks
     // for ComputeLoad::Proof).
     let values = one_hot(&mut rng);
     g.bench_function("verify_load", |b| {
@@ -218,8 +227,10 @@ fn tfhe(c: &mut Criterion) {
     g.bench_function("proof_load", |b| {
         b.iter(|| {
             one_core.install(|| {
-                proven
-                    .check_payload(black_box(&payloads[0]), &ctx(&ids[0]))
+                proven_agg
+                    .check(&[(black_box(&payloads[0]), ctx(&ids[0]))])
+                    .pop()
+                    .unwrap()
                     .unwrap()
             })
         })
@@ -235,7 +246,7 @@ fn tfhe(c: &mut Criterion) {
     g.throughput(Throughput::Elements(VERIFY_BATCH as u64));
     g.bench_function("batch_all_cores", |b| {
         b.iter(|| {
-            for r in proven.check_payloads(black_box(&batch)) {
+            for r in proven_agg.check(black_box(&batch)) {
                 r.unwrap();
             }
         })

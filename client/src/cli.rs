@@ -8,10 +8,11 @@ use std::str::FromStr;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use clap::{Args, Parser, Subcommand};
-use hetally_crypto::api::{CreateTaskRequest, TaskInfo};
-use hetally_crypto::dp::MechanismSpec;
-use hetally_crypto::keyfile::{self, PublicKeyFile};
-use hetally_crypto::{Measurement, TaskId};
+use hetally_protocol::api::{CreateTaskRequest, TaskInfo};
+use hetally_protocol::codec::FileKind;
+use hetally_protocol::dp::MechanismSpec;
+use hetally_protocol::keyfile;
+use hetally_protocol::{Measurement, TaskId};
 use reqwest::Url;
 use serde_json::json;
 
@@ -70,6 +71,7 @@ enum Command {
     /// DAP-09 tasks on a leader/helper pair (two-server Prio3): create,
     /// send, simulate, collect.
     #[command(subcommand)]
+    #[cfg(feature = "dap")]
     Dap(crate::dap_cli::DapCommand),
 }
 
@@ -369,6 +371,7 @@ fn print_task(info: &TaskInfo) {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        #[cfg(feature = "dap")]
         Command::Dap(c) => crate::dap_cli::run(c).await,
         Command::Task(TaskCommand::Create(a)) => task_create(a).await,
         Command::Task(TaskCommand::Get(a)) => {
@@ -497,8 +500,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
-    let key = PublicKeyFile::read(&a.public_key)
+    // The server parses and checks the key; here only that it is a public
+    // key file, so a secret key is never sent by mistake.
+    let key = keyfile::read_capped(&a.public_key)
         .map_err(|e| usage(format!("{}: {e}", a.public_key.display())))?;
+    keyfile::key_file_scheme(&key, FileKind::PublicKey).map_err(|e| {
+        usage(format!(
+            "{} is not a collector public key ({e}); pass the collector.pk that \
+             `hetally-keytool keygen` made",
+            a.public_key.display()
+        ))
+    })?;
     Measurement::from_str(&a.measurement).map_err(|e| usage(e.to_string()))?;
     let spec = MechanismSpec::from_str(&a.dp).map_err(|e| usage(e.to_string()))?;
     if !a.json && matches!(spec, MechanismSpec::GaussianEps { .. }) {
@@ -507,7 +519,7 @@ async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
     let admin = AdminClient::new(server(&a.server)?, read_token(&a.admin_token_file)?)?;
     let response = admin
         .create_task(&CreateTaskRequest {
-            public_key: STANDARD.encode(key.to_bytes()),
+            public_key: STANDARD.encode(&key),
             measurement: a.measurement,
             min_batch_size: a.min_batch_size,
             max_batch_size: a.max_batch_size,

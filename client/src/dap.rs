@@ -6,18 +6,16 @@
 //! VDAF instance for a task's [`VdafSpec`], spreads uploads over several
 //! `janus_client::Client`s (each holds a lock for the whole of an upload),
 //! and maps the collected field elements back to signed integers
-//! ([`hetally_crypto::dap::vdaf::signed`]): with DP noise a true count of 0
+//! ([`hetally_dap::vdaf::signed`]): with DP noise a true count of 0
 //! can come out as -3, which `janus_collector` returns as p - 3.
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hetally_crypto::dap::hpke::{encode_config, CollectorCredential};
-use hetally_crypto::dap::messages::{
-    Duration as DapDuration, HpkeConfig, Interval, Query, TaskId, Time,
-};
-use hetally_crypto::dap::vdaf::{signed, DapVdaf, DpStrategy, VdafSpec};
+use hetally_dap::hpke::{encode_config, CollectorCredential};
+use hetally_dap::messages::{Duration as DapDuration, HpkeConfig, Interval, Query, TaskId, Time};
+use hetally_dap::vdaf::{signed, DapVdaf, DpStrategy, VdafSpec};
 pub use janus_collector::ExponentialBackoff;
 use janus_collector::{AuthenticationToken, Collector};
 use rand::RngCore;

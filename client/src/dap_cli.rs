@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hetally_crypto::dap::hpke::CollectorCredential;
-use hetally_crypto::dap::vdaf::{DpStrategy, VdafSpec};
+use hetally_dap::hpke::CollectorCredential;
+use hetally_dap::vdaf::{DpStrategy, VdafSpec};
 use rand::SeedableRng;
 
 use crate::cli::CliError;

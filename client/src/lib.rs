@@ -1,39 +1,46 @@
-//! hetally's client library: encrypt measurements and upload them, create
-//! tasks, and collect releases.
+//! hetally's client library and CLI: the uploader beside the client core,
+//! task administration, and collection.
 //!
-//! * [`Client`] is what an app embeds: it fetches the task, **checks that
-//!   its definition hashes to the task id** (so a server cannot substitute
-//!   its own public key), encrypts measurements under the collector's key
-//!   and uploads them with retries and exponential backoff.
+//! * [`Client`] is an uploader on top of the sans-IO client core
+//!   ([`hetally_client_core`]): it fetches the task, has the core **check
+//!   that its definition hashes to the task id** (so a server cannot
+//!   substitute its own public key), prepares reports with the core, and
+//!   uploads them with retries, exponential backoff and `Retry-After`
+//!   ([`hetally_client_core::retry`]).
 //! * [`AdminClient`] creates and lists tasks with the admin token.
 //! * [`CollectorClient`] requests releases and reads the audit log with a
 //!   task's collector token.
+//! * [`dap`] (feature `dap`): the DAP-09 mode through the published
+//!   `janus_client` and `janus_collector`.
 //!
-//! The `hetally-client` binary (`src/main.rs`, [`cli`]) wraps all three.
+//! The `hetally-client` binary (`src/main.rs`, [`cli`]) wraps all of them.
 
 pub mod cli;
+#[cfg(feature = "dap")]
 pub mod dap;
+#[cfg(feature = "dap")]
 pub mod dap_cli;
 mod simulate;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hetally_crypto::api::{
+use hetally_client_core::retry::{parse_retry_after, Attempt, Outcome};
+use hetally_client_core::{Arithmetic, CoreError, Task};
+use hetally_protocol::api::{
     CreateTaskRequest, CreateTaskResponse, Problem, ReleaseList, ReleaseRequest, TaskInfo,
     TaskList, TaskStatusInfo,
 };
-use hetally_crypto::backend::{AdditiveBackend, BackendError, ReportContext};
-use hetally_crypto::report::{AGGREGATE_MEDIA_TYPE, REPORT_MEDIA_TYPE};
-use hetally_crypto::task::TaskError;
-use hetally_crypto::{Report, ReportId, TaskDefinition, TaskId};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use hetally_protocol::problem::ProblemType;
+use hetally_protocol::report::{AGGREGATE_MEDIA_TYPE, REPORT_MEDIA_TYPE};
+use hetally_protocol::task::TaskError;
+use hetally_protocol::{Report, ReportId, TaskDefinition, TaskId};
+use rand::Rng;
 use reqwest::{StatusCode, Url};
 use thiserror::Error;
 
+pub use hetally_client_core::retry::RetryPolicy;
 pub use simulate::{simulate, SimulateOptions, SimulateSummary};
 
 /// Errors from the client.
@@ -57,13 +64,15 @@ pub enum ClientError {
         kind: Option<String>,
         /// What the server said.
         detail: String,
+        /// Its `Retry-After`, seconds.
+        retry_after: Option<u64>,
     },
     /// The task served does not match the task id.
     #[error(transparent)]
     Task(#[from] TaskError),
-    /// The measurement could not be encrypted.
+    /// The client core refused the task or the measurement.
     #[error(transparent)]
-    Backend(#[from] BackendError),
+    Core(#[from] CoreError),
     /// The server's answer could not be understood.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
@@ -81,35 +90,21 @@ impl ClientError {
         }
     }
 
-    fn is_retryable(&self) -> bool {
+    /// What an upload attempt got, for the retry policy.
+    fn attempt(&self) -> Option<Attempt> {
         match self {
-            ClientError::Unreachable { .. } => true,
-            ClientError::Server { status, .. } => {
-                *status >= 500 || *status == 429 || *status == 408
-            }
-            _ => false,
-        }
-    }
-}
-
-/// How uploads retry transient failures.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts in all, including the first.
-    pub attempts: u32,
-    /// Delay before the first retry; doubles each time.
-    pub initial_delay: Duration,
-    /// Largest delay between attempts.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 12 attempts, 100 ms doubling up to 5 s: about 40 s of retrying.
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 12,
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
+            ClientError::Unreachable { .. } => Some(Attempt::Unreachable),
+            ClientError::Server {
+                status,
+                kind,
+                retry_after,
+                ..
+            } => Some(Attempt::Answer {
+                status: *status,
+                problem: kind.as_deref().and_then(ProblemType::from_uri),
+                retry_after: *retry_after,
+            }),
+            _ => None,
         }
     }
 }
@@ -158,6 +153,11 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientE
     if status.is_success() {
         return Ok(response);
     }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
     let text = response.text().await.unwrap_or_default();
     let (kind, detail) = match serde_json::from_str::<Problem>(&text) {
         Ok(p) => (Some(p.kind), p.detail),
@@ -174,6 +174,7 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientE
         status: status.as_u16(),
         kind,
         detail,
+        retry_after,
     })
 }
 
@@ -222,14 +223,14 @@ pub async fn fetch_task(
     Ok((info, definition))
 }
 
-/// Fetches the CRS of a TFHE task with input proofs. The caller checks it
-/// against the hash in the verified definition
-/// ([`TaskDefinition::build_backend_with_crs`]).
+/// Fetches the CRS of a TFHE task with input proofs. The client core checks
+/// it against the hash in the verified definition.
 pub async fn fetch_crs(server: &Url, task_id: &TaskId) -> Result<Vec<u8>, ClientError> {
     let http = http_client()?;
     let url = endpoint(server, &format!("tasks/{task_id}/crs"))?;
     let response = send(&url, http.get(url.clone())).await?;
-    let cap = hetally_crypto::lwe::zk::MAX_CRS_BYTES + 64;
+    // TFHE-rs CRSs of the largest tasks are tens of megabytes.
+    let cap = (128 << 20) + 64;
     if response.content_length().is_some_and(|n| n > cap as u64) {
         return Err(ClientError::Protocol(format!(
             "the task's CRS is larger than {cap} bytes"
@@ -253,16 +254,14 @@ pub struct Client {
     http: reqwest::Client,
     /// Replicas to upload to; the first one is where the task was fetched.
     servers: Vec<Url>,
-    task_id: TaskId,
-    definition: Arc<TaskDefinition>,
-    backend: Arc<dyn AdditiveBackend>,
+    task: Task,
     retry: RetryPolicy,
 }
 
 impl Client {
-    /// Fetches the task from the server and verifies it hashes to
-    /// `task_id`; fails with [`TaskError::IdMismatch`] if the server serves
-    /// anything else (for instance a swapped public key).
+    /// Fetches the task from the server and has the client core verify
+    /// that it hashes to `task_id`; fails with [`TaskError::IdMismatch`] if
+    /// the server serves anything else (for instance a swapped public key).
     pub async fn connect(server: Url, task_id: TaskId) -> Result<Self, ClientError> {
         Self::connect_replicas(vec![server], task_id).await
     }
@@ -272,26 +271,49 @@ impl Client {
     /// over all of them by report id, and a retry moves on to the next
     /// replica, so a replica that dies costs a retry, not a report.
     pub async fn connect_replicas(servers: Vec<Url>, task_id: TaskId) -> Result<Self, ClientError> {
+        Self::connect_with(servers, task_id, Arithmetic::fastest()).await
+    }
+
+    /// [`Client::connect_replicas`] with the given arithmetic for Paillier
+    /// tasks (the same bytes either way).
+    pub async fn connect_with(
+        servers: Vec<Url>,
+        task_id: TaskId,
+        arithmetic: Arithmetic,
+    ) -> Result<Self, ClientError> {
         let first = servers
             .first()
             .ok_or_else(|| ClientError::Usage("no server URL given".into()))?;
-        let (_, definition) = fetch_task(first, &task_id).await?;
-        let backend = if definition.needs_crs() {
-            let crs = fetch_crs(first, &task_id).await?;
-            // Decoding checks every curve point of a CRS of megabytes.
-            let def = definition.clone();
-            tokio::task::spawn_blocking(move || def.build_backend_with_crs(Some(&crs)))
-                .await
-                .map_err(|e| ClientError::Protocol(format!("checking the task's CRS: {e}")))??
+        let http = http_client()?;
+        let url = endpoint(first, &format!("tasks/{task_id}"))?;
+        let info = send(&url, http.get(url.clone()))
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let parsed: TaskInfo =
+            serde_json::from_slice(&info).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let crs = if parsed.crs_sha256.is_some() {
+            Some(fetch_crs(first, &task_id).await?)
         } else {
-            definition.build_backend()?
+            None
         };
+        // Checking a TFHE CRS (megabytes of curve points) takes a while.
+        let task = tokio::task::spawn_blocking(move || {
+            Task::from_info(&task_id, &info, crs.as_deref(), arithmetic)
+        })
+        .await
+        .map_err(|e| ClientError::Protocol(format!("checking the task: {e}")))?
+        .map_err(|e| match e {
+            // A definition that does not hash to the id is the error apps
+            // must tell apart: the server may be substituting a key.
+            CoreError::Task(e) => ClientError::Task(e),
+            other => ClientError::Core(other),
+        })?;
         Ok(Client {
-            http: http_client()?,
+            http,
             servers,
-            task_id,
-            definition: Arc::new(definition),
-            backend,
+            task,
             retry: RetryPolicy::default(),
         })
     }
@@ -304,35 +326,33 @@ impl Client {
 
     /// The verified task definition.
     pub fn definition(&self) -> &TaskDefinition {
-        &self.definition
+        self.task.definition()
     }
 
     /// The task id.
     pub fn task_id(&self) -> &TaskId {
-        &self.task_id
+        self.task.id()
+    }
+
+    /// The client core's handle on the task.
+    pub fn task(&self) -> &Task {
+        &self.task
     }
 
     /// Encrypts a measurement into a report timestamped `unix_time` (rounded
     /// down to the task's precision), with a fresh random report id.
     pub fn prepare(&self, values: &[u64], unix_time: u64) -> Result<Report, ClientError> {
-        let mut rng = ChaCha20Rng::from_entropy();
-        let precision = self.definition.time_precision;
-        let time = unix_time - unix_time % precision;
-        let id = ReportId::random(&mut rng);
-        let ctx = ReportContext {
-            task_id: &self.task_id,
-            report_id: &id,
-            time,
-        };
-        let payload = self.backend.encrypt(values, &ctx, &mut rng)?;
-        Ok(Report { id, time, payload })
+        Ok(self
+            .task
+            .prepare_report(values, unix_time, &mut rand::rngs::OsRng)?)
     }
 
     /// Uploads a prepared report, retrying transient failures with
-    /// exponential backoff and jitter. A `reportReplayed` answer to a retry
-    /// means an earlier attempt was stored, and counts as success.
+    /// exponential backoff and jitter, and waiting as long as a `429` or
+    /// `503` answer's `Retry-After` asks. A `reportReplayed` answer to a
+    /// retry means an earlier attempt was stored, and counts as success.
     pub async fn upload(&self, report: &Report) -> Result<(), ClientError> {
-        let path = format!("tasks/{}/reports", self.task_id);
+        let path = self.task.upload_path();
         let urls = self
             .servers
             .iter()
@@ -340,28 +360,30 @@ impl Client {
             .collect::<Result<Vec<_>, _>>()?;
         let first = usize::from(report.id.0[0]) % urls.len();
         let body = report.to_bytes();
-        let mut delay = self.retry.initial_delay;
-        let mut attempt = 1;
+        let mut n = 1;
         loop {
-            let url = &urls[(first + attempt as usize - 1) % urls.len()];
+            let url = &urls[(first + n as usize - 1) % urls.len()];
             let request = self
                 .http
                 .put(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, REPORT_MEDIA_TYPE)
                 .body(body.clone());
-            match send(url, request).await {
+            let error = match send(url, request).await {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt > 1 && e.problem_name() == Some("reportReplayed") => {
-                    return Ok(())
+                Err(e) => e,
+            };
+            let Some(attempt) = error.attempt() else {
+                return Err(error);
+            };
+            let jitter = rand::thread_rng().gen_range(0.5..=1.0);
+            match self.retry.after(n, &attempt, jitter) {
+                Outcome::Stored => return Ok(()),
+                Outcome::GiveUp => return Err(error),
+                Outcome::RetryAfter(delay) => {
+                    tracing::debug!(attempt = n, ?delay, error = %error, "upload failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    n += 1;
                 }
-                Err(e) if e.is_retryable() && attempt < self.retry.attempts => {
-                    tracing::debug!(attempt, error = %e, "upload failed, retrying");
-                    let jitter = rand::thread_rng().gen_range(0.5..1.0);
-                    tokio::time::sleep(delay.mul_f64(jitter)).await;
-                    delay = (delay * 2).min(self.retry.max_delay);
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
             }
         }
     }

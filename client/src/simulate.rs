@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use hetally_crypto::Report;
+use hetally_protocol::Report;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hetally_crypto::dp::{parse_confidence, ErrorTarget, MechanismKind, Rational};
-use hetally_crypto::keyfile::Scheme;
-use hetally_crypto::paillier::{DEFAULT_MODULUS_BITS, SUPPORTED_MODULUS_BITS};
-use hetally_crypto::Measurement;
+use hetally_dp::{parse_confidence, ErrorTarget, MechanismKind, Rational};
+use hetally_protocol::Measurement;
+use hetally_protocol::Scheme;
+use hetally_schemes::paillier::{DEFAULT_MODULUS_BITS, SUPPORTED_MODULUS_BITS};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -77,7 +77,7 @@ pub enum SchemeArg {
 }
 
 impl SchemeArg {
-    /// The scheme in `hetally_crypto` terms.
+    /// The scheme in `hetally_protocol` terms.
     pub fn scheme(self) -> Option<Scheme> {
         match self {
             SchemeArg::Paillier => Some(Scheme::Paillier),
@@ -278,7 +278,7 @@ pub enum MechanismArg {
 }
 
 impl MechanismArg {
-    /// The family in `hetally_crypto` terms.
+    /// The family in `hetally_dp` terms.
     pub fn kind(self) -> MechanismKind {
         match self {
             MechanismArg::Laplace => MechanismKind::Laplace,

@@ -12,8 +12,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hetally_crypto::dap::hpke::{encode_config, CollectorCredential};
-use hetally_crypto::keyfile::{self, KeyFileError};
+use hetally_dap::hpke::{encode_config, CollectorCredential};
+use hetally_protocol::keyfile::{self, KeyFileError};
 use rand::RngCore;
 use zeroize::Zeroizing;
 

@@ -15,9 +15,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use hetally_crypto::aggregate::AggregateFile;
-use hetally_crypto::dp::DpMechanism;
-use hetally_crypto::keyfile::{self, KeyFileError, SecretKeyFile};
+use hetally_dp::DpMechanism;
+use hetally_protocol::aggregate::AggregateFile;
+use hetally_protocol::keyfile::{self, KeyFileError};
+use hetally_schemes::SecretKeyFile;
 
 use crate::cli::DecryptArgs;
 use crate::error::KeytoolError;
@@ -37,7 +38,7 @@ pub fn decrypt(
 ) -> Result<Vec<i128>, KeytoolError> {
     let to_error = |e| files::aggregate_error(aggregate_path, Some(key_path), e);
     // `decrypt` checks the key's scheme and fingerprint before anything else.
-    let values = aggregate.decrypt(key).map_err(to_error)?;
+    let values = key.decrypt(aggregate).map_err(to_error)?;
     check_plausible(aggregate, &values).map_err(|reason| KeytoolError::Inconsistent {
         path: aggregate_path.display().to_string(),
         reason,
@@ -171,9 +172,9 @@ pub fn run(args: &DecryptArgs, out: &mut dyn Write) -> Result<(), KeytoolError> 
 
 #[cfg(test)]
 mod tests {
-    use hetally_crypto::aggregate::Encoding;
-    use hetally_crypto::dp::Rational;
-    use hetally_crypto::keyfile::Scheme;
+    use hetally_dp::Rational;
+    use hetally_protocol::aggregate::Encoding;
+    use hetally_protocol::Scheme;
 
     use super::*;
 

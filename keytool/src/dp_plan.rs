@@ -1,7 +1,7 @@
 //! `dp-plan`: from a target error to the epsilon (or rho) a task needs, and
 //! from an epsilon (or rho) to the error it gives.
 //!
-//! All the work is `hetally_crypto::dp`'s: [`plan`] searches the exact
+//! All the work is `hetally_dp`'s: [`plan`] searches the exact
 //! noise distributions for the smallest parameter that meets the target,
 //! [`error_for`] is the reverse, and both use the interval half-widths that
 //! `decrypt` prints. This module checks the question, asks it and renders
@@ -9,10 +9,10 @@
 
 use std::io::Write;
 
-use hetally_crypto::dp::{
+use hetally_dp::{
     error_for, plan, DpError, DpMechanism, ErrorTarget, MechanismKind, Noise, PlanRequest, Rational,
 };
-use hetally_crypto::Measurement;
+use hetally_protocol::Measurement;
 use serde::Serialize;
 
 use crate::cli::{DpPlanArgs, MechanismArg};

@@ -7,13 +7,10 @@
 
 use std::path::Path;
 
-use hetally_crypto::aggregate::{AggregateError, AggregateFile, MAX_AGGREGATE_FILE_BYTES};
-use hetally_crypto::codec::{self, CodecError, FileKind, Reader, FORMAT_VERSION};
-use hetally_crypto::keyfile::{
-    self, KeyFileError, PublicKeyFile, SecretKeyFile, MAX_KEY_FILE_BYTES,
-};
-use hetally_crypto::lwe::LweError;
-use hetally_crypto::paillier::PaillierError;
+use hetally_protocol::aggregate::{AggregateError, AggregateFile, MAX_AGGREGATE_FILE_BYTES};
+use hetally_protocol::codec::{self, CodecError, FileKind, Reader, FORMAT_VERSION};
+use hetally_protocol::keyfile::{self, KeyFileError, MAX_KEY_FILE_BYTES};
+use hetally_schemes::{KeyError, PublicKeyFile, SecretKeyFile};
 use zeroize::Zeroizing;
 
 use crate::error::KeytoolError;
@@ -137,11 +134,13 @@ fn corrupt(path: &Path, kind: Option<FileKind>, reason: String) -> KeytoolError 
     }
 }
 
-fn key_file_error(path: &Path, kind: FileKind, e: KeyFileError) -> KeytoolError {
+fn key_file_error(path: &Path, kind: FileKind, e: KeyError) -> KeytoolError {
     match e {
-        KeyFileError::Codec(e)
-        | KeyFileError::Paillier(PaillierError::Codec(e))
-        | KeyFileError::Lwe(LweError::Codec(e)) => codec_error(path, Some(kind), kind.name(), e),
+        KeyError::Codec(e) => codec_error(path, Some(kind), kind.name(), e),
+        KeyError::NotBuilt(reason) => KeytoolError::UnsupportedScheme {
+            path: display(path),
+            reason,
+        },
         other => corrupt(path, Some(kind), other.to_string()),
     }
 }
@@ -171,10 +170,10 @@ pub(crate) fn aggregate_error(
             key_scheme: key_scheme.to_string(),
             aggregate_scheme: aggregate.to_string(),
         },
-        AggregateError::BadCiphertext { index, source } => corrupt(
+        AggregateError::BadCiphertext { index, reason } => corrupt(
             path,
             Some(FileKind::Aggregate),
-            format!("ciphertext {index} is invalid under this key ({source})"),
+            format!("ciphertext {index} is invalid under this key ({reason})"),
         ),
         AggregateError::Layout(reason) => corrupt(path, Some(FileKind::Aggregate), reason),
         other => corrupt(path, Some(FileKind::Aggregate), other.to_string()),
@@ -223,7 +222,9 @@ pub(crate) fn read_secret_key(path: &Path, role: Role) -> Result<SecretKeyFile, 
 pub(crate) fn read_aggregate(path: &Path, role: Role) -> Result<AggregateFile, KeytoolError> {
     let bytes = read_bytes(path, MAX_AGGREGATE_FILE_BYTES, "aggregate")?;
     expect_kind(path, &bytes, FileKind::Aggregate, role)?;
-    AggregateFile::from_bytes(&bytes).map_err(|e| aggregate_error(path, None, e))
+    let file = AggregateFile::from_bytes(&bytes).map_err(|e| aggregate_error(path, None, e))?;
+    hetally_schemes::check_aggregate(&file).map_err(|e| aggregate_error(path, None, e))?;
+    Ok(file)
 }
 
 /// Reads a public key, or the public half of a secret key file.
@@ -258,9 +259,12 @@ pub(crate) fn read_any(
         FileKind::SecretKey => AnyFile::SecretKey(
             SecretKeyFile::from_bytes(&bytes).map_err(|e| key_file_error(path, kind, e))?,
         ),
-        FileKind::Aggregate => AnyFile::Aggregate(
-            AggregateFile::from_bytes(&bytes).map_err(|e| aggregate_error(path, None, e))?,
-        ),
+        FileKind::Aggregate => {
+            let file =
+                AggregateFile::from_bytes(&bytes).map_err(|e| aggregate_error(path, None, e))?;
+            hetally_schemes::check_aggregate(&file).map_err(|e| aggregate_error(path, None, e))?;
+            AnyFile::Aggregate(file)
+        }
         other => {
             return Err(KeytoolError::UnsupportedScheme {
                 path: display(path),

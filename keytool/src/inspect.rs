@@ -8,9 +8,9 @@
 
 use std::io::{self, Write};
 
-use hetally_crypto::aggregate::{AggregateFile, Encoding};
-use hetally_crypto::keyfile::{PublicKeyFile, SecretKeyFile};
-use hetally_crypto::paillier::{Packing, SUPPORTED_MODULUS_BITS};
+use hetally_protocol::aggregate::{AggregateFile, Encoding};
+use hetally_schemes::paillier::{Packing, SUPPORTED_MODULUS_BITS};
+use hetally_schemes::{PublicKeyFile, SecretKeyFile};
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
@@ -42,20 +42,13 @@ pub struct KeyInfo {
 
 impl KeyInfo {
     fn new(kind: &'static str, pk: &PublicKeyFile, file_bytes: usize) -> Self {
-        let modulus_bits = match pk {
-            PublicKeyFile::Paillier(pk) => Some(pk.modulus_bits()),
-            _ => None,
-        };
-        let lwe_params = match pk {
-            PublicKeyFile::Tfhe(pk) => Some(pk.params()),
-            _ => None,
-        };
+        let details = pk.details();
         KeyInfo {
             kind,
             scheme: pk.scheme().to_string(),
-            modulus_bits,
-            parameter_set: lwe_params.map(|p| p.tfhe_name),
-            lwe_dimension: lwe_params.map(|p| p.lwe_dimension),
+            modulus_bits: details.modulus_bits,
+            parameter_set: details.parameter_set,
+            lwe_dimension: details.lwe_dimension,
             fingerprint: hex::encode(pk.fingerprint()),
             file_bytes,
         }
@@ -335,8 +328,8 @@ fn secret_key_info(sk: &SecretKeyFile, size: usize) -> KeyInfo {
 
 #[cfg(test)]
 mod tests {
-    use hetally_crypto::dp::DpMechanism;
-    use hetally_crypto::keyfile::Scheme;
+    use hetally_dp::DpMechanism;
+    use hetally_protocol::Scheme;
 
     use super::*;
 

@@ -16,8 +16,8 @@
 //! (Dwork and Roth 2014, Proposition 2.1). An interval that contained the
 //! true sum still does, since the sum is inside the range.
 
-use hetally_crypto::aggregate::AggregateFile;
-use hetally_crypto::dp::{DpError, Noise};
+use hetally_dp::{DpError, Noise};
+use hetally_protocol::aggregate::AggregateFile;
 
 /// The range `--clamp` maps values into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,9 +128,9 @@ pub fn percent(confidence: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use hetally_crypto::aggregate::Encoding;
-    use hetally_crypto::dp::DpMechanism;
-    use hetally_crypto::keyfile::Scheme;
+    use hetally_dp::DpMechanism;
+    use hetally_protocol::aggregate::Encoding;
+    use hetally_protocol::Scheme;
 
     use super::*;
 

@@ -11,9 +11,15 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hetally_crypto::keyfile::{self, KeyFileError, PublicKeyFile, Scheme, SecretKeyFile};
-use hetally_crypto::lwe;
-use hetally_crypto::paillier::{KeygenProgress, SecretKey};
+use hetally_protocol::keyfile::{self, KeyFileError};
+use hetally_protocol::Scheme;
+#[cfg(feature = "tfhe")]
+use hetally_schemes::lwe;
+#[cfg(feature = "tfhe")]
+use hetally_schemes::lwe::scheme::TfheDecrypter;
+use hetally_schemes::paillier::PaillierDecrypter;
+use hetally_schemes::paillier::{KeygenProgress, SecretKey};
+use hetally_schemes::{PublicKeyFile, SecretKeyFile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
 
@@ -38,13 +44,15 @@ pub fn generate(
             // Long-term key: draw straight from the operating system.
             let sk = SecretKey::generate(bits, &mut rand::rngs::OsRng, progress)
                 .map_err(|e| KeytoolError::Keygen(e.to_string()))?;
-            Ok(SecretKeyFile::Paillier(sk))
+            Ok(SecretKeyFile::Paillier(PaillierDecrypter::new(sk)))
         }
+        #[cfg(feature = "tfhe")]
         Scheme::Tfhe => {
             // TFHE-rs's generators are seeded from the operating system too.
             let sk = lwe::SecretKey::generate(lwe::PKE_ZKV2_2048, &mut rand::rngs::OsRng);
-            Ok(SecretKeyFile::Tfhe(sk))
+            Ok(SecretKeyFile::Tfhe(TfheDecrypter::new(sk)))
         }
+        #[allow(unreachable_patterns)]
         other => Err(KeytoolError::Keygen(format!(
             "this build cannot generate {other} keys"
         ))),
@@ -115,7 +123,6 @@ fn scheme_title(scheme: Scheme) -> String {
     match scheme {
         Scheme::Paillier => "Paillier".to_string(),
         Scheme::Tfhe => "TFHE".to_string(),
-        other => other.to_string(),
     }
 }
 
@@ -160,7 +167,12 @@ fn write_error(path: &Path, e: KeyFileError) -> KeytoolError {
 /// Runs `keygen`.
 pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
     let Some(scheme) = args.scheme.scheme() else {
+        #[cfg(feature = "dap")]
         return crate::dap_hpke::run(args, out);
+        #[cfg(not(feature = "dap"))]
+        return Err(KeytoolError::Keygen(
+            "this build of hetally-keytool has no DAP support (feature `dap`)".into(),
+        ));
     };
     let sk_path: PathBuf = args.out.join(SECRET_KEY_FILE);
     let pk_path: PathBuf = args.out.join(PUBLIC_KEY_FILE);
@@ -195,10 +207,11 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
     keyfile::write_public_file(&pk_path, &pk.to_bytes(), args.force)
         .map_err(|e| write_error(&pk_path, e))?;
 
-    let size = match &pk {
-        PublicKeyFile::Paillier(pk) => format!("{}-bit ", pk.modulus_bits()),
-        PublicKeyFile::Tfhe(pk) => format!("{} ", pk.params().tfhe_name),
-        _ => String::new(),
+    let details = pk.details();
+    let size = match (details.modulus_bits, details.parameter_set) {
+        (Some(bits), _) => format!("{bits}-bit "),
+        (None, Some(set)) => format!("{set} "),
+        (None, None) => String::new(),
     };
     let w = KeytoolError::Output;
     writeln!(

@@ -13,10 +13,11 @@
 //! failure is a [`KeytoolError`] with a one-line message and an exit code
 //! ([`KeytoolError::exit_code`], listed in `hetally-keytool --help`).
 //!
-//! File formats are those of `hetally_crypto::codec`; task ids are shown as
+//! File formats are those of `hetally_protocol::codec`; task ids are shown as
 //! base64url without padding, as DAP (draft-ietf-ppm-dap) does.
 
 pub mod cli;
+#[cfg(feature = "dap")]
 pub mod dap_hpke;
 pub mod decrypt;
 pub mod dp_plan;

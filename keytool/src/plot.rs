@@ -13,7 +13,7 @@ use plotters::prelude::*;
 
 use crate::interval::percent;
 use crate::render::{batch_end_utc, batch_start_utc, task_id, Release};
-use hetally_crypto::Measurement;
+use hetally_protocol::Measurement;
 
 /// Every value gets its own axis label up to this many values.
 pub const ALL_LABELS_UP_TO: usize = 64;
@@ -236,8 +236,8 @@ pub fn svg(release: &Release<'_>) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use hetally_crypto::aggregate::{AggregateFile, Encoding};
-    use hetally_crypto::keyfile::Scheme;
+    use hetally_protocol::aggregate::{AggregateFile, Encoding};
+    use hetally_protocol::Scheme;
 
     use super::*;
     use crate::interval::Estimates;

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use hetally_crypto::keyfile::PublicKeyFile;
+use hetally_schemes::PublicKeyFile;
 use serde::Serialize;
 
 use crate::cli::PubkeyArgs;
@@ -30,11 +30,9 @@ pub struct PublicKeyJson {
 impl PublicKeyJson {
     /// Describes `pk`.
     pub fn new(pk: &PublicKeyFile) -> Self {
-        let (n, modulus_bits) = match pk {
-            PublicKeyFile::Paillier(pk) => (Some(pk.n().to_string()), Some(pk.modulus_bits())),
-            // Other schemes carry no single modulus.
-            _ => (None, None),
-        };
+        // Schemes other than Paillier carry no single modulus.
+        let details = pk.details();
+        let (n, modulus_bits) = (details.modulus_decimal, details.modulus_bits);
         PublicKeyJson {
             scheme: pk.scheme().to_string(),
             n,

@@ -5,9 +5,9 @@ use std::io::{self, Write};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hetally_crypto::aggregate::AggregateFile;
-use hetally_crypto::dp::{DpMechanism, Noise, Rational};
-use hetally_crypto::Measurement;
+use hetally_dp::{DpMechanism, Noise, Rational};
+use hetally_protocol::aggregate::AggregateFile;
+use hetally_protocol::Measurement;
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
@@ -49,7 +49,6 @@ pub fn describe_dp(dp: &DpMechanism) -> String {
         DpMechanism::Gaussian { rho } => {
             format!("{dp} (discrete Gaussian noise on each value, {rho}-zCDP)")
         }
-        other => other.to_string(),
     }
 }
 
@@ -314,8 +313,8 @@ pub fn csv(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use hetally_crypto::aggregate::Encoding;
-    use hetally_crypto::keyfile::Scheme;
+    use hetally_protocol::aggregate::Encoding;
+    use hetally_protocol::Scheme;
 
     use super::*;
 

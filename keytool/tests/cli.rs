@@ -11,12 +11,12 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use hetally_crypto::aggregate::{AggregateFile, Encoding};
-use hetally_crypto::codec::{self, Reader};
-use hetally_crypto::dp::DpMechanism;
-use hetally_crypto::keyfile::{PublicKeyFile, Scheme, SecretKeyFile};
-use hetally_crypto::paillier::{self, Packing};
-use hetally_crypto::Measurement;
+use hetally_dp::DpMechanism;
+use hetally_protocol::aggregate::{AggregateFile, Encoding};
+use hetally_protocol::codec::{self, Reader};
+use hetally_protocol::{Measurement, Scheme};
+use hetally_schemes::paillier::{self, Packing, PaillierDecrypter};
+use hetally_schemes::{PublicKeyFile, SecretKeyFile};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rug::integer::Order;
@@ -86,7 +86,7 @@ fn keys() -> &'static Keys {
     })
 }
 
-fn paillier_pk(pk: &PublicKeyFile) -> &paillier::PublicKey {
+fn paillier_pk(pk: &PublicKeyFile) -> &paillier::PublicKey<Integer> {
     match pk {
         PublicKeyFile::Paillier(pk) => pk,
         _ => panic!("the tests use Paillier keys"),
@@ -101,7 +101,11 @@ fn other_key() -> &'static (TempDir, PathBuf) {
         let sk = paillier::SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.sk");
-        fs::write(&path, SecretKeyFile::Paillier(sk).to_bytes()).unwrap();
+        fs::write(
+            &path,
+            SecretKeyFile::Paillier(PaillierDecrypter::new(sk)).to_bytes(),
+        )
+        .unwrap();
         (dir, path)
     })
 }
@@ -137,12 +141,12 @@ fn encrypt_and_sum(
     rng: &mut ChaCha20Rng,
 ) -> Vec<Vec<u8>> {
     let pk = paillier_pk(&keys().pk);
-    let per_report: Vec<Vec<paillier::Ciphertext>> = reports
+    let per_report: Vec<Vec<paillier::Ciphertext<Integer>>> = reports
         .iter()
         .map(|values| {
             measurement.validate(values).unwrap();
             packing
-                .pack_u64(values)
+                .pack_u64::<Integer>(values)
                 .unwrap()
                 .iter()
                 .map(|m| pk.encrypt(m, rng).unwrap())
@@ -152,7 +156,7 @@ fn encrypt_and_sum(
     let ciphertexts_per_report = per_report[0].len();
     (0..ciphertexts_per_report)
         .map(|j| {
-            let column: Vec<paillier::Ciphertext> =
+            let column: Vec<paillier::Ciphertext<Integer>> =
                 per_report.iter().map(|r| r[j].clone()).collect();
             pk.ciphertext_to_bytes(&pk.sum(&column))
         })
@@ -423,7 +427,7 @@ fn inspect_public_key() {
 }
 
 /// The primes p and q, read from the secret key file with the codec.
-fn primes_of(sk_file: &Path, pk: &paillier::PublicKey) -> [Integer; 2] {
+fn primes_of(sk_file: &Path, pk: &paillier::PublicKey<Integer>) -> [Integer; 2] {
     let bytes = fs::read(sk_file).unwrap();
     let mut r = Reader::new(&bytes);
     assert_eq!(

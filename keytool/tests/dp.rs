@@ -3,9 +3,9 @@
 //! binary on real files.
 //!
 //! Every aggregate here is made the way the service makes it: reports
-//! encrypted with the task's backend under a real 2048-bit Paillier key,
-//! checked and summed by the backend, and released with noise drawn by
-//! `Noise::sample` and added under encryption by `AdditiveBackend::release`
+//! encrypted with the task's encrypter under a real 2048-bit Paillier key,
+//! checked and summed by its aggregator, and released with noise drawn by
+//! `Noise::sample` and added under encryption by `DynAggregator::release`
 //! (what `server/src/aggregator/release.rs` does), from seeded ChaCha20
 //! generators so that every run is the same. The statistical tests check
 //! what the binary prints against the true sums: the printed intervals
@@ -16,12 +16,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use hetally_crypto::aggregate::AggregateFile;
-use hetally_crypto::backend::{AdditiveBackend, BackendConfig, PartialSum, ReportContext};
-use hetally_crypto::dp::{DpMechanism, Noise};
-use hetally_crypto::keyfile::{PublicKeyFile, SecretKeyFile};
-use hetally_crypto::paillier::SecretKey;
-use hetally_crypto::{Measurement, ReportId, TaskId};
+use hetally_dp::{DpMechanism, Noise};
+use hetally_protocol::aggregate::AggregateFile;
+use hetally_protocol::roles::ErasedSum;
+use hetally_protocol::{DynAggregator, Measurement, ReportContext, ReportId, TaskId};
+use hetally_schemes::paillier::{PaillierDecrypter, SecretKey};
+use hetally_schemes::{SecretKeyFile, TaskParams};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
@@ -50,7 +50,9 @@ fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
         let mut rng = ChaCha20Rng::seed_from_u64(31);
-        let sk = SecretKeyFile::Paillier(SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap());
+        let sk = SecretKeyFile::Paillier(PaillierDecrypter::new(
+            SecretKey::generate(2048, &mut rng, &mut |_| {}).unwrap(),
+        ));
         let dir = tempfile::tempdir().unwrap();
         let sk_path = dir.path().join("collector.sk");
         fs::write(&sk_path, sk.to_bytes()).unwrap();
@@ -69,8 +71,9 @@ const MAX_BATCH_SIZE: u64 = 1 << 20;
 struct Batch {
     measurement: Measurement,
     dp: DpMechanism,
-    backend: Arc<dyn AdditiveBackend>,
-    sum: PartialSum,
+    backend: Arc<dyn DynAggregator>,
+    sum: ErasedSum,
+    reports: u64,
     truth: Vec<i128>,
 }
 
@@ -79,11 +82,24 @@ struct Batch {
 fn batch(measurement: &str, dp: &str, reports: usize, rng: &mut ChaCha20Rng) -> Batch {
     let measurement: Measurement = measurement.parse().unwrap();
     let dp: DpMechanism = dp.parse().unwrap();
-    let pk: PublicKeyFile = keys().sk.public_key();
-    let backend = BackendConfig::for_key(&pk, &measurement, &dp, MAX_BATCH_SIZE)
-        .unwrap()
-        .backend(measurement)
-        .unwrap();
+    let params = TaskParams {
+        measurement,
+        min_batch_size: 1,
+        max_batch_size: Some(MAX_BATCH_SIZE),
+        time_precision: 60,
+        budget: (dp != DpMechanism::None).then(|| "1000".parse().unwrap()),
+        dp: dp.clone(),
+        input_proofs: false,
+    };
+    let (definition, _) = hetally_schemes::define_task(
+        keys().sk.public_key().to_bytes(),
+        params,
+        MAX_BATCH_SIZE,
+        rng,
+    )
+    .unwrap();
+    let client = hetally_schemes::encrypter(&definition, None).unwrap();
+    let backend = hetally_schemes::aggregator(&definition, None).unwrap();
     let task_id = TaskId([9; 32]);
     let mut truth = vec![0i128; measurement.len()];
     let mut stored = Vec::with_capacity(reports);
@@ -99,15 +115,22 @@ fn batch(measurement: &str, dp: &str, reports: usize, rng: &mut ChaCha20Rng) -> 
             report_id: &ReportId(id),
             time: BATCH_START + i as u64,
         };
-        let payload = backend.encrypt(&values, &ctx, rng).unwrap();
-        stored.push(backend.check_payload(&payload, &ctx).unwrap());
+        let payload = client.encrypt(&values, &ctx, rng).unwrap();
+        stored.push(
+            backend
+                .check_to_stored(&[(&payload, ctx)])
+                .pop()
+                .unwrap()
+                .unwrap(),
+        );
     }
-    let sum = backend.sum(&stored).unwrap();
+    let sum = backend.sum_stored(stored).unwrap();
     Batch {
         measurement,
         dp,
         backend,
         sum,
+        reports: reports as u64,
         truth,
     }
 }
@@ -118,7 +141,10 @@ impl Batch {
     fn release(&self, rng: &mut ChaCha20Rng) -> Vec<u8> {
         let noise = Noise::for_measurement(&self.measurement, &self.dp).unwrap();
         let drawn = noise.sample(self.measurement.len(), rng).unwrap();
-        let ciphertexts = self.backend.release(&self.sum, &drawn, rng).unwrap();
+        let ciphertexts = self
+            .backend
+            .release(&self.sum, self.reports, &drawn, rng)
+            .unwrap();
         AggregateFile {
             task_id: [9; 32],
             scheme: self.backend.scheme(),
@@ -127,7 +153,7 @@ impl Batch {
             encoding: self.backend.encoding(),
             batch_start: BATCH_START,
             batch_duration: 3600,
-            report_count: self.sum.report_count,
+            report_count: self.reports,
             dp: self.dp.clone(),
             ciphertexts,
         }

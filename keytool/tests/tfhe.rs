@@ -5,12 +5,11 @@ mod common;
 use std::fs;
 
 use common::{assert_clean_failure, assert_success, keytool, p};
-use hetally_crypto::aggregate::{AggregateFile, Encoding};
-use hetally_crypto::backend::{BackendConfig, ReportContext};
-use hetally_crypto::dp::DpMechanism;
-use hetally_crypto::keyfile::{PublicKeyFile, Scheme, SecretKeyFile};
-use hetally_crypto::lwe::{Delta, PKE_ZKV2_2048};
-use hetally_crypto::{Measurement, ReportId, TaskId};
+use hetally_dp::DpMechanism;
+use hetally_protocol::aggregate::{AggregateFile, Encoding};
+use hetally_protocol::{Measurement, ReportContext, ReportId, Scheme, TaskId};
+use hetally_schemes::lwe::{Delta, PKE_ZKV2_2048};
+use hetally_schemes::{PublicKeyFile, SecretKeyFile, TaskParams};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
@@ -106,16 +105,24 @@ fn a_damaged_tfhe_secret_key_is_refused() {
 /// A TFHE aggregate made as the server makes one: reports encrypted by the
 /// task backend, summed, released with a noise list.
 fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
-    let SecretKeyFile::Tfhe(sk) = SecretKeyFile::read(sk_path).unwrap() else {
-        panic!("not a tfhe key");
-    };
-    let pk = PublicKeyFile::Tfhe(sk.public_key().clone());
+    let sk = SecretKeyFile::read(sk_path).unwrap();
+    assert_eq!(sk.scheme(), Scheme::Tfhe);
+    let pk = sk.public_key();
     let measurement = Measurement::Count;
-    let backend = BackendConfig::for_key(&pk, &measurement, &DpMechanism::None, 1000)
-        .unwrap()
-        .backend(measurement)
-        .unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let params = TaskParams {
+        measurement,
+        min_batch_size: 1,
+        max_batch_size: Some(1000),
+        time_precision: 60,
+        dp: DpMechanism::None,
+        budget: None,
+        input_proofs: false,
+    };
+    let (definition, _) =
+        hetally_schemes::define_task(pk.to_bytes(), params, 1000, &mut rng).unwrap();
+    let client = hetally_schemes::encrypter(&definition, None).unwrap();
+    let backend = hetally_schemes::aggregator(&definition, None).unwrap();
     let task_id = TaskId([3; 32]);
     let stored: Vec<Vec<u8>> = reports
         .iter()
@@ -127,11 +134,16 @@ fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
                 report_id: &id,
                 time: 1_700_000_000,
             };
-            let payload = backend.encrypt(&[v], &ctx, &mut rng).unwrap();
-            backend.check_payload(&payload, &ctx).unwrap()
+            let payload = client.encrypt(&[v], &ctx, &mut rng).unwrap();
+            backend
+                .check_to_stored(&[(&payload, ctx)])
+                .pop()
+                .unwrap()
+                .unwrap()
         })
         .collect();
-    let sum = backend.sum(&stored).unwrap();
+    let report_count = stored.len() as u64;
+    let sum = backend.sum_stored(stored).unwrap();
     AggregateFile {
         task_id: task_id.0,
         scheme: Scheme::Tfhe,
@@ -140,9 +152,9 @@ fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
         encoding: backend.encoding(),
         batch_start: 1_700_000_000,
         batch_duration: 3600,
-        report_count: sum.report_count,
+        report_count,
         dp: DpMechanism::None,
-        ciphertexts: backend.release(&sum, &[0], &mut rng).unwrap(),
+        ciphertexts: backend.release(&sum, report_count, &[0], &mut rng).unwrap(),
     }
 }
 

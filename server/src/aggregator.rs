@@ -10,21 +10,19 @@ pub mod jobs;
 mod release;
 mod verifier;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hetally_crypto::backend::{AdditiveBackend, BackendConfig, BackendError, ReportContext};
-use hetally_crypto::dp::{DpMechanism, Rational};
-use hetally_crypto::keyfile::PublicKeyFile;
-use hetally_crypto::{Measurement, Report, ReportId, TaskDefinition, TaskId};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use hetally_protocol::codec::CodecError;
+use hetally_protocol::dp::{DpMechanism, Rational};
+use hetally_protocol::{
+    DynAggregator, Measurement, Report, ReportContext, ReportId, SchemeError, TaskDefinition,
+    TaskId,
+};
 use thiserror::Error;
 
+use crate::auth::{hash_token, new_token, token_matches};
+use crate::cache::TaskCache;
+use crate::clock::SharedClock;
 use crate::datastore::{Datastore, InsertOutcome, NewReport, StoreError, TaskRecord};
 use crate::writer::{spawn_report_writer, ReportWriter};
 pub use release::ReleaseOutcome;
@@ -77,9 +75,12 @@ pub enum Error {
         /// Limit.
         max: u64,
     },
-    /// The report is malformed or fails validation.
+    /// The report envelope does not decode.
     #[error("invalid report: {0}")]
-    InvalidReport(BackendError),
+    MalformedReport(CodecError),
+    /// The report's payload fails the scheme's checks.
+    #[error("invalid report: {0}")]
+    InvalidReport(SchemeError),
     /// The report's time is not a multiple of the task's precision.
     #[error("report time {time} is not a multiple of the task's time precision ({precision} s): round it down")]
     MisalignedReportTime {
@@ -158,8 +159,8 @@ pub struct TaskState {
     pub definition: TaskDefinition,
     /// Its canonical bytes (served to clients, who hash them).
     pub definition_bytes: Vec<u8>,
-    /// The scheme bound to the collector's key.
-    pub backend: Arc<dyn AdditiveBackend>,
+    /// The task's scheme, aggregator side.
+    pub aggregator: Arc<dyn DynAggregator>,
     /// The CRS clients prove against (TFHE tasks with input proofs),
     /// served by `GET /tasks/{id}/crs`.
     pub crs: Option<Arc<Vec<u8>>>,
@@ -183,14 +184,13 @@ impl TaskState {
         let definition = TaskDefinition::from_bytes(&record.definition).map_err(|e| {
             Error::Internal(format!("stored task {} is unreadable: {e}", record.task_id))
         })?;
-        let backend = definition
-            .build_backend_with_crs(record.crs.as_deref())
+        let aggregator = hetally_schemes::aggregator(&definition, record.crs.as_deref())
             .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
         Ok(TaskState {
             id: record.task_id,
             definition,
             definition_bytes: record.definition.clone(),
-            backend,
+            aggregator,
             crs: record.crs.clone().map(Arc::new),
             token_hash: record.collector_token_hash,
             created_at: record.created_at,
@@ -202,8 +202,8 @@ impl TaskState {
 /// What a new task is made from (the admin API's request).
 #[derive(Debug, Clone)]
 pub struct NewTask {
-    /// The collector's public key file.
-    pub public_key: PublicKeyFile,
+    /// The collector's public key file (its encoding).
+    pub public_key: Vec<u8>,
     /// Measurement type.
     pub measurement: Measurement,
     /// Fewest reports per release.
@@ -233,38 +233,15 @@ pub struct TaskStatus {
     pub budget_spent: Rational,
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// SHA-256 of a bearer token.
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// A fresh random token: 32 bytes, base64url.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn tokens_match(token: &str, expected_hash: &[u8; 32]) -> bool {
-    hash_token(token).ct_eq(expected_hash).into()
-}
-
 /// The service's state; see the module docs.
 #[derive(Debug)]
 pub struct Aggregator {
     store: Datastore,
     writer: ReportWriter,
     verifier: ReportVerifier,
-    tasks: RwLock<HashMap<TaskId, Arc<TaskState>>>,
+    tasks: TaskCache<TaskId, TaskState>,
     admin_token_hash: [u8; 32],
+    clock: SharedClock,
 }
 
 impl Aggregator {
@@ -273,6 +250,7 @@ impl Aggregator {
     pub fn new(
         store: Datastore,
         admin_token_hash: [u8; 32],
+        clock: SharedClock,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (writer, handle) = spawn_report_writer(store.clone());
         (
@@ -280,8 +258,9 @@ impl Aggregator {
                 store,
                 writer,
                 verifier: ReportVerifier::spawn(),
-                tasks: RwLock::new(HashMap::new()),
+                tasks: TaskCache::new(),
                 admin_token_hash,
+                clock,
             },
             handle,
         )
@@ -292,12 +271,17 @@ impl Aggregator {
         &self.store
     }
 
+    /// The clock every decision of this aggregator uses.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// Checks the admin token.
     pub fn check_admin(&self, token: Option<&str>) -> Result<(), Error> {
         let token = token.ok_or(Error::MissingToken(
             "this endpoint needs the admin token: send `Authorization: Bearer <token from admin.token>`",
         ))?;
-        if !tokens_match(token, &self.admin_token_hash) {
+        if !token_matches(token, &self.admin_token_hash) {
             return Err(Error::WrongToken("the admin token is wrong"));
         }
         Ok(())
@@ -308,7 +292,7 @@ impl Aggregator {
         let token = token.ok_or(Error::MissingToken(
             "this endpoint needs the task's collector token: send `Authorization: Bearer <token>`",
         ))?;
-        if !tokens_match(token, &task.token_hash) {
+        if !token_matches(token, &task.token_hash) {
             return Err(Error::WrongToken(
                 "the collector token is wrong for this task",
             ));
@@ -318,58 +302,38 @@ impl Aggregator {
 
     /// Creates a task; returns it and its collector token (shown once, stored
     /// hashed).
-    pub async fn create_task(
-        &self,
-        new: NewTask,
-        now: i64,
-    ) -> Result<(Arc<TaskState>, String), Error> {
-        let max_batch_size = match new.max_batch_size {
-            Some(max) => max,
-            None => {
-                BackendConfig::default_max_batch_size(&new.public_key, &new.measurement, &new.dp)
-                    .map_err(|e| Error::InvalidTask(e.to_string()))?
-                    .unwrap_or(DEFAULT_MAX_BATCH_SIZE)
-            }
-        };
-        let mut backend =
-            BackendConfig::for_key(&new.public_key, &new.measurement, &new.dp, max_batch_size)
-                .map_err(|e| Error::InvalidTask(e.to_string()))?;
-        // A TFHE task with input proofs gets its CRS now: seconds of
-        // curve arithmetic, so off the async executor.
-        let crs = if new.input_proofs {
-            let measurement = new.measurement;
-            let (config, crs) = tokio::task::spawn_blocking(move || {
-                let crs = backend.attach_new_crs(&measurement, &mut rand::rngs::OsRng);
-                (backend, crs)
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("CRS generation: {e}")))?;
-            backend = config;
-            crs.map_err(|e| Error::InvalidTask(e.to_string()))?
-                .map(|c| c.to_bytes().to_vec())
-        } else {
-            None
-        };
-        let definition = TaskDefinition {
+    pub async fn create_task(&self, new: NewTask) -> Result<(Arc<TaskState>, String), Error> {
+        // The layout is derived from the key and the task; a TFHE task with
+        // input proofs also gets its CRS now: seconds of curve arithmetic,
+        // so off the async executor.
+        let params = hetally_schemes::TaskParams {
             measurement: new.measurement,
             min_batch_size: new.min_batch_size,
-            max_batch_size,
+            max_batch_size: new.max_batch_size,
             time_precision: new.time_precision,
             dp: new.dp,
             budget: new.budget,
-            backend,
             input_proofs: new.input_proofs,
         };
-        definition
-            .check()
-            .map_err(|e| Error::InvalidTask(e.to_string()))?;
+        let public_key = new.public_key;
+        let (definition, crs) = tokio::task::spawn_blocking(move || {
+            hetally_schemes::define_task(
+                public_key,
+                params,
+                DEFAULT_MAX_BATCH_SIZE,
+                &mut rand::rngs::OsRng,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("defining the task: {e}")))?
+        .map_err(|e| Error::InvalidTask(e.to_string()))?;
         let token = new_token();
         let record = TaskRecord {
             task_id: definition.id(),
             definition: definition.to_bytes(),
             collector_token_hash: hash_token(&token),
             budget_spent: Rational::zero(),
-            created_at: now,
+            created_at: self.clock.now_i64(),
             crs,
         };
         match self.store.put_task(&record).await {
@@ -377,33 +341,24 @@ impl Aggregator {
             Err(StoreError::Conflict(_)) => return Err(Error::TaskExists(record.task_id)),
             Err(e) => return Err(e.into()),
         }
-        let state = Arc::new(TaskState::load(record).await?);
-        self.cache(state.clone());
+        let state = self
+            .tasks
+            .insert(record.task_id, Arc::new(TaskState::load(record).await?));
         tracing::info!(task_id = %state.id, measurement = %state.definition.measurement, "task created");
         Ok((state, token))
     }
 
-    fn cache(&self, state: Arc<TaskState>) {
-        // A poisoned lock only means a panic elsewhere while inserting; the
-        // map itself is still consistent.
-        let mut tasks = self.tasks.write().unwrap_or_else(|e| e.into_inner());
-        tasks.entry(state.id).or_insert(state);
-    }
-
     /// Looks a task up (cached after the first load).
     pub async fn task(&self, id: &TaskId) -> Result<Arc<TaskState>, Error> {
-        if let Some(t) = self.tasks.read().unwrap_or_else(|e| e.into_inner()).get(id) {
-            return Ok(t.clone());
-        }
-        let record = self
-            .store
-            .get_task(id)
+        self.tasks
+            .get_or_load(id, || async {
+                match self.store.get_task(id).await? {
+                    Some(record) => Ok::<_, Error>(Some(TaskState::load(record).await?)),
+                    None => Ok(None),
+                }
+            })
             .await?
-            .ok_or(Error::UnknownTask(*id))?;
-        let state = Arc::new(TaskState::load(record).await?);
-        self.cache(state);
-        // Return the cached one, so every caller shares one release lock.
-        Ok(self.tasks.read().unwrap_or_else(|e| e.into_inner())[id].clone())
+            .ok_or(Error::UnknownTask(*id))
     }
 
     /// Every task.
@@ -437,19 +392,15 @@ impl Aggregator {
     /// report gets the decoder's precise error rather than 413.
     pub fn max_upload_len(task: &TaskState) -> usize {
         // version + id + time + length prefix around the payload.
-        1 + 16 + 8 + 4 + task.backend.max_payload_len() + 256
+        1 + 16 + 8 + 4 + task.aggregator.max_payload_len() + 256
     }
 
     /// Validates and durably stores one uploaded report. Returns once the
     /// report is committed.
-    pub async fn upload(
-        &self,
-        task: Arc<TaskState>,
-        body: Vec<u8>,
-        now: u64,
-    ) -> Result<ReportId, Error> {
-        let max = task.backend.max_payload_len();
-        let report = Report::from_bytes(&body, max).map_err(|e| Error::InvalidReport(e.into()))?;
+    pub async fn upload(&self, task: Arc<TaskState>, body: Vec<u8>) -> Result<ReportId, Error> {
+        let now = self.clock.now();
+        let max = task.aggregator.max_payload_len();
+        let report = Report::from_bytes(&body, max).map_err(Error::MalformedReport)?;
         let precision = task.definition.time_precision;
         if report.time % precision != 0 {
             return Err(Error::MisalignedReportTime {
@@ -463,7 +414,7 @@ impl Aggregator {
                 now,
             });
         }
-        let (report, stored) = if task.backend.input_proofs() {
+        let (report, stored) = if task.aggregator.input_proofs() {
             // Proofs are verified in batches across concurrent uploads.
             self.verifier
                 .verify(task.clone(), report)
@@ -477,7 +428,11 @@ impl Aggregator {
                     report_id: &report.id,
                     time: report.time,
                 };
-                let stored = checker.backend.check_payload(&report.payload, &ctx);
+                let stored = checker
+                    .aggregator
+                    .check_to_stored(&[(&report.payload, ctx)])
+                    .pop()
+                    .unwrap_or_else(|| Err(SchemeError::Corrupt("no verdict".into())));
                 (report, stored)
             })
             .await

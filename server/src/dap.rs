@@ -14,33 +14,42 @@
 //! aggregate share, and both shares, DP-noised if the task says so and
 //! encrypted to the collector's HPKE key, make up the collection.
 //!
-//! * [`task`]: the task definition and admin provisioning;
-//! * [`store`]: the DAP tables, on SQLite or PostgreSQL;
-//! * [`handlers`]: the HTTP surface under `/dap/`;
-//! * [`problem`]: DAP problem documents (`urn:ietf:params:ppm:dap:error:*`).
+//! * [`task`]: the task definition, admin provisioning, body limits;
+//! * [`aggregation`]: checksums, bucket aggregates, sealed shares (both
+//!   roles);
+//! * [`leader`]: the leader's job driver; [`helper`]: the helper's side;
+//! * [`handlers`]: the HTTP surface under `/dap/`.
 //!
-//! Wire types are `janus_messages`'; VDAF work is `prio`'s, via
-//! [`hetally_crypto::dap`]. CPU work (HPKE, preparation) runs on rayon
-//! inside `spawn_blocking`, never on the async executor.
+//! The DAP tables are `crate::datastore::dap`'s; bodies are read, problems
+//! answered, tasks cached, time told and jobs leased by the server's shared
+//! infrastructure (`crate::body`, `crate::problem`, `crate::cache`,
+//! `crate::clock`, `crate::lease`), as for the HE API. Wire types are
+//! `janus_messages`'; VDAF work is `prio`'s, via [`hetally_dap`]. CPU work
+//! (HPKE, preparation) runs on rayon inside `spawn_blocking`, never on the
+//! async executor.
 
+pub mod aggregation;
 pub mod handlers;
 pub mod helper;
 pub mod leader;
-pub mod problem;
-pub mod store;
 pub mod task;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
-use hetally_crypto::dap::messages::problem_type::DapProblemType;
-use hetally_crypto::dap::messages::{Role, TaskId};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use hetally_dap::messages::problem_type::DapProblemType;
+use hetally_dap::messages::{Role, TaskId};
 use thiserror::Error;
 
+use crate::body::BodyError;
+use crate::cache::TaskCache;
+use crate::clock::SharedClock;
+use crate::datastore::dap::{DapStore, StoredReport, UploadOutcome};
 use crate::datastore::{Datastore, StoreError};
+use crate::problem::{respond, ProblemDocument};
 use crate::writer::GroupWriter;
-use store::{DapStore, StoredReport, UploadOutcome};
+use leader::DriverConfig;
 use task::DapTask;
 
 /// Errors of the DAP surface; [`problem`] maps each to its HTTP status and
@@ -65,9 +74,9 @@ pub enum DapError {
         /// What the endpoint takes.
         expected: &'static str,
     },
-    /// The body is larger than the endpoint accepts.
-    #[error("request body of {0} bytes or more is too large")]
-    PayloadTooLarge(u64),
+    /// The body is larger than the endpoint accepts, or did not arrive.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// Missing or wrong token.
     #[error("unauthorized request: {0}")]
     Unauthorized(&'static str),
@@ -143,17 +152,123 @@ impl From<sqlx::Error> for DapError {
     }
 }
 
+impl DapError {
+    /// Status and DAP problem type (where DAP-09 defines one).
+    fn classify(&self) -> (StatusCode, Option<DapProblemType>) {
+        use DapProblemType as P;
+        match self {
+            DapError::UnrecognizedTask(_) => (StatusCode::NOT_FOUND, Some(P::UnrecognizedTask)),
+            DapError::MissingTaskId => (StatusCode::BAD_REQUEST, Some(P::MissingTaskId)),
+            DapError::InvalidMessage(_) => (StatusCode::BAD_REQUEST, Some(P::InvalidMessage)),
+            DapError::UnsupportedMediaType { .. } => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some(P::InvalidMessage))
+            }
+            DapError::Body(BodyError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, Some(P::InvalidMessage))
+            }
+            DapError::Body(BodyError::Timeout(_)) => {
+                (StatusCode::REQUEST_TIMEOUT, Some(P::InvalidMessage))
+            }
+            DapError::Body(_) => (StatusCode::BAD_REQUEST, Some(P::InvalidMessage)),
+            DapError::Unauthorized(_) => (StatusCode::FORBIDDEN, Some(P::UnauthorizedRequest)),
+            DapError::ReportRejected(_) => (StatusCode::BAD_REQUEST, Some(P::ReportRejected)),
+            DapError::ReportTooEarly { .. } => (StatusCode::BAD_REQUEST, Some(P::ReportTooEarly)),
+            DapError::OutdatedConfig(_) => (StatusCode::BAD_REQUEST, Some(P::OutdatedConfig)),
+            DapError::BatchInvalid(_) => (StatusCode::BAD_REQUEST, Some(P::BatchInvalid)),
+            DapError::InvalidBatchSize { .. } => {
+                (StatusCode::BAD_REQUEST, Some(P::InvalidBatchSize))
+            }
+            DapError::BatchQueriedTooManyTimes => {
+                (StatusCode::BAD_REQUEST, Some(P::BatchQueriedTooManyTimes))
+            }
+            DapError::BatchOverlap(_) => (StatusCode::BAD_REQUEST, Some(P::BatchOverlap)),
+            DapError::BatchMismatch(_) => (StatusCode::BAD_REQUEST, Some(P::BatchMismatch)),
+            DapError::UnrecognizedAggregationJob => {
+                (StatusCode::NOT_FOUND, Some(P::UnrecognizedAggregationJob))
+            }
+            DapError::UnrecognizedCollectionJob => (StatusCode::NOT_FOUND, None),
+            DapError::Conflict(_) => (StatusCode::CONFLICT, None),
+            DapError::InvalidTask(_) => (StatusCode::BAD_REQUEST, Some(P::InvalidTask)),
+            DapError::Peer(_) => (StatusCode::BAD_GATEWAY, None),
+            DapError::HelperRefused { kind, .. } => (StatusCode::BAD_REQUEST, Some(*kind)),
+            DapError::Store(_) | DapError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        }
+    }
+
+    /// The problem document of this error, about `task_id` when the
+    /// request named a task (DAP-09 section 3.2: problem documents SHOULD
+    /// carry the task id whenever it is known).
+    pub fn problem(&self, task_id: Option<&TaskId>) -> ProblemDocument {
+        let (status, kind) = self.classify();
+        let mut doc = ProblemDocument::new(
+            status,
+            kind.map(|k| k.type_uri()).unwrap_or("about:blank"),
+            self.to_string(),
+        );
+        doc.title = Some(
+            kind.map(|k| k.description())
+                .or(status.canonical_reason())
+                .unwrap_or("Error")
+                .to_string(),
+        );
+        doc.task_id = match self {
+            DapError::UnrecognizedTask(id) => Some(id.to_string()),
+            _ => task_id.map(ToString::to_string),
+        };
+        doc
+    }
+
+    /// This error as the answer to a request about `task_id`.
+    pub fn in_task(self, task_id: TaskId) -> DapFailure {
+        DapFailure {
+            error: self,
+            task_id: Some(task_id),
+        }
+    }
+}
+
+/// A DAP error with the task it is about, as handlers answer it.
+#[derive(Debug, Error)]
+#[error("{error}")]
+pub struct DapFailure {
+    /// What went wrong.
+    pub error: DapError,
+    /// The task the request named, if it named one.
+    pub task_id: Option<TaskId>,
+}
+
+impl From<DapError> for DapFailure {
+    fn from(error: DapError) -> Self {
+        DapFailure {
+            error,
+            task_id: None,
+        }
+    }
+}
+
+impl ResponseError for DapFailure {
+    fn status_code(&self) -> StatusCode {
+        self.error.classify().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        respond(self.error.problem(self.task_id.as_ref()))
+    }
+}
+
 /// State shared by the DAP handlers and the leader's job driver.
 #[derive(Debug)]
 pub struct DapState {
     store: DapStore,
     admin_token_hash: [u8; 32],
-    tasks: RwLock<HashMap<TaskId, Arc<DapTask>>>,
+    tasks: TaskCache<TaskId, DapTask>,
     http: reqwest::Client,
     /// The leader's upload group commit.
     uploads: GroupWriter<(TaskId, StoredReport), UploadOutcome>,
-    /// Reports per leader aggregation job.
-    pub job_size: u64,
+    /// The clock.
+    pub clock: SharedClock,
+    /// The leader's job driver settings.
+    pub driver: DriverConfig,
 }
 
 impl DapState {
@@ -164,9 +279,11 @@ impl DapState {
     pub fn new(
         store: &Datastore,
         admin_token_hash: [u8; 32],
+        clock: SharedClock,
+        driver: DriverConfig,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), DapError> {
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
+            .timeout(std::time::Duration::from_secs(driver.peer_timeout_secs))
             .user_agent(concat!("hetally-server/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DapError::Internal(format!("HTTP client: {e}")))?;
@@ -184,10 +301,11 @@ impl DapState {
         let state = DapState {
             store,
             admin_token_hash,
-            tasks: RwLock::new(HashMap::new()),
+            tasks: TaskCache::new(),
             http,
             uploads,
-            job_size: 1000,
+            clock,
+            driver,
         };
         Ok((state, handle))
     }
@@ -213,25 +331,10 @@ impl DapState {
     /// A task, from the cache or the store. Tasks never change once
     /// created, so the cache needs no invalidation.
     pub async fn task(&self, task_id: &TaskId) -> Result<Arc<DapTask>, DapError> {
-        if let Some(task) = self
-            .tasks
-            .read()
-            .map_err(|_| DapError::Internal("task cache poisoned".into()))?
-            .get(task_id)
-        {
-            return Ok(task.clone());
-        }
-        let task = self
-            .store
-            .get_task(task_id)
-            .await?
-            .ok_or(DapError::UnrecognizedTask(*task_id))?;
-        let task = Arc::new(task);
         self.tasks
-            .write()
-            .map_err(|_| DapError::Internal("task cache poisoned".into()))?
-            .insert(*task_id, task.clone());
-        Ok(task)
+            .get_or_load(task_id, || self.store.get_task(task_id))
+            .await?
+            .ok_or(DapError::UnrecognizedTask(*task_id))
     }
 
     /// A task that must have `role` here.
@@ -246,12 +349,4 @@ impl DapState {
         }
         Ok(task)
     }
-}
-
-/// Now, Unix seconds.
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -7,21 +7,28 @@
 //! one transaction and returns only after it has committed (SQLite runs in
 //! WAL mode with `synchronous=FULL`, so a commit is on disk).
 //!
+//! The DAP tables ([`dap`]) live behind the same database, dialect handling
+//! and lease implementation ([`crate::lease`]).
+//!
 //! Release claims take a *decision* closure that runs inside the
 //! transaction with the facts it needs (task row, report count, overlapping
 //! releases), so the batch rules and budget arithmetic stay in the
 //! aggregator while the check and the write are atomic.
 
+#[cfg(feature = "dap")]
+pub mod dap;
 mod sql;
 
 pub(crate) use sql::placeholders;
 
 use std::path::PathBuf;
 
-use hetally_crypto::dp::Rational;
-use hetally_crypto::{ReportId, TaskId};
+use hetally_protocol::dp::Rational;
+use hetally_protocol::{ReportId, TaskId};
 use thiserror::Error;
 use tokio::sync::mpsc;
+
+use crate::lease::{Lease, LeasePolicy};
 
 /// Errors from the datastore.
 #[derive(Debug, Error)]
@@ -213,6 +220,8 @@ pub struct BatchRead {
 pub struct JobLease {
     /// The job.
     pub job_id: i64,
+    /// The lease: its token must still be on the job when it is finished.
+    pub lease: Lease,
     /// Its task.
     pub task_id: TaskId,
     /// The time bucket all its reports share.
@@ -236,9 +245,10 @@ impl Datastore {
     }
 
     /// Whether this is PostgreSQL, and the writer and reader pools, for
-    /// the DAP tables (`crate::dap::store` keeps its SQL beside them).
-    pub(crate) fn dap_pools(&self) -> (bool, sqlx::AnyPool, sqlx::AnyPool) {
-        self.store.dap_pools()
+    /// the DAP tables ([`dap`]).
+    #[cfg(feature = "dap")]
+    pub(crate) fn pools(&self) -> (bool, sqlx::AnyPool, sqlx::AnyPool) {
+        self.store.pools()
     }
 
     /// A short description for logs ("sqlite:/path/hetally.db").
@@ -346,15 +356,15 @@ impl Datastore {
         self.store.create_jobs(max_job_reports, scan, now).await
     }
 
-    /// Leases one pending job, or one whose lease has expired, to `owner`
-    /// for `lease_secs`.
+    /// Leases one job that is not done, whose lease is free or expired and
+    /// whose backoff has passed, to `owner` ([`crate::lease::acquire`]).
     pub async fn claim_job(
         &self,
         owner: &str,
-        lease_secs: u64,
         now: i64,
+        policy: &LeasePolicy,
     ) -> Result<Option<JobLease>, StoreError> {
-        self.store.claim_job(owner, lease_secs, now).await
+        self.store.claim_job(owner, now, policy).await
     }
 
     /// The stored payloads of a job's reports.
@@ -362,16 +372,29 @@ impl Datastore {
         self.store.job_payloads(job_id).await
     }
 
-    /// Stores a job's partial sum and marks it done, if `owner` still holds
-    /// its lease; returns false (and changes nothing) otherwise.
+    /// Stores a job's partial sum and marks it done, if this process still
+    /// holds `lease`; returns false (and changes nothing) otherwise, so a
+    /// job whose lease was taken over is counted once.
     pub async fn complete_job(
         &self,
         job_id: i64,
-        owner: &str,
+        lease: &Lease,
         partial: &[u8],
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.store.complete_job(job_id, owner, partial, now).await
+        self.store.complete_job(job_id, lease, partial, now).await
+    }
+
+    /// Gives a job that failed back, its next attempt delayed by the
+    /// policy's backoff; false if the lease was taken over meanwhile.
+    pub async fn fail_job(
+        &self,
+        job_id: i64,
+        lease: &Lease,
+        now: i64,
+        policy: &LeasePolicy,
+    ) -> Result<bool, StoreError> {
+        self.store.fail_job(job_id, lease, now, policy).await
     }
 
     /// Jobs pending, running and done, over every task.

@@ -1,22 +1,28 @@
-//! The HTTP surface: thin actix-web handlers that parse, authenticate and
-//! call the [`Aggregator`]. Routes and messages are listed in
-//! [`hetally_crypto::api`]; errors become problem documents in [`problem`].
+//! The HE API's HTTP surface: thin actix-web handlers that parse,
+//! authenticate and call the [`Aggregator`]. Routes and messages are listed
+//! in [`hetally_protocol::api`]; errors become problem documents through
+//! [`crate::problem`], with the types of [`hetally_protocol::problem`].
 
-mod auth;
-pub(crate) mod body;
-pub mod problem;
 mod releases;
 mod reports;
 mod tasks;
 
-pub(crate) use auth::bearer as bearer_token;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use hetally_protocol::problem::ProblemType;
+use hetally_protocol::SchemeError;
+use serde::de::DeserializeOwned;
 
-use actix_web::{web, HttpResponse};
-
-use crate::aggregator::Aggregator;
+use crate::aggregator::{Aggregator, Error};
+use crate::body::{self, BodyError};
+use crate::problem::{respond, ProblemDocument};
 
 /// Shared state of every handler.
 pub type AppState = web::Data<Aggregator>;
+
+/// Largest JSON body of the control-plane endpoints; public keys in task
+/// definitions are the biggest part (a TFHE key is about 34 KB).
+pub(crate) const MAX_JSON_BODY: usize = 1 << 20;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -36,4 +42,83 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Fails unless the request's media type is `expected`.
+pub(crate) fn expect_media_type(req: &HttpRequest, expected: &'static str) -> Result<(), Error> {
+    let found = body::media_type(req);
+    if found != expected {
+        return Err(Error::UnsupportedMediaType { found, expected });
+    }
+    Ok(())
+}
+
+/// Reads and parses a JSON body.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, Error> {
+    expect_media_type(req, "application/json")?;
+    let body = body::read(req, payload, MAX_JSON_BODY).await?;
+    serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+impl From<BodyError> for Error {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { len, max } => Error::PayloadTooLarge { len, max },
+            other => Error::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl Error {
+    /// The problem type this error is answered with.
+    pub fn problem_type(&self) -> ProblemType {
+        use ProblemType as P;
+        match self {
+            Error::UnknownTask(_) => P::UnrecognizedTask,
+            Error::NotFound(_) => P::NotFound,
+            Error::MissingToken(_) => P::MissingToken,
+            Error::WrongToken(_) => P::WrongToken,
+            Error::InvalidTask(_) => P::InvalidTask,
+            Error::TaskExists(_) => P::TaskExists,
+            Error::BadRequest(_) => P::BadRequest,
+            Error::UnsupportedMediaType { .. } => P::UnsupportedMediaType,
+            Error::PayloadTooLarge { .. } => P::PayloadTooLarge,
+            Error::MalformedReport(_) => P::InvalidMessage,
+            Error::InvalidReport(e) => match e {
+                SchemeError::WrongCiphertextCount { .. } => P::WrongCiphertextCount,
+                SchemeError::InvalidCiphertext { .. } => P::InvalidCiphertext,
+                SchemeError::Malformed(_) => P::InvalidMessage,
+                SchemeError::InvalidProof(_) => P::InvalidProof,
+                _ => P::InvalidReport,
+            },
+            Error::MisalignedReportTime { .. } => P::MisalignedTime,
+            Error::ReportTooEarly { .. } => P::ReportTooEarly,
+            Error::ReportReplayed(_) => P::ReportReplayed,
+            Error::BatchCollected(_) => P::BatchCollected,
+            Error::MisalignedInterval { .. } => P::BatchInvalid,
+            Error::BatchTooSmall { .. } | Error::BatchTooLarge { .. } => P::InvalidBatchSize,
+            Error::BatchOverlap { .. } => P::BatchOverlap,
+            Error::BudgetExhausted(_) => P::BudgetExhausted,
+            Error::Store(_) | Error::Internal(_) => P::Internal,
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem_type().status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let kind = self.problem_type();
+        respond(ProblemDocument::new(
+            self.status_code(),
+            kind.uri(),
+            self.to_string(),
+        ))
+    }
 }

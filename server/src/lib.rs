@@ -1,31 +1,48 @@
 //! hetally-server: accepts encrypted reports, stores them durably, and
 //! releases encrypted, DP-noised aggregates of non-overlapping batches.
 //!
-//! * [`http`]: thin actix-web handlers and the problem-document mapping;
-//! * [`aggregator`]: tasks, uploads (group commit), releases, budgets;
-//! * [`datastore`]: SQLite (embedded default) or PostgreSQL (replicas)
-//!   behind typed methods.
+//! Two services share one infrastructure:
+//!
+//! * the homomorphic (HE) API: [`http`] (thin actix-web handlers) over the
+//!   [`aggregator`] (tasks, uploads, batches, releases, budgets);
+//! * the DAP-09 leader and helper ([`dap`], feature `dap`).
+//!
+//! What both use: [`datastore`] (SQLite, the embedded default, or
+//! PostgreSQL for replicas, behind typed methods), [`body`] (request bodies
+//! with per-route limits and a deadline), [`problem`] (problem documents),
+//! [`auth`] (tokens), [`clock`], [`cache`] (tasks), [`lease`] (job leases
+//! with tokens, attempts and backoff) and the group-commit writer.
 //!
 //! The binary is `src/main.rs`; [`run`] is the whole server.
 
 pub mod aggregator;
+pub mod auth;
+pub mod body;
+pub mod cache;
+pub mod clock;
+#[cfg(feature = "dap")]
 pub mod dap;
 pub mod datastore;
 pub mod http;
+pub mod lease;
+pub mod problem;
 mod writer;
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
-use hetally_crypto::keyfile;
+use hetally_protocol::keyfile;
 use thiserror::Error;
 
 use aggregator::jobs::{self, JobConfig};
-use aggregator::{hash_token, new_token, Aggregator};
+use aggregator::Aggregator;
+use auth::{hash_token, new_token};
+use clock::{RealClock, SharedClock};
 use datastore::{Datastore, StoreConfig, StoreError};
 use tokio::sync::watch;
 
@@ -78,6 +95,11 @@ pub struct ServerConfig {
     pub job_driver: bool,
     /// Job driver settings.
     pub jobs: JobConfig,
+    /// The DAP leader's driver settings.
+    #[cfg(feature = "dap")]
+    pub dap: dap::leader::DriverConfig,
+    /// Deadline for reading one request body.
+    pub body_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -92,6 +114,9 @@ impl ServerConfig {
             workers: None,
             job_driver: true,
             jobs: JobConfig::default(),
+            #[cfg(feature = "dap")]
+            dap: dap::leader::DriverConfig::default(),
+            body_timeout: body::DEFAULT_BODY_TIMEOUT,
         }
     }
 
@@ -146,7 +171,7 @@ pub fn ensure_admin_token(path: &Path) -> Result<(String, bool), ServerError> {
 }
 
 /// Runs the server until SIGINT/SIGTERM, then finishes in-flight requests,
-/// drains the report writer and returns.
+/// drains the report writers and returns.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let store = Datastore::open(&config.store()).await?;
     let token_path = config.admin_token_path();
@@ -154,11 +179,21 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     if created {
         tracing::info!(path = %token_path.display(), "created the admin token (mode 0600)");
     }
-    let (aggregator, writer) = Aggregator::new(store.clone(), hash_token(&admin_token));
+    let clock: SharedClock = Arc::new(RealClock);
+    let (aggregator, writer) =
+        Aggregator::new(store.clone(), hash_token(&admin_token), clock.clone());
     // DAP-09 (two-server Prio3) state and leader job driver, see `dap`.
-    let (dap_state, dap_writer) = dap::DapState::new(&store, hash_token(&admin_token))
+    #[cfg(feature = "dap")]
+    let (dap_state, dap_writer) = {
+        let (state, writer) = dap::DapState::new(
+            &store,
+            hash_token(&admin_token),
+            clock.clone(),
+            config.dap.clone(),
+        )
         .map_err(|e| ServerError::Run(io::Error::other(e.to_string())))?;
-    let dap_state = web::Data::new(dap_state);
+        (web::Data::new(state), writer)
+    };
     drop(admin_token);
     let state = web::Data::new(aggregator);
     let (stop_jobs, stop_rx) = watch::channel(false);
@@ -170,17 +205,19 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             stop_rx.clone(),
         )
     });
-
+    #[cfg(feature = "dap")]
     let dap_driver = config
         .job_driver
         .then(|| dap::leader::spawn(dap_state.clone().into_inner(), stop_rx.clone()));
 
     let app_state = state.clone();
+    #[cfg(feature = "dap")]
     let app_dap_state = dap_state.clone();
+    let body_timeout = body::BodyTimeout(config.body_timeout);
     let mut server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(app_state.clone())
-            .app_data(app_dap_state.clone())
+            .app_data(body_timeout)
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
                 let method = req.method().clone();
@@ -200,8 +237,12 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
                     Ok(res)
                 }
             })
-            .configure(http::configure)
-            .service(web::scope("/dap").configure(dap::handlers::configure))
+            .configure(http::configure);
+        #[cfg(feature = "dap")]
+        let app = app
+            .app_data(app_dap_state.clone())
+            .service(web::scope("/dap").configure(dap::handlers::configure));
+        app
     })
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
     if let Some(workers) = config.workers {
@@ -225,18 +266,22 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         "hetally-server started"
     );
     server.run().await?;
-    tracing::info!("stopped accepting requests; draining the report writer");
+    tracing::info!("stopped accepting requests; draining the report writers");
     let _ = stop_jobs.send(true);
     if let Some(driver) = driver {
         let _ = driver.await;
     }
+    #[cfg(feature = "dap")]
     if let Some(driver) = dap_driver {
         let _ = driver.await;
     }
     drop(state);
-    drop(dap_state);
     let _ = writer.await;
-    let _ = dap_writer.await;
+    #[cfg(feature = "dap")]
+    {
+        drop(dap_state);
+        let _ = dap_writer.await;
+    }
     tracing::info!("hetally-server stopped");
     Ok(())
 }

@@ -42,6 +42,21 @@ struct Args {
     /// Seconds a replica holds an aggregation job before another may redo it.
     #[arg(long, default_value_t = 60)]
     job_lease_secs: u64,
+    /// Seconds the DAP leader holds an aggregation or collection job before
+    /// another replica may take it over (a late finisher's work is then
+    /// discarded).
+    #[arg(long, default_value_t = 300)]
+    dap_lease_secs: u64,
+    /// Seconds before the first retry of a background job that failed (the
+    /// DAP helper was down, say); the delay doubles with each failure.
+    #[arg(long, default_value_t = 1)]
+    retry_base_secs: u64,
+    /// Longest delay between retries of a failing background job.
+    #[arg(long, default_value_t = 300)]
+    retry_cap_secs: u64,
+    /// Seconds a request body may take to arrive.
+    #[arg(long, default_value_t = 30)]
+    body_timeout_secs: u64,
     /// Do not run aggregation jobs in this process (releases then sum every
     /// report themselves, or rely on other replicas' jobs).
     #[arg(long)]
@@ -81,7 +96,18 @@ fn main() -> ExitCode {
     config.workers = args.workers;
     config.job_driver = !args.no_job_driver;
     config.jobs.job_size = args.job_size.max(1);
-    config.jobs.lease_secs = args.job_lease_secs.max(1);
+    config.jobs.lease.lease_secs = args.job_lease_secs.max(1);
+    let base = args.retry_base_secs.max(1);
+    let cap = args.retry_cap_secs.max(base);
+    config.jobs.lease.backoff_base_secs = base;
+    config.jobs.lease.backoff_cap_secs = cap;
+    #[cfg(feature = "dap")]
+    for policy in [&mut config.dap.aggregation, &mut config.dap.collection] {
+        policy.lease_secs = args.dap_lease_secs.max(1);
+        policy.backoff_base_secs = base;
+        policy.backoff_cap_secs = cap;
+    }
+    config.body_timeout = std::time::Duration::from_secs(args.body_timeout_secs.max(1));
     match actix_web::rt::System::new().block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

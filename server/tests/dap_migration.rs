@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hetally_crypto::dap::messages::TaskId;
-use hetally_server::dap::store::DapStore;
+use hetally_dap::messages::TaskId;
+use hetally_server::datastore::dap::DapStore;
 use hetally_server::datastore::{Datastore, StoreConfig};
 use sqlx::migrate::Migrator;
 
@@ -87,7 +87,7 @@ async fn check_upgraded(config: StoreConfig) {
     assert_eq!(r.leader_input_share, vec![0xab; 20_000]);
     assert_eq!(r.helper_encrypted, b"helper ciphertext");
     // The report id still guards against replay.
-    let again = hetally_server::dap::store::StoredReport {
+    let again = hetally_server::datastore::dap::StoredReport {
         report_id: REPORT,
         time: 600,
         public_share: Vec::new(),
@@ -97,7 +97,7 @@ async fn check_upgraded(config: StoreConfig) {
     let outcome = dap.insert_reports(&[(task, again)]).await.unwrap();
     assert_eq!(
         outcome,
-        vec![hetally_server::dap::store::UploadOutcome::Replayed]
+        vec![hetally_server::datastore::dap::UploadOutcome::Replayed]
     );
 }
 

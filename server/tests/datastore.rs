@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use hetally_crypto::dp::Rational;
-use hetally_crypto::{ReportId, TaskId};
+use hetally_protocol::dp::Rational;
+use hetally_protocol::{ReportId, TaskId};
 use hetally_server::datastore::{
     BatchChunk, ClaimDecision, Datastore, InsertOutcome, NewReport, ReleaseState, StoreConfig,
     StoreError, TaskRecord,
 };
+use hetally_server::lease::LeasePolicy;
 use tokio::sync::mpsc;
 
 fn task(n: u8) -> TaskRecord {
@@ -112,34 +113,63 @@ async fn suite(store: Datastore) {
         0,
         "every report is in a job"
     );
-    let first = store.claim_job("A", 10, 100).await.unwrap().unwrap();
-    let second = store.claim_job("B", 10, 100).await.unwrap().unwrap();
+    let policy = LeasePolicy {
+        lease_secs: 10,
+        backoff_base_secs: 5,
+        backoff_cap_secs: 60,
+        max_attempts: None,
+    };
+    let first = store.claim_job("A", 100, &policy).await.unwrap().unwrap();
+    let second = store.claim_job("B", 100, &policy).await.unwrap().unwrap();
     assert_ne!(
         first.job_id, second.job_id,
         "a leased job is not handed out again"
     );
+    assert_eq!(first.lease.attempts, 1);
+    // A failed job waits out its backoff (5 s after its first failure)
+    // before it is offered again.
+    assert!(store
+        .fail_job(second.job_id, &second.lease, 100, &policy)
+        .await
+        .unwrap());
     // Lease expiry: at t = 111, A's lease (until 110) has lapsed and B
-    // takes the job over; A's late completion is refused.
+    // takes the job over; A's late completion is refused, even though A
+    // comes back with the token it was given.
     let mut taken_over = None;
-    while let Some(lease) = store.claim_job("B", 10, 111).await.unwrap() {
+    let mut retried = None;
+    while let Some(lease) = store.claim_job("B", 111, &policy).await.unwrap() {
         if lease.job_id == first.job_id {
             taken_over = Some(lease);
-            break;
+            continue;
+        }
+        if lease.job_id == second.job_id {
+            assert_eq!(lease.lease.attempts, 2);
+            retried = Some(lease.clone());
         }
         let payloads = store.job_payloads(lease.job_id).await.unwrap();
         assert_eq!(payloads.len() as u64, lease.report_count);
         assert!(store
-            .complete_job(lease.job_id, "B", b"sum", 111)
+            .complete_job(lease.job_id, &lease.lease, b"sum", 111)
             .await
             .unwrap());
     }
+    assert!(
+        retried.is_some(),
+        "the failed job is offered after its backoff"
+    );
     let taken_over = taken_over.expect("the expired job is offered again");
+    assert_eq!(taken_over.lease.attempts, 2);
     assert!(!store
-        .complete_job(first.job_id, "A", b"late", 112)
+        .complete_job(first.job_id, &first.lease, b"late", 112)
         .await
         .unwrap());
     assert!(store
-        .complete_job(taken_over.job_id, "B", b"sum", 112)
+        .complete_job(taken_over.job_id, &taken_over.lease, b"sum", 112)
+        .await
+        .unwrap());
+    // Once done, a stale holder cannot fail the job back either.
+    assert!(!store
+        .fail_job(first.job_id, &first.lease, 113, &policy)
         .await
         .unwrap());
     let (pending, running, done) = store.job_counts().await.unwrap();

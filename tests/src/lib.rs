@@ -375,3 +375,33 @@ pub fn decrypt_json(sk: &Path, agg: &Path) -> Value {
     );
     serde_json::from_str(&out).expect("decrypt --format json prints JSON")
 }
+
+/// `hetally-client collect` of the batch `[start, start + duration)` into
+/// `out`; returns the CLI's output.
+pub fn collect(
+    server: &ServerProcess,
+    task: &str,
+    token_file: &Path,
+    start: u64,
+    duration: u64,
+    out: &Path,
+) -> String {
+    run_ok(
+        "hetally-client",
+        &[
+            "collect",
+            "--server",
+            &server.url,
+            "--task",
+            task,
+            "--token-file",
+            &token_file.display().to_string(),
+            "--start",
+            &start.to_string(),
+            "--duration",
+            &duration.to_string(),
+            "--out",
+            &out.display().to_string(),
+        ],
+    )
+}

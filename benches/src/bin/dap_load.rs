@@ -29,15 +29,15 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use futures::StreamExt;
 use hetally_client::dap::{self as dap_client, DapMeasurement, DapTaskConfig, TaskSecrets};
-use hetally_crypto::dap::hpke::{generate_keypair, CollectorCredential};
-use hetally_crypto::dap::janus_core::hpke::{self, HpkeApplicationInfo, HpkeKeypair, Label};
-use hetally_crypto::dap::messages::{
+use hetally_dap::hpke::{generate_keypair, CollectorCredential};
+use hetally_dap::janus_core::hpke::{self, HpkeApplicationInfo, HpkeKeypair, Label};
+use hetally_dap::messages::{
     HpkeConfig, HpkeConfigList, InputShareAad, PlaintextInputShare, Report, ReportId,
     ReportMetadata, Role, TaskId, Time,
 };
-use hetally_crypto::dap::prio::codec::{Decode, Encode};
-use hetally_crypto::dap::prio::vdaf::{Aggregator, Client, PrepareTransition, Vdaf};
-use hetally_crypto::dap::vdaf::{DapVdaf, DpStrategy, VdafSpec};
+use hetally_dap::prio::codec::{Decode, Encode};
+use hetally_dap::prio::vdaf::{Aggregator, Client, PrepareTransition, Vdaf};
+use hetally_dap::vdaf::{DapVdaf, DpStrategy, VdafSpec};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;

@@ -2,12 +2,14 @@
 //! background, so a release mostly merges partial sums.
 //!
 //! Each pass groups reports that are in no job into jobs (one task, one time
-//! bucket, at most `job_size` reports), then leases jobs one at a time,
-//! sums their payloads with rayon on the blocking pool, and stores the
-//! partial sum. A replica that dies mid-job loses nothing: its lease
-//! expires and another replica redoes the job; a late completion by a
-//! replica that lost its lease is discarded. Releases count each report
-//! exactly once whatever state its job is in (see `Datastore::read_batch`).
+//! bucket, at most `job_size` reports), then leases jobs one at a time
+//! ([`crate::lease`]), sums their payloads with rayon on the blocking pool,
+//! and stores the partial sum. A replica that dies mid-job loses nothing:
+//! its lease expires and another replica redoes the job; a late completion
+//! by a replica whose lease was taken over is discarded. A job that fails
+//! is given back with its next attempt delayed exponentially. Releases
+//! count each report exactly once whatever state its job is in (see
+//! `Datastore::read_batch`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,16 +18,17 @@ use rand::RngCore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{unix_now, Aggregator, Error};
+use super::{Aggregator, Error};
 use crate::datastore::JobLease;
+use crate::lease::LeasePolicy;
 
 /// Job driver settings.
 #[derive(Debug, Clone)]
 pub struct JobConfig {
     /// Most reports per job.
     pub job_size: u64,
-    /// Seconds a replica holds a job before others may take it over.
-    pub lease_secs: u64,
+    /// Leases and backoff of aggregation jobs.
+    pub lease: LeasePolicy,
     /// Pause between passes that found nothing to do.
     pub idle: Duration,
 }
@@ -34,7 +37,12 @@ impl Default for JobConfig {
     fn default() -> Self {
         JobConfig {
             job_size: 5_000,
-            lease_secs: 60,
+            lease: LeasePolicy {
+                lease_secs: 60,
+                backoff_base_secs: 1,
+                backoff_cap_secs: 300,
+                max_attempts: None,
+            },
             idle: Duration::from_millis(500),
         }
     }
@@ -59,7 +67,7 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        tracing::info!(owner = %owner, job_size = config.job_size, lease_secs = config.lease_secs, "aggregation job driver started");
+        tracing::info!(owner = %owner, job_size = config.job_size, lease_secs = config.lease.lease_secs, "aggregation job driver started");
         while !*stop.borrow() {
             let worked = match pass(&aggregator, &config, &owner, &stop).await {
                 Ok(worked) => worked,
@@ -88,18 +96,24 @@ async fn pass(
     stop: &watch::Receiver<bool>,
 ) -> Result<bool, Error> {
     let store = aggregator.store();
+    let clock = aggregator.clock();
     let made = store
-        .create_jobs(config.job_size, config.job_size * 20, unix_now() as i64)
+        .create_jobs(config.job_size, config.job_size * 20, clock.now_i64())
         .await?;
     let mut ran = 0u64;
     while !*stop.borrow() {
         let Some(lease) = store
-            .claim_job(owner, config.lease_secs, unix_now() as i64)
+            .claim_job(owner, clock.now_i64(), &config.lease)
             .await?
         else {
             break;
         };
-        run_job(aggregator, owner, &lease).await?;
+        if let Err(e) = run_job(aggregator, &lease).await {
+            tracing::warn!(job_id = lease.job_id, attempts = lease.lease.attempts, error = %e, "aggregation job failed; it will be retried after a backoff");
+            store
+                .fail_job(lease.job_id, &lease.lease, clock.now_i64(), &config.lease)
+                .await?;
+        }
         ran += 1;
     }
     if made > 0 || ran > 0 {
@@ -108,12 +122,9 @@ async fn pass(
     Ok(made > 0 || ran > 0)
 }
 
-/// Sums one leased job and stores its partial sum.
-pub(crate) async fn run_job(
-    aggregator: &Aggregator,
-    owner: &str,
-    lease: &JobLease,
-) -> Result<(), Error> {
+/// Sums one leased job and stores its partial sum, if the lease is still
+/// held when it is done.
+pub(crate) async fn run_job(aggregator: &Aggregator, lease: &JobLease) -> Result<(), Error> {
     let task = aggregator.task(&lease.task_id).await?;
     let payloads = aggregator.store().job_payloads(lease.job_id).await?;
     if payloads.len() as u64 != lease.report_count {
@@ -124,14 +135,22 @@ pub(crate) async fn run_job(
             payloads.len()
         )));
     }
-    let backend = task.backend.clone();
-    let partial = tokio::task::spawn_blocking(move || backend.sum(&payloads))
-        .await
-        .map_err(|e| Error::Internal(format!("job summing failed: {e}")))?
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let scheme = task.aggregator.clone();
+    let partial = tokio::task::spawn_blocking(move || {
+        let sum = scheme.sum_stored(payloads)?;
+        scheme.encode_sum(&sum)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("job summing failed: {e}")))?
+    .map_err(|e| Error::Internal(e.to_string()))?;
     let stored = aggregator
         .store()
-        .complete_job(lease.job_id, owner, &partial.data, unix_now() as i64)
+        .complete_job(
+            lease.job_id,
+            &lease.lease,
+            &partial,
+            aggregator.clock().now_i64(),
+        )
         .await?;
     if !stored {
         tracing::warn!(

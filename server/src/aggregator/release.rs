@@ -20,9 +20,9 @@
 
 use std::sync::Arc;
 
-use hetally_crypto::aggregate::AggregateFile;
-use hetally_crypto::backend::PartialSum;
-use hetally_crypto::dp::{release_cost, try_spend, Noise, Rational};
+use hetally_dp::{release_cost, try_spend, Noise, Rational};
+use hetally_protocol::aggregate::AggregateFile;
+use hetally_protocol::SchemeError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::mpsc;
@@ -90,8 +90,8 @@ impl Aggregator {
         task: Arc<TaskState>,
         start: u64,
         duration: u64,
-        now: i64,
     ) -> Result<ReleaseOutcome, Error> {
+        let now = self.clock.now_i64();
         let precision = task.definition.time_precision;
         if duration == 0
             || !start.is_multiple_of(precision)
@@ -156,23 +156,27 @@ impl Aggregator {
         record: &ReleaseRecord,
     ) -> Result<Vec<u8>, Error> {
         let (tx, mut rx) = mpsc::channel::<BatchChunk>(2);
-        let backend = task.backend.clone();
+        let scheme = task.aggregator.clone();
+        // Partial sums are decoded once and merged in memory; stored
+        // payloads are decoded and summed in parallel, chunk by chunk.
         let summer = tokio::task::spawn_blocking(move || {
-            let mut acc = backend.empty_sum();
+            let mut acc = scheme.zero();
+            let mut reports = 0u64;
             while let Some(chunk) = rx.blocking_recv() {
                 match chunk {
                     BatchChunk::Partials(partials) => {
                         for (report_count, data) in partials {
-                            acc = backend.merge(&acc, &PartialSum { report_count, data })?;
+                            scheme.merge(&mut acc, &scheme.decode_sum(data)?)?;
+                            reports += report_count;
                         }
                     }
                     BatchChunk::Payloads(payloads) => {
-                        let part = backend.sum(&payloads)?;
-                        acc = backend.merge(&acc, &part)?;
+                        reports += payloads.len() as u64;
+                        scheme.merge(&mut acc, &scheme.sum_stored(payloads)?)?;
                     }
                 }
             }
-            Ok::<_, hetally_crypto::backend::BackendError>(acc)
+            Ok::<_, SchemeError>((acc, reports))
         });
         let read = self
             .store
@@ -184,14 +188,14 @@ impl Aggregator {
                 tx,
             )
             .await?;
-        let sum = summer
+        let (sum, summed) = summer
             .await
             .map_err(|e| Error::Internal(format!("summing failed: {e}")))?
             .map_err(|e| Error::Internal(e.to_string()))?;
-        if sum.report_count != record.report_count {
+        if summed != record.report_count {
             return Err(Error::Internal(format!(
-                "the batch was claimed with {} reports but {} were summed",
-                record.report_count, sum.report_count
+                "the batch was claimed with {} reports but {summed} were summed",
+                record.report_count
             )));
         }
         tracing::debug!(
@@ -202,6 +206,7 @@ impl Aggregator {
         );
 
         let task2 = task.clone();
+        let reports = record.report_count;
         let ciphertexts = tokio::task::spawn_blocking(move || {
             let def = &task2.definition;
             let noise = Noise::for_measurement(&def.measurement, &def.dp)
@@ -211,8 +216,8 @@ impl Aggregator {
                 .sample(def.measurement.len(), &mut rng)
                 .map_err(|e| Error::Internal(format!("sampling noise failed: {e}")))?;
             let released = task2
-                .backend
-                .release(&sum, &values, &mut rng)
+                .aggregator
+                .release(&sum, reports, &values, &mut rng)
                 .map_err(|e| Error::Internal(e.to_string()));
             // The server forgets the noise it drew.
             values.zeroize();
@@ -224,10 +229,10 @@ impl Aggregator {
         let def = &task.definition;
         Ok(AggregateFile {
             task_id: task.id.0,
-            scheme: task.backend.scheme(),
-            key_fingerprint: task.backend.key_fingerprint(),
+            scheme: task.aggregator.scheme(),
+            key_fingerprint: task.aggregator.key_fingerprint(),
             measurement: def.measurement,
-            encoding: task.backend.encoding(),
+            encoding: task.aggregator.encoding(),
             batch_start: record.batch_start,
             batch_duration: record.batch_duration,
             report_count: record.report_count,

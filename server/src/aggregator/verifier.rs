@@ -4,7 +4,7 @@
 //! hands its report to one verifier task and waits for the outcome. The
 //! verifier takes whatever reports are queued (up to a batch limit), groups
 //! them by task, and checks each group with
-//! [`AdditiveBackend::check_payloads`](hetally_crypto::backend::AdditiveBackend::check_payloads)
+//! [`DynAggregator::check_to_stored`](hetally_protocol::DynAggregator::check_to_stored)
 //! on the blocking pool: one random linear combination and one
 //! multi-exponentiation per group, bisected if it fails, so exactly the bad
 //! reports are rejected. While one batch is verified the next one queues,
@@ -14,8 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hetally_crypto::backend::{BackendError, ReportContext};
-use hetally_crypto::Report;
+use hetally_protocol::{Report, ReportContext, SchemeError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::TaskState;
@@ -26,7 +25,7 @@ const MAX_BATCH: usize = 512;
 /// Capacity of the queue in front of the verifier; uploads beyond it wait.
 const QUEUE: usize = 4096;
 
-type Outcome = Result<Vec<u8>, BackendError>;
+type Outcome = Result<Vec<u8>, SchemeError>;
 
 struct Job {
     task: Arc<TaskState>,
@@ -111,7 +110,7 @@ fn verify_all(jobs: Vec<Job>) {
                 )
             })
             .collect();
-        let outcomes = task.backend.check_payloads(&items);
+        let outcomes = task.aggregator.check_to_stored(&items);
         drop(items);
         for (job, outcome) in group.into_iter().zip(outcomes) {
             // The upload may have gone away (client disconnected): fine.

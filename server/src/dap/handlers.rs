@@ -12,38 +12,39 @@
 //! | `POST /dap/tasks/{id}/collection_jobs/{job}` | collector | poll: 202 until ready, then 200 |
 //! | `DELETE /dap/tasks/{id}/collection_jobs/{job}` | collector | abandon, 204 |
 //!
-//! Handlers decode (janus_messages; trailing bytes rejected, bodies capped),
-//! authenticate (bearer or `DAP-Auth-Token`, compared as SHA-256 hashes in
-//! constant time), and hand over to [`super::helper`] / [`super::leader`].
+//! Handlers decode (janus_messages; trailing bytes rejected, bodies capped
+//! per route from the task's VDAF, [`crate::body`]), authenticate (bearer
+//! or `DAP-Auth-Token`, compared as SHA-256 hashes in constant time), and
+//! hand over to [`super::helper`] / [`super::leader`]. Every problem
+//! document about a known task names it (`taskid`).
+
+use std::future::Future;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures::StreamExt;
-use hetally_crypto::dap::hpke::encode_config;
-use hetally_crypto::dap::janus_core::hpke::{self, HpkeApplicationInfo, Label};
-use hetally_crypto::dap::messages::query_type::TimeInterval;
-use hetally_crypto::dap::messages::{
+use hetally_dap::hpke::encode_config;
+use hetally_dap::janus_core::hpke::{self, HpkeApplicationInfo, Label};
+use hetally_dap::messages::query_type::TimeInterval;
+use hetally_dap::messages::{
     AggregateShareReq, AggregationJobId, AggregationJobInitializeReq, Collection, CollectionJobId,
     CollectionReq, HpkeCiphertext, HpkeConfigList, InputShareAad, PartialBatchSelector,
     PlaintextInputShare, Report, Role, TaskId,
 };
-use hetally_crypto::dap::prio::codec::{Decode, Encode};
-use hetally_crypto::dap::vdaf::{check_aggregation_parameter, check_shares};
-use hetally_crypto::with_dap_vdaf;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use hetally_dap::prio::codec::{Decode, Encode};
+use hetally_dap::vdaf::{check_aggregation_parameter, check_shares};
+use hetally_dap::with_dap_vdaf;
 
-use super::store::{CollectionJobRow, StoredReport, UploadOutcome};
+use super::aggregation::interval;
+use super::leader::failure_error;
 use super::task::{DapTask, DapTaskRequest, DapTaskResponse};
-use super::{helper, now, DapError, DapState};
+use super::{helper, DapError, DapFailure, DapState};
+use crate::auth::{dap_token, token_matches};
+use crate::body;
+use crate::datastore::dap::{CollectionJobRow, CollectionState, StoredReport, UploadOutcome};
 
-/// Largest DAP request body (a report of a 1M-element sumvec is ~ 16 MB;
-/// an aggregation job of 1000 such reports would not fit, and the leader
-/// makes smaller jobs for large VDAFs).
-const MAX_BODY: usize = 256 << 20;
-
-/// Largest admin JSON body.
-const MAX_JSON: usize = 1 << 20;
+/// Largest body of the admin JSON and of the small DAP messages (collection
+/// and aggregate share requests).
+const MAX_SMALL: usize = 64 << 10;
 
 type Shared = web::Data<DapState>;
 
@@ -74,21 +75,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// The token a request presents: `DAP-Auth-Token: T` or
-/// `Authorization: Bearer T`.
-fn presented_token(req: &HttpRequest) -> Option<&str> {
-    if let Some(v) = req.headers().get("DAP-Auth-Token") {
-        return v.to_str().ok().map(str::trim).filter(|t| !t.is_empty());
-    }
-    crate::http::bearer_token(req)
-}
-
 /// Checks a request's token against a stored hash, in constant time.
 fn authorize(req: &HttpRequest, expected: Option<&[u8; 32]>) -> Result<(), DapError> {
-    let token = presented_token(req).ok_or(DapError::Unauthorized("no token presented"))?;
+    let token = dap_token(req).ok_or(DapError::Unauthorized("no token presented"))?;
     let expected = expected.ok_or(DapError::Unauthorized("this task takes no such token"))?;
-    let hash = crate::aggregator::hash_token(token);
-    if bool::from(hash.ct_eq(expected)) {
+    if token_matches(token, expected) {
         Ok(())
     } else {
         Err(DapError::Unauthorized("wrong token"))
@@ -96,24 +87,22 @@ fn authorize(req: &HttpRequest, expected: Option<&[u8; 32]>) -> Result<(), DapEr
 }
 
 fn expect_media_type(req: &HttpRequest, expected: &'static str) -> Result<(), DapError> {
-    let found = crate::http::body::media_type(req);
+    let found = body::media_type(req);
     if found != expected {
         return Err(DapError::UnsupportedMediaType { found, expected });
     }
     Ok(())
 }
 
-async fn read_body(mut payload: web::Payload, max: usize) -> Result<Vec<u8>, DapError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| DapError::InvalidMessage(format!("reading the body failed: {e}")))?;
-        if body.len() + chunk.len() > max {
-            return Err(DapError::PayloadTooLarge((body.len() + chunk.len()) as u64));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// Runs a handler's work for the task named in its path; its errors answer
+/// with problem documents that name the task.
+async fn for_task<T, F, Fut>(raw_task_id: &str, work: F) -> Result<T, DapFailure>
+where
+    F: FnOnce(TaskId) -> Fut,
+    Fut: Future<Output = Result<T, DapError>>,
+{
+    let task_id = parse_task_id(raw_task_id)?;
+    work(task_id).await.map_err(|e| e.in_task(task_id))
 }
 
 fn decode<T: Decode>(bytes: &[u8], what: &str) -> Result<T, DapError> {
@@ -126,6 +115,8 @@ fn encode<T: Encode>(msg: &T) -> Result<Vec<u8>, DapError> {
 }
 
 fn parse_task_id(text: &str) -> Result<TaskId, DapError> {
+    // Strictly the 43 characters of base64url of 32 bytes: no padding, no
+    // whitespace (janus_messages' parser enforces both).
     text.parse().map_err(|_| {
         DapError::InvalidMessage(format!("task id {text:?} is not base64url of 32 bytes"))
     })
@@ -149,23 +140,21 @@ async fn create_task(
     req: HttpRequest,
     payload: web::Payload,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
-    let token = presented_token(&req).ok_or(DapError::Unauthorized("no admin token presented"))?;
-    let hash = crate::aggregator::hash_token(token);
-    if !bool::from(hash.ct_eq(&state.admin_token_hash)) {
-        return Err(DapError::Unauthorized("wrong admin token"));
+) -> Result<HttpResponse, DapFailure> {
+    let token = dap_token(&req).ok_or(DapError::Unauthorized("no admin token presented"))?;
+    if !token_matches(token, &state.admin_token_hash) {
+        return Err(DapError::Unauthorized("wrong admin token").into());
     }
     expect_media_type(&req, "application/json")?;
-    let body = read_body(payload, MAX_JSON).await?;
+    let body = body::read(&req, payload, MAX_SMALL)
+        .await
+        .map_err(DapError::from)?;
     let request: DapTaskRequest = serde_json::from_slice(&body)
         .map_err(|e| DapError::InvalidTask(format!("invalid JSON: {e}")))?;
     let (task, row) = blocking(move || DapTask::provision(&request)).await?;
     let mut tx = state.store.begin().await?;
-    if !tx.put_task(&row, now()).await? {
-        return Err(DapError::Conflict(format!(
-            "task {} already exists",
-            task.task_id
-        )));
+    if !tx.put_task(&row, state.clock.now()).await? {
+        return Err(DapError::Conflict(format!("task {} already exists", task.task_id)).into());
     }
     tx.commit().await?;
     tracing::info!(task_id = %task.task_id, role = %task.role, vdaf = %task.spec, "DAP task created");
@@ -185,54 +174,59 @@ struct HpkeConfigQuery {
 async fn hpke_config(
     query: web::Query<HpkeConfigQuery>,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
-    let task_id = parse_task_id(query.task_id.as_deref().ok_or(DapError::MissingTaskId)?)?;
-    let task = state.task(&task_id).await?;
-    let list = HpkeConfigList::new(vec![task.hpke_keypair.config().clone()]);
-    let mut resp = binary(
-        HpkeConfigList::MEDIA_TYPE,
-        actix_web::http::StatusCode::OK,
-        encode(&list)?,
-    );
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=86400"),
-    );
-    Ok(resp)
+) -> Result<HttpResponse, DapFailure> {
+    let raw = query.task_id.as_deref().ok_or(DapError::MissingTaskId)?;
+    for_task(raw, |task_id| async move {
+        let task = state.task(&task_id).await?;
+        let list = HpkeConfigList::new(vec![task.hpke_keypair.config().clone()]);
+        let mut resp = binary(
+            HpkeConfigList::MEDIA_TYPE,
+            actix_web::http::StatusCode::OK,
+            encode(&list)?,
+        );
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=86400"),
+        );
+        Ok(resp)
+    })
+    .await
 }
 
 /// Leader: report upload. The leader's share is decrypted and checked to
 /// decode now, so a report we could never aggregate is refused at once;
 /// the report is committed (group commit, [`DapState::store_upload`])
-/// before the 200.
+/// before the 201 (DAP-09 section 4.4.2).
 async fn upload(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
-    let task_id = parse_task_id(&path)?;
-    let task = state.task_in_role(&task_id, Role::Leader).await?;
-    expect_media_type(&req, Report::MEDIA_TYPE)?;
-    let body = read_body(payload, MAX_BODY).await?;
-    let t = task.clone();
-    let stored = blocking(move || open_report(&t, &body)).await?;
-    match state.store_upload(task_id, stored).await? {
-        UploadOutcome::Stored => Ok(HttpResponse::Ok().finish()),
-        UploadOutcome::Collected => Err(DapError::ReportRejected(
-            "the report's batch interval has already been collected".into(),
-        )),
-        UploadOutcome::Replayed => Err(DapError::ReportRejected(
-            "a report with this id was already uploaded (replay)".into(),
-        )),
-    }
+) -> Result<HttpResponse, DapFailure> {
+    for_task(&path, |task_id| async move {
+        let task = state.task_in_role(&task_id, Role::Leader).await?;
+        expect_media_type(&req, Report::MEDIA_TYPE)?;
+        let body = body::read(&req, payload, task.limits.upload).await?;
+        let t = task.clone();
+        let now = state.clock.now();
+        let stored = blocking(move || open_report(&t, &body, now)).await?;
+        match state.store_upload(task_id, stored).await? {
+            UploadOutcome::Stored => Ok(HttpResponse::Created().finish()),
+            UploadOutcome::Collected => Err(DapError::ReportRejected(
+                "the report's batch interval has already been collected".into(),
+            )),
+            UploadOutcome::Replayed => Err(DapError::ReportRejected(
+                "a report with this id was already uploaded (replay)".into(),
+            )),
+        }
+    })
+    .await
 }
 
 /// Decodes, time-checks and decrypts an uploaded report.
-fn open_report(task: &DapTask, body: &[u8]) -> Result<StoredReport, DapError> {
+fn open_report(task: &DapTask, body: &[u8], now: u64) -> Result<StoredReport, DapError> {
     let report: Report = decode(body, "report")?;
     let time = report.metadata().time().as_seconds_since_epoch();
-    let now = now();
     let limit = now.saturating_add(task.params.tolerable_clock_skew);
     if time > limit {
         return Err(DapError::ReportTooEarly { time, limit });
@@ -281,25 +275,27 @@ async fn aggregation_job_init(
     path: web::Path<(String, String)>,
     payload: web::Payload,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
+) -> Result<HttpResponse, DapFailure> {
     let (task_id, job_id) = path.into_inner();
-    let task_id = parse_task_id(&task_id)?;
-    let job_id: AggregationJobId = job_id.parse().map_err(|_| {
-        DapError::InvalidMessage("aggregation job id is not base64url of 16 bytes".into())
-    })?;
-    let task = state.task_in_role(&task_id, Role::Helper).await?;
-    authorize(&req, task.aggregator_token_hash.as_ref())?;
-    expect_media_type(
-        &req,
-        AggregationJobInitializeReq::<TimeInterval>::MEDIA_TYPE,
-    )?;
-    let body = read_body(payload, MAX_BODY).await?;
-    let response = helper::aggregation_job_init(&state, task, *job_id.as_ref(), body).await?;
-    Ok(binary(
-        hetally_crypto::dap::messages::AggregationJobResp::MEDIA_TYPE,
-        actix_web::http::StatusCode::OK,
-        response,
-    ))
+    for_task(&task_id, |task_id| async move {
+        let job_id: AggregationJobId = job_id.parse().map_err(|_| {
+            DapError::InvalidMessage("aggregation job id is not base64url of 16 bytes".into())
+        })?;
+        let task = state.task_in_role(&task_id, Role::Helper).await?;
+        authorize(&req, task.aggregator_token_hash.as_ref())?;
+        expect_media_type(
+            &req,
+            AggregationJobInitializeReq::<TimeInterval>::MEDIA_TYPE,
+        )?;
+        let body = body::read(&req, payload, task.limits.aggregation_job).await?;
+        let response = helper::aggregation_job_init(&state, task, *job_id.as_ref(), body).await?;
+        Ok(binary(
+            hetally_dap::messages::AggregationJobResp::MEDIA_TYPE,
+            actix_web::http::StatusCode::OK,
+            response,
+        ))
+    })
+    .await
 }
 
 async fn aggregate_share(
@@ -307,43 +303,28 @@ async fn aggregate_share(
     path: web::Path<String>,
     payload: web::Payload,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
-    let task_id = parse_task_id(&path)?;
-    let task = state.task_in_role(&task_id, Role::Helper).await?;
-    authorize(&req, task.aggregator_token_hash.as_ref())?;
-    expect_media_type(&req, AggregateShareReq::<TimeInterval>::MEDIA_TYPE)?;
-    let body = read_body(payload, MAX_JSON).await?;
-    let request: AggregateShareReq<TimeInterval> = decode(&body, "aggregate share request")?;
-    let response = helper::aggregate_share(&state, task, request).await?;
-    Ok(binary(
-        hetally_crypto::dap::messages::AggregateShare::MEDIA_TYPE,
-        actix_web::http::StatusCode::OK,
-        response,
-    ))
+) -> Result<HttpResponse, DapFailure> {
+    for_task(&path, |task_id| async move {
+        let task = state.task_in_role(&task_id, Role::Helper).await?;
+        authorize(&req, task.aggregator_token_hash.as_ref())?;
+        expect_media_type(&req, AggregateShareReq::<TimeInterval>::MEDIA_TYPE)?;
+        let body = body::read(&req, payload, MAX_SMALL).await?;
+        let request: AggregateShareReq<TimeInterval> = decode(&body, "aggregate share request")?;
+        let response = helper::aggregate_share(&state, task, request).await?;
+        Ok(binary(
+            hetally_dap::messages::AggregateShare::MEDIA_TYPE,
+            actix_web::http::StatusCode::OK,
+            response,
+        ))
+    })
+    .await
 }
 
-fn parse_collection_path(path: (String, String)) -> Result<(TaskId, [u8; 16]), DapError> {
-    let task_id = parse_task_id(&path.0)?;
-    let job: CollectionJobId = path.1.parse().map_err(|_| {
+fn parse_job_id(raw: &str) -> Result<[u8; 16], DapError> {
+    let job: CollectionJobId = raw.parse().map_err(|_| {
         DapError::InvalidMessage("collection job id is not base64url of 16 bytes".into())
     })?;
-    Ok((task_id, *job.as_ref()))
-}
-
-/// Checks that `[start, start + duration)` is a non-empty interval aligned
-/// to the task's time precision.
-pub(crate) fn check_interval(task: &DapTask, start: u64, duration: u64) -> Result<(), DapError> {
-    let p = task.params.time_precision;
-    if duration == 0
-        || !start.is_multiple_of(p)
-        || !duration.is_multiple_of(p)
-        || start.checked_add(duration).is_none()
-    {
-        return Err(DapError::BatchInvalid(format!(
-            "interval [{start}, +{duration}) must be non-empty and aligned to the time precision {p} s"
-        )));
-    }
-    Ok(())
+    Ok(*job.as_ref())
 }
 
 async fn collection_create(
@@ -351,129 +332,135 @@ async fn collection_create(
     path: web::Path<(String, String)>,
     payload: web::Payload,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
-    let (task_id, job_id) = parse_collection_path(path.into_inner())?;
-    let task = state.task_in_role(&task_id, Role::Leader).await?;
-    authorize(&req, task.collector_token_hash.as_ref())?;
-    expect_media_type(&req, CollectionReq::<TimeInterval>::MEDIA_TYPE)?;
-    let body = read_body(payload, MAX_JSON).await?;
-    let request: CollectionReq<TimeInterval> = decode(&body, "collection request")?;
-    check_aggregation_parameter(request.aggregation_parameter())
-        .map_err(|e| DapError::InvalidMessage(format!("aggregation parameter: {e}")))?;
-    let interval = request.query().batch_interval();
-    let start = interval.start().as_seconds_since_epoch();
-    let duration = interval.duration().as_seconds();
-    check_interval(&task, start, duration)?;
-    let end = start + duration;
-    let job = CollectionJobRow {
-        task_id,
-        collection_job_id: job_id,
-        batch_start: start,
-        batch_duration: duration,
-        aggregation_param: request.aggregation_parameter().to_vec(),
-        state: "start".into(),
-        report_count: None,
-        leader_share: None,
-        helper_share: None,
-        error: None,
-    };
-    let mut tx = state.store.begin().await?;
-    tx.lock_task(&task_id).await?;
-    if let Some(existing) = tx.collection_job(&task_id, &job_id).await? {
-        if existing.batch_start == start && existing.batch_duration == duration {
-            return Ok(HttpResponse::Created().finish());
+) -> Result<HttpResponse, DapFailure> {
+    let (task_id, job_id) = path.into_inner();
+    for_task(&task_id, |task_id| async move {
+        let job_id = parse_job_id(&job_id)?;
+        let task = state.task_in_role(&task_id, Role::Leader).await?;
+        authorize(&req, task.collector_token_hash.as_ref())?;
+        expect_media_type(&req, CollectionReq::<TimeInterval>::MEDIA_TYPE)?;
+        let body = body::read(&req, payload, MAX_SMALL).await?;
+        let request: CollectionReq<TimeInterval> = decode(&body, "collection request")?;
+        check_aggregation_parameter(request.aggregation_parameter())
+            .map_err(|e| DapError::InvalidMessage(format!("aggregation parameter: {e}")))?;
+        let interval = request.query().batch_interval();
+        let start = interval.start().as_seconds_since_epoch();
+        let duration = interval.duration().as_seconds();
+        task.check_interval(start, duration)?;
+        let end = start + duration;
+        let job = CollectionJobRow {
+            task_id,
+            collection_job_id: job_id,
+            batch_start: start,
+            batch_duration: duration,
+            aggregation_param: request.aggregation_parameter().to_vec(),
+            state: CollectionState::Start,
+            report_count: None,
+            leader_share: None,
+            helper_share: None,
+            failure: None,
+        };
+        let mut tx = state.store.begin().await?;
+        tx.lock_task(&task_id).await?;
+        if let Some(existing) = tx.collection_job(&task_id, &job_id).await? {
+            if existing.batch_start == start && existing.batch_duration == duration {
+                return Ok(HttpResponse::Created().finish());
+            }
+            return Err(DapError::Conflict(
+                "a collection job with this id exists for another interval".into(),
+            ));
         }
-        return Err(DapError::Conflict(
-            "a collection job with this id exists for another interval".into(),
-        ));
-    }
-    for other in tx.holding_collection_jobs(&task_id).await? {
-        let o_end = other.batch_start + other.batch_duration;
-        if other.batch_start == start && other.batch_duration == duration {
-            return Err(DapError::BatchQueriedTooManyTimes);
+        for other in tx.holding_collection_jobs(&task_id).await? {
+            let o_end = other.batch_start + other.batch_duration;
+            if other.batch_start == start && other.batch_duration == duration {
+                return Err(DapError::BatchQueriedTooManyTimes);
+            }
+            if other.batch_start < end && start < o_end {
+                return Err(DapError::BatchOverlap(format!(
+                    "[{}, {o_end})",
+                    other.batch_start
+                )));
+            }
         }
-        if other.batch_start < end && start < o_end {
-            return Err(DapError::BatchOverlap(format!(
-                "[{}, {o_end})",
-                other.batch_start
-            )));
-        }
-    }
-    tx.put_collection_job(&job, now()).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Created().finish())
+        tx.put_collection_job(&job, state.clock.now()).await?;
+        tx.commit().await?;
+        Ok(HttpResponse::Created().finish())
+    })
+    .await
 }
 
 async fn collection_poll(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
-    let (task_id, job_id) = parse_collection_path(path.into_inner())?;
-    let task = state.task_in_role(&task_id, Role::Leader).await?;
-    authorize(&req, task.collector_token_hash.as_ref())?;
-    let job = state
-        .store
-        .collection_job(&task_id, &job_id)
-        .await?
-        .ok_or(DapError::UnrecognizedCollectionJob)?;
-    match job.state.as_str() {
-        "start" => Ok(HttpResponse::Accepted()
-            .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
-            .finish()),
-        "finished" => {
-            let leader: HpkeCiphertext = decode(
-                job.leader_share.as_deref().unwrap_or_default(),
-                "stored share",
-            )?;
-            let helper: HpkeCiphertext = decode(
-                job.helper_share.as_deref().unwrap_or_default(),
-                "stored share",
-            )?;
-            let interval = super::leader::interval(job.batch_start, job.batch_duration)?;
-            let collection = Collection::<TimeInterval>::new(
-                PartialBatchSelector::new_time_interval(),
-                job.report_count.unwrap_or(0),
-                interval,
-                leader,
-                helper,
-            );
-            Ok(binary(
-                Collection::<TimeInterval>::MEDIA_TYPE,
-                actix_web::http::StatusCode::OK,
-                encode(&collection)?,
-            ))
+) -> Result<HttpResponse, DapFailure> {
+    let (task_id, job_id) = path.into_inner();
+    for_task(&task_id, |task_id| async move {
+        let job_id = parse_job_id(&job_id)?;
+        let task = state.task_in_role(&task_id, Role::Leader).await?;
+        authorize(&req, task.collector_token_hash.as_ref())?;
+        let job = state
+            .store
+            .collection_job(&task_id, &job_id)
+            .await?
+            .ok_or(DapError::UnrecognizedCollectionJob)?;
+        match job.state {
+            CollectionState::Start => Ok(HttpResponse::Accepted()
+                .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
+                .finish()),
+            CollectionState::Finished => {
+                let leader: HpkeCiphertext = decode(
+                    job.leader_share.as_deref().unwrap_or_default(),
+                    "stored share",
+                )?;
+                let helper: HpkeCiphertext = decode(
+                    job.helper_share.as_deref().unwrap_or_default(),
+                    "stored share",
+                )?;
+                let collection = Collection::<TimeInterval>::new(
+                    PartialBatchSelector::new_time_interval(),
+                    job.report_count.unwrap_or(0),
+                    interval(job.batch_start, job.batch_duration)?,
+                    leader,
+                    helper,
+                );
+                Ok(binary(
+                    Collection::<TimeInterval>::MEDIA_TYPE,
+                    actix_web::http::StatusCode::OK,
+                    encode(&collection)?,
+                ))
+            }
+            CollectionState::Failed => Err(failure_error(job.failure.as_ref())),
+            CollectionState::Deleted => Err(DapError::UnrecognizedCollectionJob),
         }
-        "failed" => Err(super::leader::stored_failure(&job)),
-        _ => Err(DapError::UnrecognizedCollectionJob),
-    }
+    })
+    .await
 }
 
 async fn collection_delete(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     state: Shared,
-) -> Result<HttpResponse, DapError> {
-    let (task_id, job_id) = parse_collection_path(path.into_inner())?;
-    let task = state.task_in_role(&task_id, Role::Leader).await?;
-    authorize(&req, task.collector_token_hash.as_ref())?;
-    let mut tx = state.store.begin().await?;
-    tx.lock_task(&task_id).await?;
-    let mut job = tx
-        .collection_job(&task_id, &job_id)
-        .await?
-        .ok_or(DapError::UnrecognizedCollectionJob)?;
-    // A deleted job keeps holding its interval: its batch may already have
-    // been released to the helper's share.
-    if job.state != "failed" {
-        job.state = "deleted".into();
-        tx.update_collection_job(&job).await?;
-    }
-    tx.commit().await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// SHA-256 of a request body (the helper's idempotency key).
-pub(crate) fn body_hash(body: &[u8]) -> Vec<u8> {
-    Sha256::digest(body).to_vec()
+) -> Result<HttpResponse, DapFailure> {
+    let (task_id, job_id) = path.into_inner();
+    for_task(&task_id, |task_id| async move {
+        let job_id = parse_job_id(&job_id)?;
+        let task = state.task_in_role(&task_id, Role::Leader).await?;
+        authorize(&req, task.collector_token_hash.as_ref())?;
+        let mut tx = state.store.begin().await?;
+        tx.lock_task(&task_id).await?;
+        let mut job = tx
+            .collection_job(&task_id, &job_id)
+            .await?
+            .ok_or(DapError::UnrecognizedCollectionJob)?;
+        // A deleted job keeps holding its interval: its batch may already
+        // have been released to the helper's share.
+        if job.state != CollectionState::Failed {
+            job.state = CollectionState::Deleted;
+            tx.update_collection_job(&job).await?;
+        }
+        tx.commit().await?;
+        Ok(HttpResponse::NoContent().finish())
+    })
+    .await
 }

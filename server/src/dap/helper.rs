@@ -11,30 +11,23 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use hetally_crypto::dap::janus_core::hpke::{self, HpkeApplicationInfo, Label};
-use hetally_crypto::dap::messages::query_type::TimeInterval;
-use hetally_crypto::dap::messages::{
-    AggregateShare, AggregateShareAad, AggregateShareReq, AggregationJobInitializeReq,
-    AggregationJobResp, BatchSelector, Extension, InputShareAad, PlaintextInputShare, PrepareError,
-    PrepareInit, PrepareResp, PrepareStepResult, ReportId, Role,
+use hetally_dap::janus_core::hpke::{self, HpkeApplicationInfo, Label};
+use hetally_dap::messages::query_type::TimeInterval;
+use hetally_dap::messages::{
+    AggregateShare, AggregateShareReq, AggregationJobInitializeReq, AggregationJobResp, Extension,
+    InputShareAad, PlaintextInputShare, PrepareError, PrepareInit, PrepareResp, PrepareStepResult,
+    ReportId, Role,
 };
-use hetally_crypto::dap::prio::codec::{Decode, Encode};
-use hetally_crypto::dap::prio::topology::ping_pong::PingPongMessage;
-use hetally_crypto::dap::vdaf::{
-    aggregate, check_aggregation_parameter, helper_initialize, merge_encoded, zero_share,
-    DapPrepare,
-};
-use hetally_crypto::with_dap_vdaf;
+use hetally_dap::prio::codec::{Decode, Encode};
+use hetally_dap::prio::topology::ping_pong::PingPongMessage;
+use hetally_dap::vdaf::{check_aggregation_parameter, helper_initialize, DapPrepare};
+use hetally_dap::with_dap_vdaf;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
-use super::handlers::{body_hash, check_interval};
-use super::store::{AggregateShareRow, BucketAggregate};
-use super::task::DapTask;
-use super::{now, DapError, DapState};
-
-/// Most reports in one aggregation job the helper accepts.
-pub const MAX_JOB_REPORTS: usize = 100_000;
+use super::aggregation::{body_hash, checksum_add, merge_buckets, seal_share, sum_buckets};
+use super::task::{DapTask, MAX_JOB_REPORTS};
+use super::{DapError, DapState};
+use crate::datastore::dap::AggregateShareRow;
 
 /// Rejects duplicated extension types (DAP-09 section 4.5.1.3); hetally
 /// defines no extensions, so unknown ones are otherwise ignored.
@@ -46,21 +39,6 @@ pub fn check_extensions(extensions: &[Extension]) -> Result<(), &'static str> {
         }
     }
     Ok(())
-}
-
-/// XOR of SHA-256 of report ids (DAP-09's report id checksum).
-pub fn checksum_add(acc: &mut [u8; 32], report_id: &[u8; 16]) {
-    let h = Sha256::digest(report_id);
-    for (a, b) in acc.iter_mut().zip(h.iter()) {
-        *a ^= b;
-    }
-}
-
-/// Combines two checksums.
-pub fn checksum_merge(acc: &mut [u8; 32], other: &[u8; 32]) {
-    for (a, b) in acc.iter_mut().zip(other.iter()) {
-        *a ^= b;
-    }
 }
 
 /// One report's outcome of the CPU phase.
@@ -176,8 +154,8 @@ where
     let t = task.clone();
     let vdaf = Arc::new(vdaf);
     let v = vdaf.clone();
+    let now = state.clock.now();
     let prepared: Vec<Prepared<V::OutputShare>> = tokio::task::spawn_blocking(move || {
-        let now = now();
         request
             .prepare_inits()
             .par_iter()
@@ -258,93 +236,10 @@ where
     let response = AggregationJobResp::new(resps)
         .get_encoded()
         .map_err(|e| DapError::Internal(format!("encoding: {e}")))?;
-    tx.put_helper_job(&task_id, &job_id, accepted, &request_hash, &response, now())
+    tx.put_helper_job(&task_id, &job_id, accepted, &request_hash, &response, now)
         .await?;
     tx.commit().await?;
     Ok(response)
-}
-
-/// Adds per-bucket output shares into the stored bucket aggregates.
-pub(crate) async fn merge_buckets<V: DapPrepare>(
-    tx: &mut super::store::DapTx,
-    task: &DapTask,
-    vdaf: &V,
-    per_bucket: BTreeMap<u64, (Vec<V::OutputShare>, [u8; 32])>,
-) -> Result<(), DapError> {
-    for (bucket, (outs, checksum)) in per_bucket {
-        let count = outs.len() as u64;
-        let fresh = aggregate(vdaf, outs)
-            .map_err(|e| DapError::Internal(e.to_string()))?
-            .get_encoded()
-            .map_err(|e| DapError::Internal(e.to_string()))?;
-        let existing = tx
-            .buckets(&task.task_id, bucket, bucket + 1)
-            .await?
-            .into_iter()
-            .next();
-        let merged = match existing {
-            Some(mut b) => {
-                b.share = merge_encoded(&task.vdaf, &b.share, &fresh)
-                    .map_err(|e| DapError::Internal(format!("stored aggregate: {e}")))?;
-                b.report_count += count;
-                checksum_merge(&mut b.checksum, &checksum);
-                b
-            }
-            None => BucketAggregate {
-                bucket_start: bucket,
-                share: fresh,
-                report_count: count,
-                checksum,
-            },
-        };
-        tx.put_bucket(&task.task_id, &merged).await?;
-    }
-    Ok(())
-}
-
-/// Sums the buckets of an interval: (encoded share, count, checksum).
-pub(crate) fn sum_buckets(
-    task: &DapTask,
-    buckets: &[BucketAggregate],
-) -> Result<(Vec<u8>, u64, [u8; 32]), DapError> {
-    let mut share = zero_share(&task.vdaf).map_err(|e| DapError::Internal(e.to_string()))?;
-    let mut count = 0u64;
-    let mut checksum = [0u8; 32];
-    for b in buckets {
-        share = merge_encoded(&task.vdaf, &share, &b.share)
-            .map_err(|e| DapError::Internal(format!("stored aggregate: {e}")))?;
-        count += b.report_count;
-        checksum_merge(&mut checksum, &b.checksum);
-    }
-    Ok((share, count, checksum))
-}
-
-/// Noises (per the task's DP strategy) and encrypts an aggregate share to
-/// the collector.
-pub(crate) fn seal_share(
-    task: &DapTask,
-    sender: Role,
-    share: &[u8],
-    count: u64,
-    aggregation_param: &[u8],
-    batch_selector: BatchSelector<TimeInterval>,
-) -> Result<Vec<u8>, DapError> {
-    let noised = task
-        .vdaf
-        .noised_aggregate_share(&task.dp, share, count as usize)
-        .map_err(|e| DapError::Internal(format!("DP noise: {e}")))?;
-    let aad = AggregateShareAad::new(task.task_id, aggregation_param.to_vec(), batch_selector)
-        .get_encoded()
-        .map_err(|e| DapError::Internal(e.to_string()))?;
-    let ct = hpke::seal(
-        &task.collector_hpke_config,
-        &HpkeApplicationInfo::new(&Label::AggregateShare, &sender, &Role::Collector),
-        &noised,
-        &aad,
-    )
-    .map_err(|e| DapError::Internal(format!("HPKE seal: {e}")))?;
-    ct.get_encoded()
-        .map_err(|e| DapError::Internal(e.to_string()))
 }
 
 /// `POST /tasks/{id}/aggregate_shares`: returns the encoded
@@ -359,7 +254,7 @@ pub async fn aggregate_share(
     let interval = request.batch_selector().batch_interval();
     let start = interval.start().as_seconds_since_epoch();
     let duration = interval.duration().as_seconds();
-    check_interval(&task, start, duration)?;
+    task.check_interval(start, duration)?;
     let end = start + duration;
     let task_id = task.task_id;
     let want_checksum: [u8; 32] = request
@@ -418,7 +313,7 @@ pub async fn aggregate_share(
         checksum,
         encrypted_share: encrypted.clone(),
     };
-    tx.put_aggregate_share(&task_id, start, duration, &param, &row, now())
+    tx.put_aggregate_share(&task_id, start, duration, &param, &row, state.clock.now())
         .await?;
     tx.commit().await?;
     respond(encrypted)

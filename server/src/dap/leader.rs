@@ -1,87 +1,119 @@
 //! The leader's background driver: aggregation jobs and collection jobs.
 //!
 //! Every tick it (1) groups stored reports into aggregation jobs of at most
-//! `job_size` reports, (2) runs the pending jobs, two at a time, each with
-//! leader preparation on rayon inside `spawn_blocking`, one
-//! `PUT aggregation_jobs` to the helper
-//! (retried with the same job id, which the helper answers idempotently),
+//! `job_size` reports, (2) runs pending jobs, a few at a time, each leased
+//! ([`crate::lease`]): leader preparation on rayon inside
+//! `spawn_blocking`, one `PUT aggregation_jobs` to the helper (the same job
+//! id and bytes if it is retried, which the helper answers idempotently),
 //! the helper's `finish` messages turned into output shares, and the
-//! accepted shares added to their time buckets in the same transaction that
-//! marks the job done; (3) finishes collection jobs whose interval has no
-//! report left to aggregate: sums its buckets, checks the minimum batch
-//! size, asks the helper for its aggregate share, and stores both encrypted
-//! shares. A crash anywhere loses nothing: a job whose lease expires is run
-//! again, and nothing is counted before its transaction commits.
+//! accepted shares added to their time buckets in the transaction that
+//! marks the job done, if the lease is still held (a job whose lease was
+//! taken over is counted once, by its new holder); (3) finishes collection
+//! jobs whose interval has no report left to aggregate, each leased too:
+//! sums its buckets, checks the minimum batch size, asks the helper for its
+//! aggregate share, and stores both encrypted shares.
+//!
+//! A job that fails (the helper is down, say) is given back with its next
+//! attempt delayed exponentially, and the driver moves on to the next one:
+//! one failing job never holds up the others, and a peer that is down sees
+//! retries at growing intervals. A collection job that keeps failing is
+//! given up after [`DriverConfig::collection`]'s attempts, and its
+//! collector's poll says why. A crash anywhere loses nothing: a lease
+//! expires and the job runs again, and nothing is counted before its
+//! transaction commits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hetally_crypto::dap::messages::problem_type::DapProblemType;
-use hetally_crypto::dap::messages::query_type::TimeInterval;
-use hetally_crypto::dap::messages::{
+use hetally_dap::messages::problem_type::DapProblemType;
+use hetally_dap::messages::query_type::TimeInterval;
+use hetally_dap::messages::{
     AggregateShare, AggregateShareReq, AggregationJobId, AggregationJobInitializeReq,
-    AggregationJobResp, BatchSelector, Duration as DapDuration, HpkeCiphertext, Interval,
-    PartialBatchSelector, PrepareInit, PrepareStepResult, ReportIdChecksum, ReportMetadata,
-    ReportShare, Role, Time,
+    AggregationJobResp, BatchSelector, HpkeCiphertext, PartialBatchSelector, PrepareInit,
+    PrepareStepResult, ReportIdChecksum, ReportMetadata, ReportShare, Role, Time,
 };
-use hetally_crypto::dap::prio::codec::{Decode, Encode};
-use hetally_crypto::dap::vdaf::{leader_finish, leader_initialize, DapPrepare, LeaderState};
-use hetally_crypto::with_dap_vdaf;
+use hetally_dap::prio::codec::{Decode, Encode};
+use hetally_dap::vdaf::{leader_finish, leader_initialize, DapPrepare, LeaderState};
+use hetally_dap::with_dap_vdaf;
 use rand::RngCore;
 use rayon::prelude::*;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::helper::{checksum_add, merge_buckets, seal_share, sum_buckets};
-use super::store::{CollectionJobRow, LeasedJob, StoredReport};
+use super::aggregation::{checksum_add, interval, merge_buckets, seal_share, sum_buckets};
 use super::task::DapTask;
-use super::{now, DapError, DapState};
+use super::{DapError, DapState};
+use crate::datastore::dap::{
+    CollectionFailure, CollectionJobRow, CollectionState, LeasedCollection, LeasedJob, StoredReport,
+};
+use crate::lease::LeasePolicy;
 
-/// Seconds a job is leased before another run may take it over.
-const LEASE_SECS: u64 = 120;
+/// The leader's driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Most reports per aggregation job (fewer for large VDAFs, so that a
+    /// job's request stays well under the helper's body limit).
+    pub job_size: u64,
+    /// Aggregation jobs run at once, so that the leader prepares one while
+    /// the helper works on another.
+    pub jobs_in_flight: usize,
+    /// Leases and backoff of aggregation jobs (never given up: their
+    /// reports are retried until the helper answers).
+    pub aggregation: LeasePolicy,
+    /// Leases, backoff and attempts of collection jobs.
+    pub collection: LeasePolicy,
+    /// Seconds before a collection job whose interval still has reports to
+    /// aggregate is looked at again.
+    pub not_ready_wait_secs: u64,
+    /// Pause between ticks that found nothing to do.
+    pub idle: Duration,
+    /// Timeout of a request to the helper, seconds.
+    pub peer_timeout_secs: u64,
+}
 
-/// Aggregation jobs the driver runs at once.
-const JOBS_IN_FLIGHT: usize = 2;
-
-/// Pause between ticks when there is nothing to do.
-const IDLE: Duration = Duration::from_millis(200);
-
-/// A DAP interval.
-pub(crate) fn interval(start: u64, duration: u64) -> Result<Interval, DapError> {
-    Interval::new(
-        Time::from_seconds_since_epoch(start),
-        DapDuration::from_seconds(duration),
-    )
-    .map_err(|e| DapError::Internal(format!("interval: {e}")))
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            job_size: 1000,
+            jobs_in_flight: 2,
+            aggregation: LeasePolicy {
+                // Longer than a request to the helper may take.
+                lease_secs: 300,
+                backoff_base_secs: 1,
+                backoff_cap_secs: 300,
+                max_attempts: None,
+            },
+            collection: LeasePolicy {
+                lease_secs: 300,
+                backoff_base_secs: 1,
+                backoff_cap_secs: 300,
+                // 1 + 2 + ... + 256, then 300 s apart: about 80 minutes.
+                max_attempts: Some(24),
+            },
+            not_ready_wait_secs: 1,
+            idle: Duration::from_millis(200),
+            peer_timeout_secs: 120,
+        }
+    }
 }
 
 /// The error a failed collection job reports when polled.
-pub(crate) fn stored_failure(job: &CollectionJobRow) -> DapError {
-    match job.error.as_deref() {
-        Some(e) if e.starts_with("invalidBatchSize:") => {
-            let count = e
-                .trim_start_matches("invalidBatchSize:")
-                .parse()
-                .unwrap_or(0);
-            DapError::InvalidBatchSize {
-                count,
-                min: job.report_count.unwrap_or(0),
-            }
-        }
-        Some(e) if e.starts_with(HELPER_REFUSED) => {
-            // "helper:<problem type URI> <detail>"
-            let rest = &e[HELPER_REFUSED.len()..];
-            let (uri, detail) = rest.split_once(' ').unwrap_or((rest, ""));
-            match uri.parse::<DapProblemType>() {
-                Ok(kind) => DapError::HelperRefused {
-                    kind,
-                    detail: detail.to_string(),
-                },
-                Err(_) => DapError::BatchInvalid(e.to_string()),
-            }
-        }
-        Some(e) => DapError::BatchInvalid(e.to_string()),
+pub(crate) fn failure_error(failure: Option<&CollectionFailure>) -> DapError {
+    match failure {
+        Some(CollectionFailure::InvalidBatchSize { count, min }) => DapError::InvalidBatchSize {
+            count: *count,
+            min: *min,
+        },
+        Some(CollectionFailure::HelperRefused { kind, detail }) => DapError::HelperRefused {
+            kind: *kind,
+            detail: detail.clone(),
+        },
+        Some(CollectionFailure::GaveUp { attempts, detail }) => DapError::Peer(format!(
+            "the collection could not be finished after {attempts} attempts (last: {detail}); \
+             create a new collection job for the interval to try again"
+        )),
+        Some(CollectionFailure::Other(detail)) => DapError::BatchInvalid(detail.clone()),
         None => DapError::Internal("collection job failed".into()),
     }
 }
@@ -102,7 +134,7 @@ pub fn spawn(state: Arc<DapState>, mut stop: watch::Receiver<bool>) -> JoinHandl
             };
             if !busy {
                 tokio::select! {
-                    _ = tokio::time::sleep(IDLE) => {}
+                    _ = tokio::time::sleep(state.driver.idle) => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -110,14 +142,13 @@ pub fn spawn(state: Arc<DapState>, mut stop: watch::Receiver<bool>) -> JoinHandl
     })
 }
 
-/// One round of work; true if it did something.
-async fn tick(state: &DapState) -> Result<bool, DapError> {
+/// One round of work; true if some job moved forward (so the next round
+/// should come at once).
+pub async fn tick(state: &DapState) -> Result<bool, DapError> {
     let mut busy = create_jobs(state).await?;
     loop {
-        // Up to JOBS_IN_FLIGHT jobs at once, so that the leader prepares
-        // one while the helper works on another.
-        let mut jobs = Vec::with_capacity(JOBS_IN_FLIGHT);
-        while jobs.len() < JOBS_IN_FLIGHT {
+        let mut jobs = Vec::with_capacity(state.driver.jobs_in_flight);
+        while jobs.len() < state.driver.jobs_in_flight {
             match lease(state).await? {
                 Some(job) => jobs.push(job),
                 None => break,
@@ -126,20 +157,21 @@ async fn tick(state: &DapState) -> Result<bool, DapError> {
         if jobs.is_empty() {
             break;
         }
-        busy = true;
         let runs = jobs.iter().map(|job| async move {
             let task = state.task(&job.task_id).await?;
             run_job(state, &task, job).await
         });
-        let mut failed = false;
         for (job, result) in jobs.iter().zip(futures::future::join_all(runs).await) {
-            if let Err(e) = result {
-                tracing::warn!(task_id = %job.task_id, error = %e, "aggregation job failed; it will be retried");
-                failed = true;
+            match result {
+                Ok(finished) => busy |= finished,
+                Err(e) => {
+                    tracing::warn!(task_id = %job.task_id, attempts = job.lease.attempts, error = %e, "aggregation job failed; it will be retried after a backoff");
+                    let mut tx = state.store().begin().await?;
+                    tx.back_off_job(job, state.clock.now(), &state.driver.aggregation)
+                        .await?;
+                    tx.commit().await?;
+                }
             }
-        }
-        if failed {
-            break;
         }
     }
     busy |= drive_collections(state).await?;
@@ -147,25 +179,18 @@ async fn tick(state: &DapState) -> Result<bool, DapError> {
 }
 
 async fn create_jobs(state: &DapState) -> Result<bool, DapError> {
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store().begin().await?;
     let tasks = tx.tasks_with_unassigned_reports().await?;
     let mut made = false;
     for task_id in tasks {
         let task = state.task(&task_id).await?;
-        // Large VDAFs get smaller jobs, so requests stay well under the
-        // helper's body limit.
-        let per_report = match task.spec {
-            hetally_crypto::dap::vdaf::VdafSpec::Histogram { length, .. } => length as u64,
-            hetally_crypto::dap::vdaf::VdafSpec::SumVec { length, bits, .. } => {
-                (length * bits) as u64
-            }
-            _ => 1,
-        };
-        let size = (state.job_size).min((4_000_000 / per_report.max(1)).max(1));
+        let size = task.limits.job_reports(state.driver.job_size);
         loop {
             let mut job_id = [0u8; 16];
             rand::rngs::OsRng.fill_bytes(&mut job_id);
-            let n = tx.create_job(&task_id, &job_id, size, now()).await?;
+            let n = tx
+                .create_job(&task_id, &job_id, size, state.clock.now())
+                .await?;
             if n == 0 {
                 break;
             }
@@ -180,18 +205,28 @@ async fn create_jobs(state: &DapState) -> Result<bool, DapError> {
 }
 
 async fn lease(state: &DapState) -> Result<Option<LeasedJob>, DapError> {
-    let mut tx = state.store.begin().await?;
-    let job = tx.lease_job(now(), LEASE_SECS).await?;
+    let mut tx = state.store().begin().await?;
+    let job = tx
+        .lease_job(state.clock.now(), &state.driver.aggregation)
+        .await?;
     tx.commit().await?;
     Ok(job)
 }
 
-async fn run_job(state: &DapState, task: &Arc<DapTask>, job: &LeasedJob) -> Result<(), DapError> {
-    let reports = state.store.job_reports(&task.task_id, &job.job_id).await?;
+/// Runs one leased aggregation job; true if this run counted it (false if
+/// its lease was taken over and the work was discarded).
+async fn run_job(state: &DapState, task: &Arc<DapTask>, job: &LeasedJob) -> Result<bool, DapError> {
+    let reports = state
+        .store()
+        .job_reports(&task.task_id, &job.job_id)
+        .await?;
     with_dap_vdaf!(&task.vdaf, |v| {
         run_job_typed(state, task, Arc::new(v.clone()), job, reports).await
     })
 }
+
+/// Output shares per time bucket, with the buckets' report-id checksums.
+pub type BucketShares<O> = BTreeMap<u64, (Vec<O>, [u8; 32])>;
 
 async fn run_job_typed<V: DapPrepare>(
     state: &DapState,
@@ -199,7 +234,7 @@ async fn run_job_typed<V: DapPrepare>(
     vdaf: Arc<V>,
     job: &LeasedJob,
     reports: Vec<StoredReport>,
-) -> Result<(), DapError> {
+) -> Result<bool, DapError> {
     let t = task.clone();
     let v = vdaf.clone();
     // Leader preparation, off the executor.
@@ -230,7 +265,7 @@ async fn run_job_typed<V: DapPrepare>(
     .await
     .map_err(|e| DapError::Internal(format!("preparation thread: {e}")))?;
 
-    let mut per_bucket: BTreeMap<u64, (Vec<V::OutputShare>, [u8; 32])> = BTreeMap::new();
+    let mut per_bucket: BucketShares<V::OutputShare> = BTreeMap::new();
     if !inits.is_empty() {
         let request = AggregationJobInitializeReq::<TimeInterval>::new(
             Vec::new(),
@@ -308,16 +343,35 @@ async fn run_job_typed<V: DapPrepare>(
             checksum_add(&mut entry.1, &id);
         }
     }
-    let mut tx = state.store.begin().await?;
+    commit_job(state, task, &*vdaf, job, per_bucket).await
+}
+
+/// Adds a job's output shares to their buckets and marks it done, in one
+/// transaction, if this process still holds the job's lease. Returns false,
+/// having changed nothing, if the lease was taken over: the job's new
+/// holder counts it.
+pub async fn commit_job<V: DapPrepare>(
+    state: &DapState,
+    task: &DapTask,
+    vdaf: &V,
+    job: &LeasedJob,
+    per_bucket: BucketShares<V::OutputShare>,
+) -> Result<bool, DapError> {
+    let mut tx = state.store().begin().await?;
     tx.lock_task(&task.task_id).await?;
-    merge_buckets(&mut tx, task, &*vdaf, per_bucket).await?;
-    tx.finish_job(&task.task_id, &job.job_id).await?;
+    if !tx.finish_job(job).await? {
+        drop(tx);
+        tracing::warn!(task_id = %task.task_id, "lost the lease on an aggregation job before finishing it; its result was discarded");
+        return Ok(false);
+    }
+    merge_buckets(&mut tx, task, vdaf, per_bucket).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Sends a DAP request to the helper with the task's token and returns the
-/// body of a 2xx answer of media type `accept`.
+/// body of a 2xx answer of media type `accept`, read up to the task's
+/// largest body.
 async fn send(
     _state: &DapState,
     task: &DapTask,
@@ -330,7 +384,7 @@ async fn send(
         .peer_auth_token
         .as_deref()
         .ok_or_else(|| DapError::Internal("leader task without a helper token".into()))?;
-    let resp = builder
+    let mut resp = builder
         .header(reqwest::header::CONTENT_TYPE, content_type)
         .bearer_auth(token)
         .body(body)
@@ -344,10 +398,25 @@ async fn send(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let bytes = resp
-        .bytes()
+    let max = task.limits.aggregation_job;
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(DapError::Peer(format!(
+            "the helper's answer is larger than {max} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| DapError::Peer(format!("reading the answer: {e}")))?;
+        .map_err(|e| DapError::Peer(format!("reading the answer: {e}")))?
+    {
+        if bytes.len() + chunk.len() > max {
+            return Err(DapError::Peer(format!(
+                "the helper's answer is larger than {max} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     if !status.is_success() {
         if status.is_client_error() {
             if let Some(refusal) = helper_refusal(&bytes) {
@@ -364,7 +433,7 @@ async fn send(
             "answer of media type {media:?}, expected {accept}"
         )));
     }
-    Ok(bytes.to_vec())
+    Ok(bytes)
 }
 
 /// A DAP problem document from the helper, as [`DapError::HelperRefused`].
@@ -379,25 +448,61 @@ fn helper_refusal(body: &[u8]) -> Option<DapError> {
     Some(DapError::HelperRefused { kind, detail })
 }
 
-/// Prefix of a collection job's stored error that the helper gave.
-const HELPER_REFUSED: &str = "helper:";
-
+/// Finishes every collection job that can be finished now, one leased job
+/// at a time; true if one was concluded.
 async fn drive_collections(state: &DapState) -> Result<bool, DapError> {
+    let policy = &state.driver.collection;
     let mut busy = false;
-    for job in state.store.started_collection_jobs().await? {
+    loop {
+        let leased = {
+            let mut tx = state.store().begin().await?;
+            let leased = tx.lease_collection(state.clock.now(), policy).await?;
+            tx.commit().await?;
+            leased
+        };
+        let Some(leased) = leased else {
+            break;
+        };
+        let job = &leased.job;
         let task = state.task(&job.task_id).await?;
         let end = job.batch_start + job.batch_duration;
         if state
-            .store
+            .store()
             .unaggregated_reports(&job.task_id, job.batch_start, end)
             .await?
             > 0
         {
+            let mut tx = state.store().begin().await?;
+            tx.back_off_collection(
+                &leased,
+                state.clock.now(),
+                policy,
+                Some(state.driver.not_ready_wait_secs),
+            )
+            .await?;
+            tx.commit().await?;
             continue;
         }
-        busy = true;
-        if let Err(e) = finish_collection(state, &task, job.clone()).await {
-            tracing::warn!(task_id = %job.task_id, error = %e, "collection job not finished yet");
+        match finish_collection(state, &task, &leased).await {
+            Ok(()) => busy = true,
+            Err(e) if policy.exhausted(leased.lease.attempts) => {
+                tracing::warn!(task_id = %job.task_id, attempts = leased.lease.attempts, error = %e, "collection job given up");
+                let mut failed = job.clone();
+                failed.state = CollectionState::Failed;
+                failed.failure = Some(CollectionFailure::GaveUp {
+                    attempts: leased.lease.attempts,
+                    detail: e.to_string(),
+                });
+                conclude(state, &task, &leased, &failed).await?;
+                busy = true;
+            }
+            Err(e) => {
+                tracing::warn!(task_id = %job.task_id, attempts = leased.lease.attempts, error = %e, "collection job not finished; it will be retried after a backoff");
+                let mut tx = state.store().begin().await?;
+                tx.back_off_collection(&leased, state.clock.now(), policy, None)
+                    .await?;
+                tx.commit().await?;
+            }
         }
     }
     Ok(busy)
@@ -406,19 +511,22 @@ async fn drive_collections(state: &DapState) -> Result<bool, DapError> {
 async fn finish_collection(
     state: &DapState,
     task: &Arc<DapTask>,
-    mut job: CollectionJobRow,
+    leased: &LeasedCollection,
 ) -> Result<(), DapError> {
+    let mut job = leased.job.clone();
     let end = job.batch_start + job.batch_duration;
     let buckets = state
-        .store
+        .store()
         .buckets(&task.task_id, job.batch_start, end)
         .await?;
     let (share, count, checksum) = sum_buckets(task, &buckets)?;
     if count < task.params.min_batch_size {
-        job.state = "failed".into();
-        job.error = Some(format!("invalidBatchSize:{count}"));
-        job.report_count = Some(task.params.min_batch_size);
-        conclude(state, task, &job).await?;
+        job.state = CollectionState::Failed;
+        job.failure = Some(CollectionFailure::InvalidBatchSize {
+            count,
+            min: task.params.min_batch_size,
+        });
+        conclude(state, task, leased, &job).await?;
         tracing::info!(task_id = %task.task_id, count, "collection refused: batch below the minimum size");
         return Ok(());
     }
@@ -452,12 +560,12 @@ async fn finish_collection(
         // The helper's definitive answer (batchMismatch, invalidBatchSize,
         // batchOverlap, ...) fails the job with it, so the collector's
         // poll reports it instead of waiting forever; failures without a
-        // DAP problem document (5xx, network) are retried next tick.
+        // DAP problem document (5xx, network) are retried after a backoff.
         Err(DapError::HelperRefused { kind, detail }) => {
             tracing::warn!(task_id = %task.task_id, problem = kind.type_uri(), %detail, "the helper refused the aggregate share request; the collection job fails");
-            job.state = "failed".into();
-            job.error = Some(format!("{HELPER_REFUSED}{} {detail}", kind.type_uri()));
-            return conclude(state, task, &job).await;
+            job.state = CollectionState::Failed;
+            job.failure = Some(CollectionFailure::HelperRefused { kind, detail });
+            return conclude(state, task, leased, &job).await;
         }
         Err(e) => return Err(e),
     };
@@ -470,7 +578,7 @@ async fn finish_collection(
     })
     .await
     .map_err(|e| DapError::Internal(format!("worker thread: {e}")))??;
-    job.state = "finished".into();
+    job.state = CollectionState::Finished;
     job.report_count = Some(count);
     job.leader_share = Some(leader);
     job.helper_share = Some(
@@ -479,25 +587,31 @@ async fn finish_collection(
             .get_encoded()
             .map_err(|e| DapError::Internal(e.to_string()))?,
     );
-    conclude(state, task, &job).await?;
+    conclude(state, task, leased, &job).await?;
     tracing::info!(task_id = %task.task_id, count, "collection job finished");
     Ok(())
 }
 
-/// Stores a collection job's outcome (finished or failed), if the job is
-/// still in 'start' (a DELETE may have come meanwhile).
+/// Stores a collection job's outcome (finished or failed), if this process
+/// still holds its lease and the job is still in `start` (a DELETE may have
+/// come meanwhile).
 async fn conclude(
     state: &DapState,
     task: &DapTask,
+    leased: &LeasedCollection,
     job: &CollectionJobRow,
 ) -> Result<(), DapError> {
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store().begin().await?;
     tx.lock_task(&task.task_id).await?;
+    if !tx.holds_collection(leased).await? {
+        tracing::warn!(task_id = %task.task_id, "lost the lease on a collection job before concluding it; its result was discarded");
+        return Ok(());
+    }
     if let Some(current) = tx
         .collection_job(&task.task_id, &job.collection_job_id)
         .await?
     {
-        if current.state == "start" {
+        if current.state == CollectionState::Start {
             tx.update_collection_job(job).await?;
         }
     }

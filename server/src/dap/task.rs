@@ -9,15 +9,27 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hetally_crypto::dap::hpke::{decode_config, encode_config, generate_keypair};
-use hetally_crypto::dap::janus_core::hpke::HpkeKeypair;
-use hetally_crypto::dap::messages::{HpkeConfig, Role, TaskId};
-use hetally_crypto::dap::vdaf::{DapVdaf, DpStrategy, VdafSpec, VERIFY_KEY_LEN};
+use hetally_dap::hpke::{decode_config, encode_config, generate_keypair};
+use hetally_dap::janus_core::hpke::HpkeKeypair;
+use hetally_dap::messages::{HpkeConfig, Role, TaskId};
+use hetally_dap::vdaf::{DapVdaf, DpStrategy, VdafSpec, VERIFY_KEY_LEN};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::DapError;
-use crate::aggregator::hash_token;
+use crate::auth::hash_token;
+
+/// Most reports in one aggregation job the helper accepts.
+pub const MAX_JOB_REPORTS: usize = 100_000;
+
+/// Room for what a report carries beside its shares: metadata, HPKE
+/// framing and tags, extensions. DAP defines no extension hetally accepts,
+/// so a report that needs more is refused as too large.
+const REPORT_OVERHEAD: usize = 1024;
+
+/// Largest body of any DAP request, whatever the VDAF (a report of a
+/// 1M-element sumvec is about 16 MB).
+const MAX_ANY_BODY: usize = 256 << 20;
 
 /// Default tolerable clock skew, seconds.
 pub const DEFAULT_CLOCK_SKEW: u64 = 60;
@@ -135,6 +147,44 @@ pub struct DapTask {
     pub aggregator_token_hash: Option<[u8; 32]>,
     /// Leader: SHA-256 of the collector's token.
     pub collector_token_hash: Option<[u8; 32]>,
+    /// Body limits of the task's routes, worked out from the VDAF.
+    pub limits: BodyLimits,
+}
+
+/// The largest bodies a task's DAP routes read, from the sizes of the
+/// VDAF's shares: an unauthenticated upload can make the leader buffer one
+/// report of this task's size, not the 256 MiB any VDAF might need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// `PUT .../reports`: one report.
+    pub upload: usize,
+    /// `PUT .../aggregation_jobs/{id}`: up to [`MAX_JOB_REPORTS`] report
+    /// shares with their leader prepare messages.
+    pub aggregation_job: usize,
+}
+
+impl BodyLimits {
+    fn of(spec: &VdafSpec) -> Result<Self, DapError> {
+        let lens = spec
+            .share_lens()
+            .map_err(|e| DapError::Internal(format!("sizing the VDAF's shares: {e}")))?;
+        let upload = lens.public + lens.leader + lens.helper + REPORT_OVERHEAD;
+        // A prepare init holds the report share (public share and helper's
+        // encrypted share) and the leader's first prepare message, which is
+        // at most its input share's size.
+        let per_report = lens.public + lens.helper + lens.leader + REPORT_OVERHEAD;
+        Ok(BodyLimits {
+            upload: upload.min(MAX_ANY_BODY),
+            aggregation_job: per_report.saturating_mul(MAX_JOB_REPORTS).min(MAX_ANY_BODY),
+        })
+    }
+
+    /// Reports per leader aggregation job: at most `job_size`, and few
+    /// enough that the job's request stays well under the helper's limit.
+    pub fn job_reports(&self, job_size: u64) -> u64 {
+        let per_report = self.upload as u64;
+        job_size.min((MAX_ANY_BODY as u64 / 4 / per_report).max(1))
+    }
 }
 
 impl fmt::Debug for DapTask {
@@ -297,6 +347,7 @@ impl DapTask {
             .map_err(|_| corrupt("verify key length".into()))?;
         let hpke_keypair: HpkeKeypair =
             serde_json::from_str(&row.hpke_keypair).map_err(|e| corrupt(e.to_string()))?;
+        let limits = BodyLimits::of(&spec)?;
         Ok(DapTask {
             task_id,
             role,
@@ -311,12 +362,35 @@ impl DapTask {
             peer_auth_token: row.peer_auth_token,
             aggregator_token_hash: hash32(row.aggregator_token_hash)?,
             collector_token_hash: hash32(row.collector_token_hash)?,
+            limits,
         })
     }
 
     /// The start of the time-precision bucket holding `time`.
     pub fn bucket_of(&self, time: u64) -> u64 {
         time - time % self.params.time_precision
+    }
+
+    /// Checks that `[start, start + duration)` is a non-empty interval
+    /// aligned to the task's time precision that ends within the range of
+    /// a DAP time (and of a database integer): an interval the leader could
+    /// not aggregate is refused at the door.
+    pub fn check_interval(&self, start: u64, duration: u64) -> Result<(), DapError> {
+        let p = self.params.time_precision;
+        if duration == 0
+            || !start.is_multiple_of(p)
+            || !duration.is_multiple_of(p)
+            || start
+                .checked_add(duration)
+                .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(DapError::BatchInvalid(format!(
+                "interval [{start}, +{duration}) must be non-empty, aligned to the time \
+                 precision {p} s, and end by {}",
+                i64::MAX
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -20,8 +20,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use hetally_crypto::dp::Rational;
-use hetally_crypto::TaskId;
+use hetally_protocol::dp::Rational;
+use hetally_protocol::TaskId;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::mpsc;
@@ -29,6 +29,13 @@ use tokio::sync::mpsc;
 use super::{
     BatchChunk, BatchRead, ClaimDecision, ClaimFacts, InsertOutcome, JobLease, NewReport,
     ReleaseRecord, ReleaseState, StoreConfig, StoreError, TaskRecord,
+};
+use crate::lease::{self, JobTable, KeyKind, KeyValue, Lease, LeasePolicy};
+
+/// The HE aggregation jobs, as [`crate::lease`] sees them.
+const AGGREGATION_JOBS: JobTable = JobTable {
+    name: "aggregation_jobs",
+    key: &[("job_id", KeyKind::Int)],
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -42,7 +49,7 @@ pub(super) const DB_FILE: &str = "hetally.db";
 const INSERT_CHUNK: usize = 256;
 
 /// `text` with SQLite's `?N` placeholders, rewritten to `$N` if `postgres`
-/// (the DAP tables' queries use it too).
+/// (the DAP tables' queries and [`crate::lease`] use it too).
 pub(crate) fn placeholders(postgres: bool, text: &str) -> String {
     if !postgres {
         return text.to_string();
@@ -243,8 +250,9 @@ impl SqlStore {
     }
 
     /// Whether this is PostgreSQL, the writer pool and the reader pool,
-    /// for the DAP tables' own store (`crate::dap::store`).
-    pub(super) fn dap_pools(&self) -> (bool, AnyPool, AnyPool) {
+    /// for the DAP tables ([`super::dap`]).
+    #[cfg(feature = "dap")]
+    pub(super) fn pools(&self) -> (bool, AnyPool, AnyPool) {
         (
             self.dialect == Dialect::Postgres,
             self.writer.clone(),
@@ -700,36 +708,37 @@ impl SqlStore {
     pub(super) async fn claim_job(
         &self,
         owner: &str,
-        lease_secs: u64,
         now: i64,
+        policy: &LeasePolicy,
     ) -> Result<Option<JobLease>, StoreError> {
+        let postgres = self.dialect == Dialect::Postgres;
         let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
-        let row = sqlx::query(&self.sql(&format!(
-            "SELECT job_id, task_id, bucket_start, report_count FROM aggregation_jobs \
-             WHERE state = 'pending' OR (state = 'running' AND lease_expiry < ?1) \
-             ORDER BY job_id LIMIT 1{}",
-            self.dialect.lock(" FOR UPDATE SKIP LOCKED")
-        )))
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let job_id: i64 = row.try_get("job_id")?;
-        sqlx::query(&self.sql(
-            "UPDATE aggregation_jobs SET state = 'running', lease_owner = ?2, lease_expiry = ?3, \
-             attempts = attempts + 1 WHERE job_id = ?1",
-        ))
-        .bind(job_id)
-        .bind(owner.to_string())
-        .bind(now.saturating_add(to_i64(lease_secs, "lease")?))
-        .execute(&mut *tx)
+        // The owner is a diagnostic label (host, pid, random suffix); only
+        // characters that cannot end the SQL string literal are kept.
+        let owner: String = owner
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        let set = format!(", state = 'running', lease_owner = '{owner}'");
+        let leased = lease::acquire(
+            &mut tx,
+            postgres,
+            &AGGREGATION_JOBS,
+            "job_id, task_id, bucket_start, report_count",
+            "state <> 'done'",
+            "job_id",
+            &set,
+            now,
+            policy,
+        )
         .await?;
         tx.commit().await?;
+        let Some((row, lease)) = leased else {
+            return Ok(None);
+        };
         Ok(Some(JobLease {
-            job_id,
+            job_id: row.try_get("job_id")?,
+            lease,
             task_id: task_id(row.try_get("task_id")?)?,
             bucket_start: to_u64(row.try_get("bucket_start")?, "bucket start")?,
             report_count: to_u64(row.try_get("report_count")?, "job report count")?,
@@ -748,23 +757,52 @@ impl SqlStore {
     pub(super) async fn complete_job(
         &self,
         job_id: i64,
-        owner: &str,
+        lease: &Lease,
         partial: &[u8],
         now: i64,
     ) -> Result<bool, StoreError> {
+        let postgres = self.dialect == Dialect::Postgres;
+        let key = [KeyValue::Int(job_id)];
         let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
-        let done = sqlx::query(&self.sql(
-            "UPDATE aggregation_jobs SET state = 'done', partial_sum = ?3, finished_at = ?4, lease_expiry = NULL \
-             WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2",
+        if !lease::holds(&mut tx, postgres, &AGGREGATION_JOBS, &key, lease).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(&self.sql(
+            "UPDATE aggregation_jobs SET state = 'done', partial_sum = ?2, finished_at = ?3 \
+             WHERE job_id = ?1",
         ))
         .bind(job_id)
-        .bind(owner.to_string())
         .bind(partial.to_vec())
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        lease::release(&mut tx, postgres, &AGGREGATION_JOBS, &key).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
+    }
+
+    pub(super) async fn fail_job(
+        &self,
+        job_id: i64,
+        lease: &Lease,
+        now: i64,
+        policy: &LeasePolicy,
+    ) -> Result<bool, StoreError> {
+        let postgres = self.dialect == Dialect::Postgres;
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        let given_back = lease::back_off(
+            &mut tx,
+            postgres,
+            &AGGREGATION_JOBS,
+            &[KeyValue::Int(job_id)],
+            lease,
+            now,
+            policy,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(given_back)
     }
 
     pub(super) async fn job_counts(&self) -> Result<(u64, u64, u64), StoreError> {

@@ -2,14 +2,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use hetally_crypto::api::{ReleaseInfo, ReleaseList, ReleaseRequest};
-use hetally_crypto::report::AGGREGATE_MEDIA_TYPE;
+use hetally_protocol::api::{ReleaseInfo, ReleaseList, ReleaseRequest};
+use hetally_protocol::report::AGGREGATE_MEDIA_TYPE;
 
-use super::auth::bearer;
-use super::body::read_json;
+use super::read_json;
 use super::tasks::parse_task_id;
 use super::AppState;
-use crate::aggregator::{unix_now, Error};
+use crate::aggregator::Error;
+use crate::auth::bearer;
 use crate::datastore::ReleaseState;
 
 pub(crate) async fn create(
@@ -21,9 +21,7 @@ pub(crate) async fn create(
     let task = state.task(&parse_task_id(&path)?).await?;
     state.check_collector(&task, bearer(&req))?;
     let body: ReleaseRequest = read_json(&req, payload).await?;
-    let outcome = state
-        .release(task, body.start, body.duration, unix_now() as i64)
-        .await?;
+    let outcome = state.release(task, body.start, body.duration).await?;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {

@@ -5,18 +5,16 @@ use std::str::FromStr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use hetally_crypto::api::{
+use hetally_protocol::api::{
     BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo,
 };
-use hetally_crypto::backend::BackendConfig;
-use hetally_crypto::dp::{DpMechanism, Rational};
-use hetally_crypto::keyfile::PublicKeyFile;
-use hetally_crypto::{Measurement, TaskId};
+use hetally_protocol::dp::{DpMechanism, Rational};
+use hetally_protocol::{Measurement, TaskId};
 
-use super::auth::bearer;
-use super::body::read_json;
+use super::read_json;
 use super::AppState;
-use crate::aggregator::{unix_now, Error, NewTask, TaskState};
+use crate::aggregator::{Error, NewTask, TaskState};
+use crate::auth::bearer;
 
 pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, Error> {
     TaskId::from_str(raw).map_err(|e| Error::BadRequest(e.to_string()))
@@ -35,21 +33,16 @@ pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
     TaskInfo {
         task_id: task.id.to_string(),
         definition: URL_SAFE_NO_PAD.encode(&task.definition_bytes),
-        scheme: task.backend.scheme().to_string(),
+        scheme: task.aggregator.scheme().to_string(),
         measurement: def.measurement.to_string(),
         min_batch_size: def.min_batch_size,
         max_batch_size: def.max_batch_size,
         time_precision: def.time_precision,
         dp: def.dp.to_string(),
         budget: def.budget.as_ref().map(Rational::to_string),
-        key_fingerprint: hex::encode(task.backend.key_fingerprint()),
+        key_fingerprint: hex::encode(task.aggregator.key_fingerprint()),
         input_proofs: def.input_proofs,
-        crs_sha256: match &def.backend {
-            BackendConfig::Tfhe {
-                crs_hash: Some(h), ..
-            } => Some(hex::encode(h)),
-            _ => None,
-        },
+        crs_sha256: def.layout.crs_hash().map(hex::encode),
         created_at: task.created_at,
     }
 }
@@ -59,8 +52,9 @@ fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
     let key_bytes = STANDARD
         .decode(req.public_key.trim())
         .map_err(|_| invalid("public_key must be the key file in standard base64".into()))?;
-    let public_key =
-        PublicKeyFile::from_bytes(&key_bytes).map_err(|e| invalid(format!("public_key: {e}")))?;
+    // The key is parsed and checked when the task's layout is derived
+    // from it (hetally_schemes::new_task_layout).
+    let public_key = key_bytes;
     let measurement =
         Measurement::from_str(&req.measurement).map_err(|e| invalid(e.to_string()))?;
     let dp = match req.dp.as_deref() {
@@ -92,9 +86,7 @@ pub(crate) async fn create(
 ) -> Result<HttpResponse, Error> {
     state.check_admin(bearer(&req))?;
     let body: CreateTaskRequest = read_json(&req, payload).await?;
-    let (task, token) = state
-        .create_task(new_task(body)?, unix_now() as i64)
-        .await?;
+    let (task, token) = state.create_task(new_task(body)?).await?;
     Ok(HttpResponse::Created().json(CreateTaskResponse {
         task_id: task.id.to_string(),
         collector_token: token,
@@ -116,7 +108,7 @@ pub(crate) async fn get(state: AppState, path: web::Path<String>) -> Result<Http
 }
 
 /// Media type of a TFHE task's CRS (hetally's encoding, see
-/// `hetally_crypto::lwe::Crs`).
+/// `hetally_lwe::Crs`).
 pub(crate) const CRS_MEDIA_TYPE: &str = "application/vnd.hetally.tfhe-crs";
 
 /// The CRS clients of a TFHE task with input proofs prove against; its

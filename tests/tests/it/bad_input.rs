@@ -7,9 +7,9 @@ use std::net::TcpListener;
 use std::str::FromStr;
 
 use hetally_client::{Client, ClientError};
-use hetally_crypto::report::REPORT_MEDIA_TYPE;
-use hetally_crypto::task::TaskError;
-use hetally_crypto::{Report, ReportId, TaskId};
+use hetally_protocol::report::REPORT_MEDIA_TYPE;
+use hetally_protocol::task::TaskError;
+use hetally_protocol::{Report, ReportId, TaskId};
 use hetally_tests::*;
 use reqwest::Url;
 use serde_json::{json, Value};
@@ -272,10 +272,10 @@ async fn upload_rejections() {
     )
     .await;
     // n itself is not a unit mod n^2.
-    let pk = match hetally_crypto::keyfile::PublicKeyFile::read(&env.pk).unwrap() {
-        hetally_crypto::keyfile::PublicKeyFile::Paillier(pk) => pk,
-        other => panic!("unexpected key {other:?}"),
-    };
+    let pk = hetally_schemes::paillier::PublicKey::<rug::Integer>::from_bytes(
+        &std::fs::read(&env.pk).unwrap(),
+    )
+    .unwrap();
     let n_bytes = pk.n().to_digits::<u8>(rug_order());
     let mut non_unit = 1u32.to_be_bytes().to_vec();
     non_unit.extend(std::iter::repeat_n(0u8, ct.len() - n_bytes.len()));

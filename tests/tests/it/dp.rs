@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use hetally_client::Client;
-use hetally_crypto::TaskId;
+use hetally_protocol::TaskId;
 use hetally_tests::*;
 use reqwest::Url;
 use serde_json::{json, Value};

@@ -9,18 +9,18 @@
 use std::time::Duration;
 
 use hetally_client::dap::{self as dap_client, DapTaskConfig};
-use hetally_crypto::dap::hpke::CollectorCredential;
-use hetally_crypto::dap::janus_core::hpke::{self, HpkeApplicationInfo, Label};
-use hetally_crypto::dap::messages::query_type::TimeInterval;
-use hetally_crypto::dap::messages::{
+use hetally_dap::hpke::CollectorCredential;
+use hetally_dap::janus_core::hpke::{self, HpkeApplicationInfo, Label};
+use hetally_dap::messages::query_type::TimeInterval;
+use hetally_dap::messages::{
     AggregateShareReq, BatchSelector, CollectionReq, Duration as DapDuration, HpkeConfig,
     HpkeConfigList, InputShareAad, Interval, PlaintextInputShare, Query, Report, ReportId,
     ReportIdChecksum, ReportMetadata, Role, TaskId, Time,
 };
-use hetally_crypto::dap::prio::codec::{Decode, Encode};
-use hetally_crypto::dap::prio::vdaf::prio3::{Prio3Count, Prio3Histogram, Prio3Sum, Prio3SumVec};
-use hetally_crypto::dap::prio::vdaf::{self, Client as _};
-use hetally_crypto::dap::vdaf::{DpStrategy, VdafSpec};
+use hetally_dap::prio::codec::{Decode, Encode};
+use hetally_dap::prio::vdaf::prio3::{Prio3Count, Prio3Histogram, Prio3Sum, Prio3SumVec};
+use hetally_dap::prio::vdaf::{self, Client as _};
+use hetally_dap::vdaf::{DpStrategy, VdafSpec};
 use hetally_tests::*;
 use janus_collector::{Collector, PrivateCollectorCredential};
 use rand::{Rng, SeedableRng};
@@ -488,14 +488,14 @@ async fn dap_bad_input_tampered_share_excluded() {
     let p = pair("prio3count", "none", 10).await;
     for _ in 0..3 {
         let r = count_report(&p, true, true).await;
-        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 201);
     }
     let mut truth = 0;
     for i in 0..20 {
         let v = i % 3 == 0;
         truth += u64::from(v);
         let r = count_report(&p, v, false).await;
-        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 201);
     }
     assert_eq!(collect_count(&p).await, (20, truth));
 }
@@ -521,8 +521,8 @@ async fn dap_bad_input_concurrent_replays() {
         let p = &p;
         async move {
             let resp = put_report(p, body, Report::MEDIA_TYPE).await;
-            if resp.status() == 200 {
-                (is_twin, 200, String::new())
+            if resp.status() == 201 {
+                (is_twin, 201, String::new())
             } else {
                 let (status, kind) = problem_type(resp).await;
                 (is_twin, status, kind)
@@ -532,14 +532,14 @@ async fn dap_bad_input_concurrent_replays() {
     .await;
     let twins: Vec<_> = answers.iter().filter(|a| a.0).collect();
     assert_eq!(twins.len(), 8);
-    assert_eq!(twins.iter().filter(|a| a.1 == 200).count(), 1);
-    for (_, status, kind) in twins.iter().filter(|a| a.1 != 200) {
+    assert_eq!(twins.iter().filter(|a| a.1 == 201).count(), 1);
+    for (_, status, kind) in twins.iter().filter(|a| a.1 != 201) {
         assert_eq!(
             (*status, kind.as_str()),
             (400, &*format!("{DAP}reportRejected"))
         );
     }
-    assert!(answers.iter().filter(|a| !a.0).all(|a| a.1 == 200));
+    assert!(answers.iter().filter(|a| !a.0).all(|a| a.1 == 201));
     assert_eq!(collect_count(&p).await, (41, truth));
 }
 
@@ -557,7 +557,7 @@ async fn dap_bad_input_replay_media_type_and_tokens() {
     // Accepted once, refused as a replay the second time.
     assert_eq!(
         put_report(&p, r.clone(), Report::MEDIA_TYPE).await.status(),
-        200
+        201
     );
     let (status, kind) = problem_type(put_report(&p, r, Report::MEDIA_TYPE).await).await;
     assert_eq!(
@@ -700,7 +700,7 @@ async fn dap_bad_input_batch_size_and_overlap() {
     let p = pair("prio3count", "none", 10).await;
     for _ in 0..3 {
         let r = count_report(&p, true, false).await;
-        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 201);
     }
     let interval = test_interval();
     let job1 = "AQEBAQEBAQEBAQEBAQEBAQ";
@@ -745,7 +745,7 @@ async fn dap_bad_input_batch_size_and_overlap() {
     // Fill the batch up and collect it.
     for _ in 0..10 {
         let r = count_report(&p, true, false).await;
-        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 201);
     }
     let job2 = "AgICAgICAgICAgICAgICAg";
     assert_eq!(put_collection(&p, job2, interval).await.status(), 201);
@@ -820,7 +820,7 @@ async fn dap_bad_input_helper_refusal_fails_the_collection() {
             "time_precision": PRECISION,
             "peer_url": format!("{}/dap/", peer.url),
             "aggregator_auth_token": secrets.aggregator_token,
-            "collector_hpke_config": hetally_crypto::dap::hpke::encode_config(
+            "collector_hpke_config": hetally_dap::hpke::encode_config(
                 &credential.hpke_config().unwrap()
             ),
             "vdaf_verify_key": secrets.verify_key,
@@ -849,7 +849,7 @@ async fn dap_bad_input_helper_refusal_fails_the_collection() {
     };
     for _ in 0..20 {
         let r = count_report(&p, true, false).await;
-        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 200);
+        assert_eq!(put_report(&p, r, Report::MEDIA_TYPE).await.status(), 201);
     }
     let job = "BQUFBQUFBQUFBQUFBQUFBQ";
     assert_eq!(put_collection(&p, job, test_interval()).await.status(), 201);
@@ -893,7 +893,7 @@ async fn dap_bad_input_report_times() {
         (400, &*format!("{DAP}reportRejected"))
     );
     let good = count_report(&p, false, false).await;
-    assert_eq!(put_report(&p, good, Report::MEDIA_TYPE).await.status(), 200);
+    assert_eq!(put_report(&p, good, Report::MEDIA_TYPE).await.status(), 201);
     assert_eq!(collect_count(&p).await, (1, 0));
 }
 

@@ -2,6 +2,7 @@
 //! `hetally-server` processes, the real CLIs, real HTTP on loopback.
 
 mod bad_input;
+mod client_core;
 mod crash;
 mod dp;
 mod flow;

@@ -5,10 +5,9 @@
 use std::str::FromStr;
 
 use hetally_client::Client;
-use hetally_crypto::backend::ReportContext;
-use hetally_crypto::proofs::InputProofs;
-use hetally_crypto::report::REPORT_MEDIA_TYPE;
-use hetally_crypto::{Report, ReportId, TaskId};
+use hetally_protocol::report::REPORT_MEDIA_TYPE;
+use hetally_protocol::{Report, ReportContext, ReportId, TaskId};
+use hetally_schemes::paillier::{InputProofs, PublicKey};
 use hetally_tests::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -78,10 +77,7 @@ async fn forged_reports_are_rejected_and_honest_ones_collected_exactly() {
     let client = Client::connect(Url::parse(&server.url).unwrap(), task_id)
         .await
         .unwrap();
-    let key = match client.definition().backend.public_key() {
-        hetally_crypto::keyfile::PublicKeyFile::Paillier(pk) => pk,
-        other => panic!("unexpected key {other:?}"),
-    };
+    let key = PublicKey::<rug::Integer>::from_bytes(&client.definition().public_key).unwrap();
     let proofs = InputProofs::new(key.clone(), client.definition().measurement).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let reports_url = format!("{}/tasks/{task}/reports", server.url);

@@ -12,14 +12,14 @@
 //!   space cannot hold is refused at task creation.
 
 use std::str::FromStr;
-use std::sync::Arc;
 
 use hetally_client::Client;
-use hetally_crypto::backend::{generate_crs, BackendConfig, ReportContext, TfheBackend};
-use hetally_crypto::codec::{Reader, Writer};
-use hetally_crypto::lwe::{self, CiphertextList, Crs};
-use hetally_crypto::report::REPORT_MEDIA_TYPE;
-use hetally_crypto::{Measurement, Report, ReportId, TaskId};
+use hetally_protocol::codec::{Reader, Writer};
+use hetally_protocol::report::REPORT_MEDIA_TYPE;
+use hetally_protocol::roles::Encrypter;
+use hetally_protocol::{Layout, Measurement, Report, ReportContext, ReportId, TaskId};
+use hetally_schemes::lwe::scheme::{generate_crs, TfheEncrypter};
+use hetally_schemes::lwe::{self, CiphertextList, Crs, Delta};
 use hetally_tests::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -182,12 +182,11 @@ async fn tfhe_proven_reports_sum_exactly_and_bad_input_is_refused() {
         .await
         .unwrap();
     let measurement = client.definition().measurement;
-    let BackendConfig::Tfhe {
-        public_key, delta, ..
-    } = client.definition().backend.clone()
-    else {
+    let Layout::Tfhe { delta_log2, .. } = client.definition().layout else {
         panic!("not a TFHE task");
     };
+    let delta = Delta::new(delta_log2).unwrap();
+    let public_key = lwe::PublicKey::from_bytes(&client.definition().public_key).unwrap();
     let bad_time = time - time % 60 - 600;
     let mut one_hot = vec![0u64; 1024];
     one_hot[5] = 1;
@@ -222,9 +221,7 @@ async fn tfhe_proven_reports_sum_exactly_and_bad_input_is_refused() {
 
     // A bucket of 2: the range proof must fail (or TFHE-rs refuses to make
     // one, and the value never leaves the client).
-    let crs = Arc::new(crs);
-    let cheater =
-        TfheBackend::new(public_key.clone(), measurement, delta, Some(crs.clone())).unwrap();
+    let cheater = TfheEncrypter::new(client.definition(), Some(&crs_bytes)).unwrap();
     let mut values = vec![0u64; 1024];
     values[7] = 2;
     let id = ReportId([7; 16]);
@@ -249,22 +246,19 @@ async fn tfhe_proven_reports_sum_exactly_and_bad_input_is_refused() {
 
     // A proof against another CRS for the same statement.
     let other_crs = generate_crs(&public_key, &measurement, delta, &mut rng).unwrap();
-    let other = TfheBackend::new(
-        public_key.clone(),
-        measurement,
-        delta,
-        Some(Arc::new(other_crs)),
-    )
-    .unwrap();
+    let mut other_def = client.definition().clone();
+    other_def.layout = Layout::Tfhe {
+        delta_log2,
+        crs_hash: Some(other_crs.hash()),
+    };
+    let other = TfheEncrypter::new(&other_def, Some(other_crs.to_bytes())).unwrap();
     let id = ReportId([8; 16]);
     let ctx = ReportContext {
         task_id: &task_id,
         report_id: &id,
         time: bad_time,
     };
-    let payload =
-        hetally_crypto::backend::AdditiveBackend::encrypt(&other, &one_hot, &ctx, &mut rng)
-            .unwrap();
+    let payload = other.encrypt(&one_hot, &ctx, &mut rng).unwrap();
     let report = Report {
         id,
         time: bad_time,
@@ -370,10 +364,13 @@ async fn tfhe_batch_at_the_capacity_limit_decrypts_and_one_more_is_refused() {
     )
     .await
     .unwrap();
-    let BackendConfig::Tfhe { delta: chosen, .. } = client.definition().backend else {
+    let Layout::Tfhe {
+        delta_log2: chosen, ..
+    } = client.definition().layout
+    else {
         panic!("not a TFHE task");
     };
-    assert_eq!(chosen, delta);
+    assert_eq!(chosen, delta.log2());
 
     // Every report a 1: the largest sum, in one interval.
     let time = now();
@@ -455,10 +452,10 @@ async fn tfhe_batch_at_the_capacity_limit_decrypts_and_one_more_is_refused() {
 
     // A max batch size above what any Delta holds for this type is refused
     // when the task is created, and the error names the limit.
-    let feasible = hetally_crypto::backend::max_feasible_batch(
+    let feasible = hetally_schemes::lwe::scheme::max_feasible_batch(
         params,
         &Measurement::Count,
-        &hetally_crypto::dp::DpMechanism::None,
+        &hetally_dp::DpMechanism::None,
     )
     .unwrap();
     let request = |max: u64| {

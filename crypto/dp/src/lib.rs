@@ -1,0 +1,44 @@
+//! Differential privacy: exact noise, distribution facts, budget accounting
+//! and the planner, for the mechanisms a task states
+//! ([`hetally_protocol::dp`]).
+//!
+//! A released aggregate is the element-wise sum of a batch's reports plus
+//! independent integer noise on every value. The neighbouring relation is
+//! **add or remove one report**, so the sensitivities are the largest norms of
+//! one report ([`l1_sensitivity`], [`l2_sensitivity_squared`]).
+//!
+//! * [`DpMechanism`] (from `hetally-protocol`) is what a task states (`none`, `laplace:EPSILON`,
+//!   `gaussian:RHO`, or `gaussian-eps:EPSILON:DELTA` converted to rho); its
+//!   binary encoding is part of the task definition.
+//! * [`Noise`] is the distribution one release adds to each value, derived
+//!   from the measurement and the mechanism, sampled exactly (feature
+//!   `sampler`) with prio's discrete Laplace and discrete Gaussian samplers (Canonne, Kamath and
+//!   Steinke 2020, <https://arxiv.org/abs/2004.00010>): integer and rational
+//!   arithmetic only, never a rounded floating-point Laplace (Mironov 2012).
+//! * [`Noise`] also answers questions about itself: variance, confidence
+//!   intervals (from the exact probability mass function) and sound tail
+//!   bounds, used to size Paillier slots and TFHE capacity.
+//! * [`try_spend`] is the budget accountant: epsilon adds up under basic
+//!   composition, rho under zCDP composition, in exact rationals.
+//! * [`plan`] turns a target error into the smallest epsilon or rho.
+//!
+//! docs/dp.md explains the choices and cites the papers.
+
+#![forbid(unsafe_code)]
+
+mod budget;
+mod distribution;
+mod noise;
+mod plan;
+// Test support, public so that tests in other crates (noise through Paillier
+// encrypt-add-decrypt, TFHE, Prio3) can run the same goodness-of-fit check;
+// hidden from the docs because it is not part of the service's API.
+#[doc(hidden)]
+pub mod stats;
+
+pub use budget::{release_cost, releases_left, try_spend};
+pub use hetally_protocol::dp::{
+    gaussian_eps_to_rho, zcdp_to_approx_dp, DpError, DpMechanism, MechanismSpec, Rational,
+};
+pub use noise::{l1_sensitivity, l2_sensitivity_squared, Noise, MAX_NOISE_SCALE_BITS};
+pub use plan::{error_for, parse_confidence, plan, ErrorTarget, MechanismKind, Plan, PlanRequest};

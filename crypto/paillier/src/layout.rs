@@ -1,0 +1,60 @@
+//! The slot width a Paillier task needs, derived from the task: never
+//! chosen by hand, and re-derived by every client and the server before a
+//! definition is used.
+
+use hetally_dp::{DpMechanism, Noise};
+use hetally_protocol::{Measurement, SchemeError};
+use num_bigint::BigInt;
+
+use crate::packing::{Packing, MAX_SLOT_BITS};
+
+/// Per-value probability that DP noise exceeds the slot headroom: 2^-64.
+pub const NOISE_TAIL_LOG2: u32 = 64;
+
+/// The slot width a task needs: room for `max_batch_size` reports at the
+/// type's largest value, plus DP noise up to a bound it exceeds with
+/// probability below 2^-64 per value ([`NOISE_TAIL_LOG2`]), plus a sign
+/// bit and a bit of margin ([`Packing::for_max_abs`]).
+pub fn slot_bits(
+    modulus_bits: u32,
+    measurement: &Measurement,
+    dp: &DpMechanism,
+    max_batch_size: u64,
+) -> Result<u32, SchemeError> {
+    let noise =
+        Noise::for_measurement(measurement, dp).map_err(|e| SchemeError::Config(e.to_string()))?;
+    let max_abs = BigInt::from(max_batch_size) * BigInt::from(measurement.max_value())
+        + BigInt::from(noise.tail_bound(NOISE_TAIL_LOG2));
+    let packing = Packing::for_max_abs(&max_abs, modulus_bits).map_err(|_| {
+        SchemeError::Config(format!(
+            "a batch of up to {max_batch_size} reports plus DP noise needs slots wider than \
+             {MAX_SLOT_BITS} bits: lower the max batch size"
+        ))
+    })?;
+    Ok(packing.slot_bits())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_width_covers_the_batch_and_the_noise_tail() {
+        let count = Measurement::Count;
+        // 2^32 - 1 reports of 0/1: 32 bits of sum, a sign bit, a margin bit.
+        assert_eq!(
+            slot_bits(2048, &count, &DpMechanism::None, u32::MAX as u64).unwrap(),
+            34
+        );
+        // Laplace noise of scale 1 adds a tail bound of ceil(65 ln 2) = 46
+        // (2^-64 per value): 1000 + 46 = 1046 needs 11 bits, so 13.
+        let dp: DpMechanism = "laplace:1".parse().unwrap();
+        assert_eq!(slot_bits(2048, &count, &dp, 1000).unwrap(), 13);
+        assert_eq!(
+            slot_bits(2048, &count, &DpMechanism::None, 1000).unwrap(),
+            12
+        );
+        let sum62 = Measurement::new_sum(62).unwrap();
+        assert!(slot_bits(2048, &sum62, &DpMechanism::None, u64::MAX).is_err());
+    }
+}

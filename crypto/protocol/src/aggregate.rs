@@ -1,0 +1,249 @@
+//! The aggregate file: one released, encrypted batch sum.
+//!
+//! The server writes it at release time and stores it; the collector
+//! decrypts it offline with `hetally-keytool decrypt`. It says which task and
+//! which key it belongs to, which interval it covers, how many reports it
+//! sums, which DP mechanism noised it and how the values are laid out in the
+//! ciphertexts, so that it can be decrypted and interpreted on its own.
+//!
+//! This module reads and writes the format. Whether the ciphertexts fit the
+//! layout, and decrypting them, is the scheme's (`hetally-schemes`).
+
+use thiserror::Error;
+
+use crate::codec::{self, CodecError, FileKind, Reader, Writer};
+use crate::dp::DpMechanism;
+use crate::measurement::Measurement;
+use crate::scheme::Scheme;
+
+/// Largest number of ciphertexts in one aggregate.
+pub const MAX_CIPHERTEXTS: usize = 1 << 20;
+
+/// Largest single ciphertext in an aggregate.
+pub const MAX_CIPHERTEXT_BYTES: usize = 64 << 20;
+
+/// Widest Paillier slot: decoded slot values are `i128`.
+pub const MAX_SLOT_BITS: u32 = 127;
+
+/// Largest aggregate file this build reads.
+pub const MAX_AGGREGATE_FILE_BYTES: usize = 1 << 30;
+
+/// Errors from decoding or decrypting an aggregate.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AggregateError {
+    /// The file is malformed.
+    #[error("malformed aggregate file: {0}")]
+    Codec(#[from] CodecError),
+    /// The secret key is for another scheme.
+    #[error("wrong scheme: the aggregate is {aggregate} but the key is {key}")]
+    WrongScheme {
+        /// The aggregate's scheme.
+        aggregate: Scheme,
+        /// The key's scheme.
+        key: Scheme,
+    },
+    /// The secret key is not the one the aggregate was encrypted under.
+    #[error("wrong key: the aggregate was encrypted under key {expected}, this key is {found}")]
+    WrongKey {
+        /// Fingerprint (hex prefix) in the aggregate.
+        expected: String,
+        /// Fingerprint (hex prefix) of the key given.
+        found: String,
+    },
+    /// A ciphertext did not decrypt.
+    #[error("ciphertext {index} is corrupt: {reason}")]
+    BadCiphertext {
+        /// Position in the file.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The aggregate cannot be decrypted safely (for example a TFHE
+    /// aggregate that sums more encryptions than its Delta holds).
+    #[error("{0}")]
+    Unsafe(String),
+    /// The decrypted values do not fit the stated layout.
+    #[error("decrypted values do not fit the aggregate's layout: {0}")]
+    Layout(String),
+}
+
+/// How the aggregate's values are laid out in its ciphertexts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Paillier plaintexts packed in slots of `slot_bits` bits.
+    PaillierPacked {
+        /// Slot width.
+        slot_bits: u32,
+    },
+    /// TFHE compact lists under a parameter set, values scaled by
+    /// Delta = 2^delta_log2 (`hetally-lwe`).
+    TfheLists {
+        /// The parameter set's id (`hetally_lwe::ParameterSet::id`).
+        parameter_set: u8,
+        /// log2 of Delta.
+        delta_log2: u32,
+    },
+}
+
+impl Encoding {
+    /// The scheme the encoding belongs to.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            Encoding::PaillierPacked { .. } => Scheme::Paillier,
+            Encoding::TfheLists { .. } => Scheme::Tfhe,
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Encoding::PaillierPacked { slot_bits } => {
+                w.u8(1).u32(*slot_bits);
+            }
+            Encoding::TfheLists {
+                parameter_set,
+                delta_log2,
+            } => {
+                w.u8(2).u8(*parameter_set).u32(*delta_log2);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.u8("encoding")? {
+            1 => Ok(Encoding::PaillierPacked {
+                slot_bits: r.u32("slot width")?,
+            }),
+            2 => Ok(Encoding::TfheLists {
+                parameter_set: r.u8("TFHE parameter set")?,
+                delta_log2: r.u32("Delta")?,
+            }),
+            t => Err(CodecError::invalid(
+                "encoding",
+                format!("unknown encoding tag {t}"),
+            )),
+        }
+    }
+}
+
+/// A released aggregate; see the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateFile {
+    /// The task this batch belongs to.
+    pub task_id: [u8; 32],
+    /// The scheme of the ciphertexts.
+    pub scheme: Scheme,
+    /// Fingerprint of the collector public key the ciphertexts are under.
+    pub key_fingerprint: [u8; 32],
+    /// What was measured.
+    pub measurement: Measurement,
+    /// Value layout in the ciphertexts.
+    pub encoding: Encoding,
+    /// Start of the batch interval, Unix seconds.
+    pub batch_start: u64,
+    /// Length of the batch interval, seconds.
+    pub batch_duration: u64,
+    /// Number of reports summed.
+    pub report_count: u64,
+    /// The noise added under encryption.
+    pub dp: DpMechanism,
+    /// The encrypted sums, in the scheme's ciphertext encoding.
+    pub ciphertexts: Vec<Vec<u8>>,
+}
+
+impl AggregateFile {
+    /// The file encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        codec::write_header(&mut w, FileKind::Aggregate);
+        w.u8(self.scheme.to_byte());
+        w.bytes(&self.task_id);
+        w.bytes(&self.key_fingerprint);
+        self.measurement.encode(&mut w);
+        self.encoding.encode(&mut w);
+        w.u64(self.batch_start)
+            .u64(self.batch_duration)
+            .u64(self.report_count);
+        self.dp.encode(&mut w);
+        w.count(self.ciphertexts.len());
+        for c in &self.ciphertexts {
+            w.var_bytes(c);
+        }
+        w.finish()
+    }
+
+    /// Decodes an aggregate file. Ciphertexts are checked when decrypting,
+    /// against the key.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AggregateError> {
+        let mut r = Reader::new(bytes);
+        codec::expect_header(&mut r, FileKind::Aggregate)?;
+        let scheme = Scheme::from_byte(r.u8("scheme")?)?;
+        let task_id = r.array("task id")?;
+        let key_fingerprint = r.array("key fingerprint")?;
+        let measurement = Measurement::decode(&mut r)?;
+        let encoding = Encoding::decode(&mut r)?;
+        let batch_start = r.u64("batch start")?;
+        let batch_duration = r.u64("batch duration")?;
+        let report_count = r.u64("report count")?;
+        let dp = DpMechanism::decode(&mut r)?;
+        let count = r.count(MAX_CIPHERTEXTS, "ciphertext count")?;
+        let mut ciphertexts = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            ciphertexts.push(r.var_bytes(MAX_CIPHERTEXT_BYTES, "ciphertext")?.to_vec());
+        }
+        r.finish("aggregate file")?;
+        let file = AggregateFile {
+            task_id,
+            scheme,
+            key_fingerprint,
+            measurement,
+            encoding,
+            batch_start,
+            batch_duration,
+            report_count,
+            dp,
+            ciphertexts,
+        };
+        file.check_layout()?;
+        Ok(file)
+    }
+
+    fn check_layout(&self) -> Result<(), AggregateError> {
+        if self.encoding.scheme() != self.scheme {
+            return Err(AggregateError::Layout(format!(
+                "a {} aggregate cannot use the {:?} layout",
+                self.scheme, self.encoding
+            )));
+        }
+        if let Encoding::PaillierPacked { slot_bits } = self.encoding {
+            if !(2..=MAX_SLOT_BITS).contains(&slot_bits) {
+                return Err(AggregateError::Layout(format!(
+                    "slot width {slot_bits} bits is outside 2..={MAX_SLOT_BITS}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `public_key_fingerprint` and `scheme` are those of the
+    /// key this aggregate was encrypted under.
+    pub fn check_key(
+        &self,
+        scheme: Scheme,
+        public_key_fingerprint: &[u8; 32],
+    ) -> Result<(), AggregateError> {
+        if scheme != self.scheme {
+            return Err(AggregateError::WrongScheme {
+                aggregate: self.scheme,
+                key: scheme,
+            });
+        }
+        if public_key_fingerprint != &self.key_fingerprint {
+            return Err(AggregateError::WrongKey {
+                expected: hex::encode(&self.key_fingerprint[..8]),
+                found: hex::encode(&public_key_fingerprint[..8]),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! JSON messages of hetally's HTTP control plane, shared by server and
+//! client. Binary payloads (reports, aggregates) use [`crate::report`] and
+//! [`crate::aggregate`]; ids are base64url without padding.
+//!
+//! | method and path | auth | request | response |
+//! |---|---|---|---|
+//! | `GET /healthz` | none | | 200 `{"status":"ok"}` |
+//! | `POST /tasks` | admin | [`CreateTaskRequest`] | 201 [`CreateTaskResponse`] |
+//! | `GET /tasks` | admin | | [`TaskList`] |
+//! | `GET /tasks/{id}` | none | | [`TaskInfo`] |
+//! | `GET /tasks/{id}/status` | collector | | [`TaskStatusInfo`] |
+//! | `GET /tasks/{id}/crs` | none | | the CRS of a TFHE task with input proofs |
+//! | `PUT /tasks/{id}/reports` | none | report bytes | 201, empty |
+//! | `POST /tasks/{id}/releases` | collector | [`ReleaseRequest`] | 201 (made by this request) or 200 (an earlier release), aggregate bytes |
+//! | `GET /tasks/{id}/releases` | collector | | [`ReleaseList`] |
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /tasks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    /// The collector's public key file, standard base64.
+    pub public_key: String,
+    /// Measurement type, e.g. `histogram:11`.
+    pub measurement: String,
+    /// Fewest reports per release.
+    pub min_batch_size: u64,
+    /// Most reports per release; the server's default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch_size: Option<u64>,
+    /// Seconds.
+    pub time_precision: u64,
+    /// DP mechanism (`none`, `laplace:EPS`, `gaussian:RHO`,
+    /// `gaussian-eps:EPS:DELTA`); `none` if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<String>,
+    /// Total privacy budget; required with a DP mechanism.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Whether reports must carry zero-knowledge proofs of validity
+    /// (`docs/proofs.md`); true if absent. `false` trusts every client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_proofs: Option<bool>,
+}
+
+/// A task as the server describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// The task id.
+    pub task_id: String,
+    /// Canonical definition, base64url: clients hash it to check the id.
+    pub definition: String,
+    /// `paillier` or `tfhe`.
+    pub scheme: String,
+    /// Measurement type.
+    pub measurement: String,
+    /// Fewest reports per release.
+    pub min_batch_size: u64,
+    /// Most reports per release.
+    pub max_batch_size: u64,
+    /// Seconds.
+    pub time_precision: u64,
+    /// DP mechanism.
+    pub dp: String,
+    /// Total privacy budget, if DP is on.
+    pub budget: Option<String>,
+    /// SHA-256 fingerprint of the collector key, hex.
+    pub key_fingerprint: String,
+    /// Whether reports must carry input proofs.
+    #[serde(default)]
+    pub input_proofs: bool,
+    /// SHA-256 of the task's CRS, hex, for TFHE tasks with input proofs
+    /// (the CRS itself is at `GET /tasks/{id}/crs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs_sha256: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Response of `POST /tasks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateTaskResponse {
+    /// The new task's id.
+    pub task_id: String,
+    /// The collector token, shown only here.
+    pub collector_token: String,
+    /// The task.
+    pub task: TaskInfo,
+}
+
+/// Response of `GET /tasks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskList {
+    /// Every task.
+    pub tasks: Vec<TaskInfo>,
+}
+
+/// The privacy budget of a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BudgetInfo {
+    /// `epsilon` or `rho`.
+    pub unit: String,
+    /// Total.
+    pub total: String,
+    /// Spent by releases so far.
+    pub spent: String,
+    /// Left.
+    pub remaining: String,
+}
+
+/// Response of `GET /tasks/{id}/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskStatusInfo {
+    /// The task id.
+    pub task_id: String,
+    /// Reports stored.
+    pub reports: u64,
+    /// Reports not in any release.
+    pub unreleased_reports: u64,
+    /// Releases made.
+    pub releases: u64,
+    /// Budget, if DP is on.
+    pub budget: Option<BudgetInfo>,
+}
+
+/// Body of `POST /tasks/{id}/releases`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// Batch interval start, Unix seconds, a multiple of the time precision.
+    pub start: u64,
+    /// Batch interval length, seconds, a positive multiple of the precision.
+    pub duration: u64,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    /// Batch interval start.
+    pub batch_start: u64,
+    /// Batch interval length.
+    pub batch_duration: u64,
+    /// Reports in the batch.
+    pub report_count: u64,
+    /// `pending` or `done`.
+    pub state: String,
+    /// DP mechanism.
+    pub mechanism: String,
+    /// Budget this release spent.
+    pub cost: String,
+    /// Budget spent after it.
+    pub budget_spent_after: String,
+    /// Budget left after it, if the task has a budget.
+    pub budget_remaining_after: Option<String>,
+    /// When the batch was claimed, Unix seconds.
+    pub requested_at: i64,
+    /// When its aggregate was stored, Unix seconds.
+    pub released_at: Option<i64>,
+}
+
+/// Response of `GET /tasks/{id}/releases`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseList {
+    /// The task id.
+    pub task_id: String,
+    /// Releases, oldest batch first.
+    pub releases: Vec<ReleaseInfo>,
+}
+
+/// A problem document (RFC 7807), as the server sends errors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Problem {
+    /// `urn:hetally:error:<name>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// HTTP reason phrase.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What was wrong and what to do.
+    pub detail: String,
+}

@@ -1,0 +1,318 @@
+//! Task definitions and task ids.
+//!
+//! A task is defined by what it measures, its batch rules, its DP
+//! mechanism and budget, and the collector's public key with the layout the
+//! ciphertexts use. Its id is the SHA-256 of the canonical encoding of that
+//! definition, so a client configured with a task id can check that the
+//! definition (and the key in it) that a server hands out is the one the
+//! collector created: a server that swaps in its own key changes the hash.
+//!
+//! This module checks what can be checked without the scheme: the framing,
+//! the batch rules, the DP parameters, and that the key's scheme matches
+//! the layout's. That the layout is the one the scheme derives for this key
+//! and task is checked by `hetally-schemes`, which every client and the
+//! server call before using a definition.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::codec::{CodecError, FileKind, Reader, Writer};
+use crate::dp::{DpMechanism, Rational};
+use crate::keyfile::{self, MAX_KEY_FILE_BYTES};
+use crate::measurement::Measurement;
+use crate::scheme::{Layout, Scheme};
+
+/// Domain separation for task ids.
+const TASK_ID_DOMAIN: &[u8] = b"hetally task definition v1";
+
+/// Version byte of the canonical task encoding of a task without input
+/// proofs: the original encoding, so such tasks keep their ids.
+const TASK_ENCODING_V1: u8 = 1;
+
+/// Version byte of a task with input proofs: the version-1 fields, then a
+/// flags byte whose bit 0 (input proofs) is set. Written only when a flag is
+/// set, so every definition has exactly one encoding.
+const TASK_ENCODING_V2: u8 = 2;
+
+/// Flag bit of [`TaskDefinition::input_proofs`] in a version-2 encoding.
+const FLAG_INPUT_PROOFS: u8 = 1;
+
+/// Largest canonical task definition accepted.
+pub const MAX_TASK_DEFINITION_BYTES: usize = 64 << 20;
+
+/// Longest time precision: one week.
+pub const MAX_TIME_PRECISION: u64 = 7 * 24 * 3600;
+
+/// Errors from building or decoding a task definition.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// A parameter is not acceptable.
+    #[error("invalid task: {0}")]
+    Invalid(String),
+    /// The encoding is malformed.
+    #[error("malformed task definition: {0}")]
+    Codec(#[from] CodecError),
+    /// The scheme rejected the key or the layout.
+    #[error("{0}")]
+    Scheme(String),
+    /// The definition does not hash to the expected id.
+    #[error("task definition does not match task id {expected} (it hashes to {actual}): the server may have altered the task or its public key")]
+    IdMismatch {
+        /// The id the caller asked for.
+        expected: TaskId,
+        /// What the definition hashes to.
+        actual: TaskId,
+    },
+}
+
+/// A 32-byte task id, shown as base64url without padding (as in DAP).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub [u8; 32]);
+
+impl TaskId {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({self})")
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = TaskError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            TaskError::Invalid(format!(
+                "{s:?} is not a task id (43 characters of base64url)"
+            ))
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| bad())?;
+        Ok(TaskId(bytes.try_into().map_err(|_| bad())?))
+    }
+}
+
+/// Everything that defines a task; see the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefinition {
+    /// What each report measures.
+    pub measurement: Measurement,
+    /// Fewest reports a release may hold.
+    pub min_batch_size: u64,
+    /// Most reports a release may hold (bounds slot sizes and noise growth).
+    pub max_batch_size: u64,
+    /// Report timestamps are rounded down to a multiple of this many
+    /// seconds, and batch intervals are aligned to it.
+    pub time_precision: u64,
+    /// Noise added to each release.
+    pub dp: DpMechanism,
+    /// Total privacy budget (epsilon or rho, in the mechanism's unit);
+    /// `None` exactly when `dp` is `None`.
+    pub budget: Option<Rational>,
+    /// The collector's public key file (its canonical encoding).
+    pub public_key: Vec<u8>,
+    /// How values are laid out in ciphertexts under that key.
+    pub layout: Layout,
+    /// Reports must carry zero-knowledge proofs that they encrypt a valid
+    /// measurement, and the server rejects those that do not
+    /// (`docs/proofs.md`). Without it the server trusts every client: one
+    /// report can put any value into an aggregate.
+    pub input_proofs: bool,
+}
+
+impl TaskDefinition {
+    /// Checks the definition's parameters against each other.
+    pub fn check(&self) -> Result<(), TaskError> {
+        let invalid = |s: String| Err(TaskError::Invalid(s));
+        if self.min_batch_size == 0 {
+            return invalid("min_batch_size must be at least 1".into());
+        }
+        if self.max_batch_size < self.min_batch_size {
+            return invalid(format!(
+                "max_batch_size ({}) is below min_batch_size ({})",
+                self.max_batch_size, self.min_batch_size
+            ));
+        }
+        if self.time_precision == 0 || self.time_precision > MAX_TIME_PRECISION {
+            return invalid(format!(
+                "time_precision must be between 1 and {MAX_TIME_PRECISION} seconds, got {}",
+                self.time_precision
+            ));
+        }
+        self.dp
+            .check()
+            .map_err(|e| TaskError::Invalid(e.to_string()))?;
+        match (&self.dp, &self.budget) {
+            (DpMechanism::None, None) => {}
+            (DpMechanism::None, Some(_)) => {
+                return invalid("a budget was given but the task has no DP mechanism".into())
+            }
+            (_, None) => return invalid("a task with a DP mechanism needs a budget".into()),
+            (_, Some(b)) if b.is_zero() => {
+                return invalid("the privacy budget must be greater than zero".into())
+            }
+            _ => {}
+        }
+        let key_scheme = keyfile::key_file_scheme(&self.public_key, FileKind::PublicKey)
+            .map_err(|e| TaskError::Invalid(format!("the public key: {e}")))?;
+        if key_scheme != self.layout.scheme() {
+            return invalid(format!(
+                "the task's layout is for {} but its key is a {key_scheme} key",
+                self.layout.scheme()
+            ));
+        }
+        if let Layout::Tfhe { crs_hash, .. } = &self.layout {
+            match (self.input_proofs, crs_hash) {
+                (true, None) => return invalid("a TFHE task with input proofs needs a CRS".into()),
+                (false, Some(_)) => {
+                    return invalid("a CRS is only part of a task with input proofs".into())
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The task's scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.layout.scheme()
+    }
+
+    /// True if the task's input proofs need its CRS (a TFHE task with input
+    /// proofs); the CRS is served at `GET /tasks/{id}/crs` and checked
+    /// against the hash in the layout.
+    pub fn needs_crs(&self) -> bool {
+        self.input_proofs && self.layout.crs_hash().is_some()
+    }
+
+    /// The canonical encoding the task id hashes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(if self.input_proofs {
+            TASK_ENCODING_V2
+        } else {
+            TASK_ENCODING_V1
+        });
+        self.measurement.encode(&mut w);
+        w.u64(self.min_batch_size)
+            .u64(self.max_batch_size)
+            .u64(self.time_precision);
+        self.dp.encode(&mut w);
+        match &self.budget {
+            None => {
+                w.u8(0);
+            }
+            Some(b) => {
+                w.u8(1);
+                b.encode(&mut w);
+            }
+        }
+        w.u8(self.layout.scheme().to_byte());
+        w.var_bytes(&self.public_key);
+        self.layout.encode(&mut w);
+        if self.input_proofs {
+            w.u8(FLAG_INPUT_PROOFS);
+        }
+        w.finish()
+    }
+
+    /// Decodes and checks a canonical encoding.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TaskError> {
+        if bytes.len() > MAX_TASK_DEFINITION_BYTES {
+            return Err(CodecError::TooLong {
+                what: "task definition",
+                len: bytes.len() as u64,
+                max: MAX_TASK_DEFINITION_BYTES as u64,
+            }
+            .into());
+        }
+        let mut r = Reader::new(bytes);
+        let version = r.u8("task encoding version")?;
+        if version != TASK_ENCODING_V1 && version != TASK_ENCODING_V2 {
+            return Err(CodecError::UnsupportedVersion { found: version }.into());
+        }
+        let measurement = Measurement::decode(&mut r)?;
+        let min_batch_size = r.u64("min batch size")?;
+        let max_batch_size = r.u64("max batch size")?;
+        let time_precision = r.u64("time precision")?;
+        let dp = DpMechanism::decode(&mut r)?;
+        let budget = match r.u8("budget flag")? {
+            0 => None,
+            1 => Some(Rational::decode(&mut r)?),
+            f => return Err(CodecError::invalid("budget flag", format!("{f}")).into()),
+        };
+        let scheme = Scheme::from_byte(r.u8("scheme")?)?;
+        let public_key = r.var_bytes(MAX_KEY_FILE_BYTES, "public key")?.to_vec();
+        let layout = Layout::decode(scheme, &mut r)?;
+        let input_proofs = if version == TASK_ENCODING_V2 {
+            match r.u8("task flags")? {
+                FLAG_INPUT_PROOFS => true,
+                f => {
+                    return Err(CodecError::invalid(
+                        "task flags",
+                        format!("{f:#04x}: only 0x01 (input proofs) is defined, and version 2 is only written with it set"),
+                    )
+                    .into())
+                }
+            }
+        } else {
+            false
+        };
+        r.finish("task definition")?;
+        let task = TaskDefinition {
+            measurement,
+            min_batch_size,
+            max_batch_size,
+            time_precision,
+            dp,
+            budget,
+            public_key,
+            layout,
+            input_proofs,
+        };
+        task.check()?;
+        Ok(task)
+    }
+
+    /// The task id: SHA-256 of a domain tag and the canonical encoding.
+    pub fn id(&self) -> TaskId {
+        task_id_of(&self.to_bytes())
+    }
+
+    /// Decodes a definition received from a server and checks it hashes to
+    /// `expected`.
+    pub fn verify(bytes: &[u8], expected: &TaskId) -> Result<Self, TaskError> {
+        let actual = task_id_of(bytes);
+        if actual != *expected {
+            return Err(TaskError::IdMismatch {
+                expected: *expected,
+                actual,
+            });
+        }
+        Self::from_bytes(bytes)
+    }
+}
+
+/// The id of a canonical task encoding.
+pub fn task_id_of(definition: &[u8]) -> TaskId {
+    let mut h = Sha256::new();
+    h.update(TASK_ID_DOMAIN);
+    h.update(definition);
+    TaskId(h.finalize().into())
+}
