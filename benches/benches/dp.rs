@@ -16,7 +16,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use hetally_benches::task;
-use hetally_dp::{DpMechanism, Noise};
+use hetally_dp::{DpMechanism, Noise, Relation};
 use hetally_protocol::aggregate::Encoding;
 use hetally_protocol::{Measurement, ReportContext, ReportId, TaskId};
 use hetally_schemes::paillier::{Packing, SecretKey};
@@ -27,14 +27,19 @@ const BUCKETS: u32 = 1024;
 const MAX_BATCH_SIZE: u64 = 1 << 20;
 
 /// The mechanisms compared, with a label: none, and both families at
-/// scale / sigma 10 and 1,000 (a histogram's sensitivity is 1).
+/// scale / sigma 10 and 1,000 (a replace-one histogram has L1 sensitivity 2
+/// and squared L2 sensitivity 2, so scale = 2 / epsilon and
+/// sigma^2 = 1 / rho).
 const MECHANISMS: [(&str, &str); 5] = [
     ("none", "none"),
-    ("laplace_scale10", "laplace:0.1"),
-    ("gaussian_sigma10", "gaussian:0.005"),
-    ("laplace_scale1000", "laplace:0.001"),
-    ("gaussian_sigma1000", "gaussian:0.0000005"),
+    ("laplace_scale10", "laplace:0.2"),
+    ("gaussian_sigma10", "gaussian:0.01"),
+    ("laplace_scale1000", "laplace:0.002"),
+    ("gaussian_sigma1000", "gaussian:0.000001"),
 ];
+
+/// The relation the bench tasks declare.
+const RELATION: Relation = Relation::ReplaceOne;
 
 fn dp(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -79,7 +84,7 @@ fn dp(c: &mut Criterion) {
                 packing.plaintext_count(measurement.len())
             );
         }
-        let noise = Noise::for_measurement(&measurement, &dp).unwrap();
+        let noise = Noise::for_task(&measurement, &dp, Some(RELATION)).unwrap();
         let mut noise_rng = ChaCha20Rng::seed_from_u64(2);
         release.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| {
@@ -96,7 +101,7 @@ fn dp(c: &mut Criterion) {
         .measurement_time(std::time::Duration::from_secs(10));
     for (label, mechanism) in &MECHANISMS[1..] {
         let dp: DpMechanism = mechanism.parse().unwrap();
-        let noise = Noise::for_measurement(&measurement, &dp).unwrap();
+        let noise = Noise::for_task(&measurement, &dp, Some(RELATION)).unwrap();
         let mut noise_rng = ChaCha20Rng::seed_from_u64(3);
         sample.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| black_box(noise.sample(BUCKETS as usize, &mut noise_rng).unwrap()))

@@ -33,6 +33,7 @@ pub fn task_with_crs(
         dp,
         budget,
         input_proofs,
+        relation: Some(hetally_dp::Relation::ReplaceOne),
     };
     hetally_schemes::define_task(
         public_key.to_vec(),

@@ -10,7 +10,7 @@ use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 use hetally_protocol::api::{CreateTaskRequest, TaskInfo};
 use hetally_protocol::codec::FileKind;
-use hetally_protocol::dp::MechanismSpec;
+use hetally_protocol::dp::{MechanismSpec, Relation};
 use hetally_protocol::keyfile;
 use hetally_protocol::{Measurement, TaskId};
 use reqwest::Url;
@@ -134,6 +134,17 @@ struct TaskCreateArgs {
     /// gaussian); required with --dp.
     #[arg(long)]
     budget: Option<String>,
+    /// Which batches the DP guarantee treats as neighbours (part of the task
+    /// id). `replace-one`: same-size batches differing in one report's
+    /// value; the report count of every release is public, and a histogram
+    /// is calibrated for L1 sensitivity 2. `add-remove`: batches differing
+    /// by one report; the report count is released only with noise (the
+    /// same noise as the values, covered by the same epsilon or rho), the
+    /// collector never sees an exact count, and a batch whose noisy count
+    /// falls outside the batch size limits is withheld. Add-remove needs
+    /// --dp and the paillier scheme. See docs/dp.md.
+    #[arg(long, default_value = "replace-one", value_parser = parse_relation)]
+    relation: Relation,
     /// Accept reports without zero-knowledge proofs of validity. By default
     /// every report proves that it encrypts a valid measurement (a 0/1
     /// count, an in-range sum, a one-hot histogram) and the server rejects
@@ -341,6 +352,10 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
+fn parse_relation(s: &str) -> Result<Relation, String> {
+    Relation::from_str(s).map_err(|e| e.to_string())
+}
+
 fn print_task(info: &TaskInfo) {
     println!("task id:         {}", info.task_id);
     println!("scheme:          {}", info.scheme);
@@ -351,6 +366,8 @@ fn print_task(info: &TaskInfo) {
     );
     println!("time precision:  {} s", info.time_precision);
     println!("dp:              {}", info.dp);
+    println!("relation:        {}", info.relation);
+    println!("guarantee:       {}", info.guarantee);
     if let Some(b) = &info.budget {
         println!("budget:          {b}");
     }
@@ -460,11 +477,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "start", "duration", "reports", "state", "mechanism", "cost", "budget left"
                 );
                 for r in &list.releases {
+                    // Add-remove tasks: the count as released, with noise.
+                    let reports = match (r.report_count, r.noisy_report_count) {
+                        (Some(n), _) => n.to_string(),
+                        (None, Some(noisy)) => format!("~{noisy}"),
+                        (None, None) => "-".into(),
+                    };
                     println!(
                         "{:<12} {:>8} {:>9} {:<8} {:<18} {:>10} {:>12}",
                         r.batch_start,
                         r.batch_duration,
-                        r.report_count,
+                        reports,
                         r.state,
                         r.mechanism,
                         r.cost,
@@ -484,8 +507,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if a.json {
                 print_json(&status);
             } else {
-                println!("reports stored:     {}", status.reports);
-                println!("not yet released:   {}", status.unreleased_reports);
+                let hidden = "hidden (add-remove: report counts leave the server only with noise)";
+                let count =
+                    |n: Option<u64>| n.map_or_else(|| hidden.to_string(), |n| n.to_string());
+                println!("reports stored:     {}", count(status.reports));
+                println!("not yet released:   {}", count(status.unreleased_reports));
                 println!("releases:           {}", status.releases);
                 if let Some(b) = &status.budget {
                     println!(
@@ -527,6 +553,7 @@ async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
             dp: Some(spec.mechanism().to_string()),
             budget: a.budget,
             input_proofs: Some(!a.no_input_proofs),
+            relation: Some(a.relation.name().to_string()),
         })
         .await?;
     if let Some(path) = &a.token_out {

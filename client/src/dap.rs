@@ -75,6 +75,13 @@ pub struct ProvisionedTask {
     pub vdaf: String,
     /// DP strategy, canonical text.
     pub dp_strategy: String,
+    /// The neighbouring relation of the DP guarantee: always `replace-one`
+    /// (DAP publishes report counts).
+    #[serde(default)]
+    pub relation: String,
+    /// The guarantee one collection gives, in words.
+    #[serde(default)]
+    pub guarantee: String,
     /// Time precision, seconds.
     pub time_precision: u64,
     /// Minimum batch size.
@@ -206,6 +213,8 @@ pub async fn provision_with(
         helper: config.helper.to_string(),
         vdaf: config.vdaf.to_string(),
         dp_strategy: config.dp.to_string(),
+        relation: DpStrategy::RELATION.to_string(),
+        guarantee: config.dp.guarantee(&config.vdaf),
         time_precision: config.time_precision,
         min_batch_size: config.min_batch_size,
     })

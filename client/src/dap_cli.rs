@@ -223,6 +223,8 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 println!("task id     {}", task.task_id);
                 println!("vdaf        {}", task.vdaf);
                 println!("dp          {}", task.dp_strategy);
+                println!("relation    {}", task.relation);
+                println!("guarantee   {}", task.guarantee);
                 println!("leader      {}", task.leader);
                 println!("helper      {}", task.helper);
             }

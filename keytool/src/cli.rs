@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hetally_dp::{parse_confidence, ErrorTarget, MechanismKind, Rational};
+use hetally_dp::{parse_confidence, ErrorTarget, MechanismKind, Rational, Relation};
 use hetally_protocol::Measurement;
 use hetally_protocol::Scheme;
 use hetally_schemes::paillier::{DEFAULT_MODULUS_BITS, SUPPORTED_MODULUS_BITS};
@@ -202,9 +202,17 @@ with probability at least --confidence. The half-width depends only on the
 noise, not on the data, so it is the same for every value. Without DP the
 values are exact and the intervals are the values themselves.
 
+The header states the guarantee that holds for the release: the task's
+neighbouring relation (replace-one: the report count is public; add-remove:
+the report count is released with the same noise as the values, shown as ~N
+with its interval), the sensitivity the noise was calibrated for, and epsilon
+or rho. For a task created before relations were declared it says so, and
+states what truly holds (a histogram's epsilon is twice the stated one).
+
 --clamp moves impossible values into the possible range: below 0 to 0, and
 above reports x the largest value of one report (the report count, for count
-and histogram) to that bound; intervals are clipped the same way. This is
+and histogram) to that bound (add-remove: only below 0, as the exact count is
+not known); intervals are clipped the same way. This is
 post-processing of the release, so the DP guarantee is unchanged, and an
 interval that contained the true sum still does. It biases values near the
 bounds (a bucket whose true count is 0 reads high on average), so leave it
@@ -215,15 +223,22 @@ Output shapes:
          index, value and interval columns
   csv    index,value,low,high (with --clamp also a clamped column: true
          where clamping changed the value)
-  json   {\"task_id\":\"...\",\"measurement\":\"histogram:11\",\"report_count\":1000,
+  json   {\"task_id\":\"...\",\"measurement\":\"histogram:11\",
+          \"relation\":\"replace-one\",\"report_count\":1000,
           \"batch\":{\"start\":1714521600,\"duration\":3600},
-          \"dp\":{\"mechanism\":\"laplace:0.5\",\"distribution\":\"discrete_laplace\",
+          \"dp\":{\"mechanism\":\"laplace:1\",\"distribution\":\"discrete_laplace\",
                 \"scale\":\"2\",\"std_dev\":2.799,\"confidence\":0.95,
                 \"half_width\":6,\"exact\":false},
+          \"guarantee\":{\"relation\":\"replace-one\",\"declared\":true,
+                       \"holds\":\"laplace:1\",\"epsilon\":\"1\",
+                       \"l1_sensitivity\":\"2\",\"l2_sensitivity_squared\":\"2\",
+                       \"text\":\"pure 1-DP per release for replace-one ...\"},
           \"values\":[...],\"intervals\":[[low,high],...],
           \"clamp\":null or {\"low\":0,\"high\":1000,\"values_changed\":2}}
-         (a gaussian mechanism has \"sigma\" in place of \"scale\"; without DP,
-         \"distribution\" is \"none\", \"exact\" is true and \"half_width\" 0)
+         (a gaussian mechanism has \"sigma\" in place of \"scale\" and \"rho\"
+         in place of \"epsilon\"; without DP, \"distribution\" is \"none\",
+         \"exact\" is true and \"half_width\" 0; add-remove: \"report_count\" is
+         null and \"noisy_report_count\":{\"value\":N,\"interval\":[low,high]})
 
 --plot OUT.svg also draws the values as bars with their intervals as error
 bars, in addition to the output above.
@@ -257,7 +272,8 @@ pub struct DecryptArgs {
     pub confidence: f64,
 
     /// Clamp values and intervals to the possible range (0 up to reports x
-    /// the largest value of one report); see below.
+    /// the largest value of one report; add-remove: only below at 0); see
+    /// below.
     #[arg(long)]
     pub clamp: bool,
 
@@ -303,19 +319,25 @@ The answer is the smallest epsilon (laplace) or rho (gaussian) with three
 significant digits whose exact noise distribution meets the target, found by
 the same code that computes the intervals `decrypt` prints. With --epsilon
 or --rho instead of --max-error, it answers the reverse question: the error
-that parameter gives. Sensitivities follow the measurement type (the
-add-or-remove-one-report relation), as the server calibrates them.
+that parameter gives. Sensitivities follow the measurement type and
+--relation, as the server calibrates them: under replace-one (the default)
+a histogram has L1 sensitivity 2 (one report moving between buckets changes
+two) and the others the largest norm of one report; under add-remove the
+report count is released as one more noisy value, so each grows by one.
 
 Use the answer as the task's mechanism: hetally-client task create ... --dp
-laplace:EPSILON. Each release spends it from the task's budget.
+laplace:EPSILON --relation RELATION. Each release spends it from the task's
+budget.
 
 JSON (--json):
   {\"measurement\":\"histogram:11\",\"reports\":1000,\"confidence\":0.95,
    \"target\":{\"max_error\":\"5%\",\"absolute\":50} or null,
-   \"mechanism\":\"laplace:0.0594\",\"parameter\":\"epsilon\",\"value\":\"0.0594\",
-   \"distribution\":\"discrete_laplace\",\"scale\":\"5000/297\",\"std_dev\":23.8,
+   \"mechanism\":\"laplace:0.119\",\"relation\":\"replace-one\",
+   \"l1_sensitivity\":\"2\",\"l2_sensitivity_squared\":\"2\",\"guarantee\":\"pure 0.119-DP ...\",
+   \"parameter\":\"epsilon\",\"value\":\"0.119\",
+   \"distribution\":\"discrete_laplace\",\"scale\":\"2000/119\",\"std_dev\":23.76,
    \"half_width\":50,\"full_scale\":1000,\"half_width_percent\":5.0,
-   \"approx_dp\":{\"epsilon\":0.0594,\"delta\":0}}
+   \"approx_dp\":{\"epsilon\":0.119,\"delta\":0}}
   (gaussian: \"sigma\" in place of \"scale\", and approx_dp at --delta)
 
 Examples:
@@ -364,9 +386,20 @@ pub struct DpPlanArgs {
     #[arg(long, value_name = "DELTA", default_value_t = 1e-6, value_parser = parse_delta_arg)]
     pub delta: f64,
 
+    /// The neighbouring relation the task will declare (`hetally-client
+    /// task create --relation`): replace-one (a histogram has L1
+    /// sensitivity 2) or add-remove (one report more or less; the report
+    /// count is one more noisy value, so every sensitivity grows by one).
+    #[arg(long, value_name = "RELATION", default_value = "replace-one", value_parser = parse_relation_arg)]
+    pub relation: Relation,
+
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_relation_arg(s: &str) -> Result<Relation, String> {
+    s.parse().map_err(|e| format!("{e}"))
 }
 
 fn parse_confidence_arg(s: &str) -> Result<f64, String> {

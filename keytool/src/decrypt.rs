@@ -55,8 +55,11 @@ pub fn check_plausible(aggregate: &AggregateFile, values: &[i128]) -> Result<(),
     if !matches!(aggregate.dp, DpMechanism::None) {
         return Ok(());
     }
+    // Only add/remove tasks have a noisy count, and they always have noise.
+    let Some(reports) = aggregate.report_count.exact() else {
+        return Ok(());
+    };
     let measurement = &aggregate.measurement;
-    let reports = aggregate.report_count;
     let max = i128::from(reports) * i128::from(measurement.max_value());
     if let Some((i, v)) = values
         .iter()
@@ -187,7 +190,8 @@ mod tests {
             encoding: Encoding::PaillierPacked { slot_bits: 16 },
             batch_start: 0,
             batch_duration: 60,
-            report_count: reports,
+            relation: Some(hetally_dp::Relation::ReplaceOne),
+            report_count: hetally_protocol::aggregate::ReportCount::Exact(reports),
             dp,
             ciphertexts: vec![],
         }

@@ -10,7 +10,7 @@
 use std::io::Write;
 
 use hetally_dp::{
-    error_for, plan, DpError, DpMechanism, ErrorTarget, MechanismKind, Noise, PlanRequest, Rational,
+    plan, DpError, DpMechanism, ErrorTarget, Guarantee, MechanismKind, Noise, PlanRequest, Rational,
 };
 use hetally_protocol::Measurement;
 use serde::Serialize;
@@ -33,6 +33,9 @@ pub struct Answer {
     pub target: Option<(ErrorTarget, u128)>,
     /// The mechanism: planned, or as given.
     pub mechanism: DpMechanism,
+    /// The guarantee one release under it gives, for the relation asked
+    /// about (with the sensitivity the calibration used).
+    pub guarantee: Guarantee,
     /// The noise it adds to each value.
     pub noise: Noise,
     /// The interval half-width at `confidence`.
@@ -109,9 +112,11 @@ pub fn answer(args: &DpPlanArgs) -> Result<Answer, KeytoolError> {
     }
     if let Some((kind, value)) = reverse {
         let mechanism = kind.with_parameter(value.clone());
-        let noise = Noise::for_measurement(&args.measurement, &mechanism)
+        let guarantee = Guarantee::for_task(&args.measurement, &mechanism, Some(args.relation))
             .map_err(|e| plan_error(e, args))?;
-        let half_width = error_for(&args.measurement, &mechanism, args.confidence)
+        let noise = guarantee.noise.clone();
+        let half_width = noise
+            .interval_half_width(args.confidence)
             .map_err(|e| plan_error(e, args))?;
         return Ok(Answer {
             measurement: args.measurement,
@@ -119,6 +124,7 @@ pub fn answer(args: &DpPlanArgs) -> Result<Answer, KeytoolError> {
             confidence: args.confidence,
             target: None,
             mechanism,
+            guarantee,
             noise,
             half_width,
             full_scale,
@@ -139,6 +145,7 @@ pub fn answer(args: &DpPlanArgs) -> Result<Answer, KeytoolError> {
     let kind = args.mechanism.unwrap_or(MechanismArg::Laplace).kind();
     let request = PlanRequest {
         measurement: args.measurement,
+        relation: args.relation,
         kind,
         max_error: max_error.clone(),
         reports: args.reports,
@@ -151,6 +158,7 @@ pub fn answer(args: &DpPlanArgs) -> Result<Answer, KeytoolError> {
         confidence: planned.confidence,
         target: Some((max_error, planned.max_error)),
         mechanism: planned.mechanism,
+        guarantee: planned.guarantee,
         noise: planned.noise,
         half_width: planned.half_width,
         full_scale: planned.full_scale,
@@ -180,6 +188,10 @@ struct AnswerJson {
     confidence: f64,
     target: Option<TargetJson>,
     mechanism: String,
+    relation: &'static str,
+    l1_sensitivity: String,
+    l2_sensitivity_squared: String,
+    guarantee: String,
     parameter: &'static str,
     value: String,
     distribution: &'static str,
@@ -210,6 +222,10 @@ pub fn json(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
             absolute: *abs,
         }),
         mechanism: a.mechanism.to_string(),
+        relation: a.guarantee.relation.name(),
+        l1_sensitivity: a.guarantee.l1.to_string(),
+        l2_sensitivity_squared: a.guarantee.l2_squared.to_string(),
+        guarantee: a.guarantee.describe(Some(a.delta)),
         parameter,
         value,
         distribution: noise.map_or("none", |n| n.0),
@@ -246,7 +262,8 @@ pub fn text(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some((_, absolute)) = &a.target {
         writeln!(out, "Target       {}", error_text(a, *absolute))?;
     }
-    writeln!(out, "Mechanism    {}", a.mechanism.describe(a.delta))?;
+    writeln!(out, "Mechanism    {}", a.mechanism)?;
+    writeln!(out, "Guarantee    {}", a.guarantee.describe(Some(a.delta)))?;
     if let Some((_, name, value)) = noise_parameter(&a.noise) {
         writeln!(
             out,
@@ -269,8 +286,9 @@ pub fn text(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some((name, value)) = a.parameter().filter(|_| a.target.is_some()) {
         writeln!(
             out,
-            "Use it       hetally-client task create ... --dp {} (each release spends {name} {value} of the task's budget)",
-            a.mechanism
+            "Use it       hetally-client task create ... --dp {} --relation {} (each release spends {name} {value} of the task's budget)",
+            a.mechanism,
+            a.guarantee.relation
         )?;
     }
     Ok(())
@@ -304,7 +322,8 @@ mod tests {
 
     #[test]
     fn plans_the_documented_example() {
-        // docs/dp.md: histogram:11, 1000 reports, ±5% at 95% is laplace:0.0594.
+        // docs/dp.md: histogram:11, 1000 reports, ±5% at 95% is laplace:0.119
+        // under replace-one (L1 sensitivity 2).
         let a = answer(&args(&[
             "--measurement",
             "histogram:11",
@@ -314,12 +333,13 @@ mod tests {
             "5%",
         ]))
         .unwrap();
-        assert_eq!(a.mechanism.to_string(), "laplace:0.0594");
+        assert_eq!(a.mechanism.to_string(), "laplace:0.119");
+        assert_eq!(a.guarantee.l1, Rational::from_integer(2));
         assert_eq!(a.target.as_ref().unwrap().1, 50);
         assert!(a.half_width <= 50);
         assert_eq!(a.full_scale, Some(1000));
         let (eps, delta) = a.approx_dp();
-        assert!((eps - 0.0594).abs() < 1e-12 && delta == 0.0);
+        assert!((eps - 0.119).abs() < 1e-12 && delta == 0.0);
 
         let g = answer(&args(&[
             "--measurement",
@@ -332,7 +352,35 @@ mod tests {
             "gaussian",
         ]))
         .unwrap();
-        assert_eq!(g.mechanism.to_string(), "gaussian:0.000754");
+        assert_eq!(g.mechanism.to_string(), "gaussian:0.00151");
+    }
+
+    #[test]
+    fn the_relation_sets_the_sensitivity() {
+        // sum:8 under add-remove: L1 = 255 + 1 (the count is a value too).
+        let a = answer(&args(&[
+            "--measurement",
+            "sum:8",
+            "--epsilon",
+            "1",
+            "--relation",
+            "add-remove",
+        ]))
+        .unwrap();
+        assert_eq!(
+            a.noise,
+            Noise::DiscreteLaplace {
+                scale: Rational::from_integer(256)
+            }
+        );
+        assert_eq!(a.guarantee.relation.name(), "add-remove");
+        let r = answer(&args(&["--measurement", "sum:8", "--epsilon", "1"])).unwrap();
+        assert_eq!(
+            r.noise,
+            Noise::DiscreteLaplace {
+                scale: Rational::from_integer(255)
+            }
+        );
     }
 
     #[test]

@@ -61,14 +61,14 @@ pub enum KeytoolError {
         expected: &'static str,
     },
     /// A file was written by another format version.
-    #[error("{path} uses file format version {found}, but this hetally-keytool reads version {supported}; use a hetally-keytool release that matches the server")]
+    #[error("{path} uses file format version {found}, but this hetally-keytool reads {supported}; use a hetally-keytool release that matches the server")]
     UnsupportedVersion {
         /// The file.
         path: String,
         /// Its version byte.
         found: u8,
-        /// The version this build reads.
-        supported: u8,
+        /// The versions this build reads.
+        supported: &'static str,
     },
     /// A file of a scheme this build does not handle.
     #[error("{path} uses a scheme this hetally-keytool does not support ({reason}); use a hetally-keytool release that matches the server")]

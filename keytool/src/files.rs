@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use hetally_protocol::aggregate::{AggregateError, AggregateFile, MAX_AGGREGATE_FILE_BYTES};
-use hetally_protocol::codec::{self, CodecError, FileKind, Reader, FORMAT_VERSION};
+use hetally_protocol::codec::{self, CodecError, FileKind, Reader};
 use hetally_protocol::keyfile::{self, KeyFileError, MAX_KEY_FILE_BYTES};
 use hetally_schemes::{KeyError, PublicKeyFile, SecretKeyFile};
 use zeroize::Zeroizing;
@@ -97,6 +97,9 @@ fn read_bytes(path: &Path, max: usize, what: &'static str) -> Result<Vec<u8>, Ke
     }
 }
 
+/// The file format versions this build reads, for errors.
+const SUPPORTED_VERSIONS: &str = "version 1 of key files and versions 1 and 2 of aggregate files";
+
 /// Maps a decoding error of a file of `kind` (`None`: the header itself).
 fn codec_error(
     path: &Path,
@@ -112,7 +115,7 @@ fn codec_error(
         CodecError::UnsupportedVersion { found } => KeytoolError::UnsupportedVersion {
             path: display(path),
             found,
-            supported: FORMAT_VERSION,
+            supported: SUPPORTED_VERSIONS,
         },
         CodecError::Invalid {
             what: "scheme",

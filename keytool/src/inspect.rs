@@ -8,7 +8,8 @@
 
 use std::io::{self, Write};
 
-use hetally_protocol::aggregate::{AggregateFile, Encoding};
+use hetally_dp::Guarantee;
+use hetally_protocol::aggregate::{AggregateFile, Encoding, ReportCount};
 use hetally_schemes::paillier::{Packing, SUPPORTED_MODULUS_BITS};
 use hetally_schemes::{PublicKeyFile, SecretKeyFile};
 use serde::Serialize;
@@ -118,10 +119,21 @@ pub struct AggregateInfo {
     pub values: usize,
     /// Batch interval.
     pub batch: BatchInfo,
-    /// Reports summed.
-    pub report_count: u64,
+    /// The task's neighbouring relation: `replace-one`, `add-remove`, or
+    /// `legacy` (declared none; replace-one holds).
+    pub relation: String,
+    /// Reports summed; absent under add-remove, whose exact count never
+    /// leaves the server.
+    pub report_count: Option<u64>,
+    /// Under add-remove: the report count as released, with noise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noisy_report_count: Option<i64>,
     /// DP mechanism, e.g. `none`, `laplace:0.5`.
     pub dp: String,
+    /// The guarantee that holds for one release, in short
+    /// (`1-DP (replace-one)`); null if the mechanism cannot be calibrated
+    /// for the measurement (no server writes such a file).
+    pub guarantee: Option<String>,
     /// Slot layout.
     pub layout: LayoutInfo,
     /// The ciphertexts.
@@ -204,8 +216,16 @@ impl AggregateInfo {
                 start_utc: render::batch_start_utc(agg.batch_start),
                 end_utc: render::batch_end_utc(agg.batch_start, agg.batch_duration),
             },
-            report_count: agg.report_count,
+            relation: render::relation_name(agg.relation).to_string(),
+            report_count: agg.report_count.exact(),
+            noisy_report_count: match agg.report_count {
+                ReportCount::Noisy(n) => Some(n),
+                ReportCount::Exact(_) => None,
+            },
             dp: agg.dp.to_string(),
+            guarantee: Guarantee::for_task(&agg.measurement, &agg.dp, agg.relation)
+                .ok()
+                .map(|g| g.short()),
             layout,
             ciphertexts: CiphertextInfo {
                 count: agg.ciphertexts.len(),
@@ -256,8 +276,20 @@ fn write_aggregate_text(
         "Batch         {}",
         render::batch_interval(agg.batch_start, agg.batch_duration)
     )?;
-    writeln!(out, "Reports       {}", info.report_count)?;
+    writeln!(
+        out,
+        "Reports       {}",
+        render::describe_count(agg.report_count)
+    )?;
+    writeln!(
+        out,
+        "Relation      {}",
+        render::describe_relation(agg.relation)
+    )?;
     writeln!(out, "Noise         {}", render::describe_dp(&agg.dp))?;
+    if let Some(g) = &info.guarantee {
+        writeln!(out, "Guarantee     {g}")?;
+    }
     let layout = &info.layout;
     let mut line = layout.encoding.to_string();
     if let Some(bits) = layout.slot_bits {
@@ -342,7 +374,8 @@ mod tests {
             encoding: Encoding::PaillierPacked { slot_bits: 16 },
             batch_start: 1_714_521_600,
             batch_duration: 3600,
-            report_count: 5,
+            relation: Some(hetally_dp::Relation::ReplaceOne),
+            report_count: hetally_protocol::aggregate::ReportCount::Exact(5),
             dp: DpMechanism::None,
             ciphertexts,
         }

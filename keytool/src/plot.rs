@@ -97,14 +97,27 @@ fn y_range(release: &Release<'_>) -> (f64, f64) {
     (if lo < 0.0 { lo - pad } else { 0.0 }, hi + pad)
 }
 
+/// The report count for a title: exact, or `~N` when released with noise.
+fn reports(release: &Release<'_>) -> String {
+    let count = release.estimates.count;
+    if count.exact {
+        count.value.to_string()
+    } else {
+        format!("~{}", count.value)
+    }
+}
+
 /// The title lines: measurement, reports and mechanism; task and batch;
 /// what the marks mean.
 fn titles(release: &Release<'_>) -> [String; 3] {
     let agg = release.aggregate;
     let est = release.estimates;
     let title = format!(
-        "{} · {} reports · DP {}",
-        agg.measurement, agg.report_count, agg.dp
+        "{} · {} reports · DP {} · {}",
+        agg.measurement,
+        reports(release),
+        agg.dp,
+        est.guarantee.short()
     );
     let batch = format!(
         "task {} · batch {} to {}",
@@ -113,7 +126,11 @@ fn titles(release: &Release<'_>) -> [String; 3] {
         batch_end_utc(agg.batch_start, agg.batch_duration)
     );
     let bars = match est.clamp {
-        Some(c) => format!("bars: values clamped to {}..={}", c.low, c.high),
+        Some(c) => format!(
+            "bars: values clamped to {}..={}",
+            c.low,
+            c.high.map_or(String::new(), |h| h.to_string())
+        ),
         None => "bars: decrypted values".to_string(),
     };
     let marks = if est.exact() {
@@ -144,7 +161,7 @@ pub fn svg(release: &Release<'_>) -> Result<String, String> {
         _ if n > 1 => "index",
         _ => "",
     };
-    let y_desc = format!("sum over {} reports", release.aggregate.report_count);
+    let y_desc = format!("sum over {} reports", reports(release));
     let err = |e: &dyn std::fmt::Display| e.to_string();
 
     let mut document = String::new();
@@ -251,7 +268,8 @@ mod tests {
             encoding: Encoding::PaillierPacked { slot_bits: 16 },
             batch_start: 1_714_521_600,
             batch_duration: 3600,
-            report_count: 1000,
+            relation: Some(hetally_dp::Relation::ReplaceOne),
+            report_count: hetally_protocol::aggregate::ReportCount::Exact(1000),
             dp: dp.parse().unwrap(),
             ciphertexts: vec![],
         }
@@ -305,15 +323,15 @@ mod tests {
     #[test]
     fn every_bucket_is_labelled_up_to_64() {
         for n in [2usize, 11, 64] {
-            let agg = aggregate(&format!("histogram:{n}"), "laplace:0.5");
+            let agg = aggregate(&format!("histogram:{n}"), "laplace:1");
             let values: Vec<i128> = (0..n as i128).map(|i| 10 + i % 7 - 3).collect();
             let doc = draw(&agg, &values, false);
             let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
             assert_eq!(x_axis_labels(&doc), want, "n = {n}");
             let texts = texts(&doc);
-            assert!(texts
-                .iter()
-                .any(|t| t.contains(&format!("histogram:{n} · 1000 reports · DP laplace:0.5"))));
+            assert!(texts.iter().any(|t| t.contains(&format!(
+                "histogram:{n} · 1000 reports · DP laplace:1 · 1-DP"
+            ))));
             assert!(texts
                 .iter()
                 .any(|t| t.contains("whiskers: 95% intervals (±6)")));

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hetally_dp::{DpMechanism, Noise, Rational};
-use hetally_protocol::aggregate::AggregateFile;
+use hetally_dp::{DpMechanism, Guarantee, Noise, Rational, Relation};
+use hetally_protocol::aggregate::{AggregateFile, ReportCount};
 use hetally_protocol::Measurement;
 use serde::Serialize;
 
@@ -39,15 +39,38 @@ pub fn batch_start_utc(start: u64) -> String {
     iso8601::format_utc(start.into())
 }
 
-/// The DP mechanism with a short explanation, for humans.
+/// The DP mechanism with a short explanation, for humans. What it
+/// guarantees depends on the relation too: see [`Guarantee::describe`].
 pub fn describe_dp(dp: &DpMechanism) -> String {
     match dp {
         DpMechanism::None => "none (the values are exact sums)".to_string(),
-        DpMechanism::Laplace { epsilon } => {
-            format!("{dp} (discrete Laplace noise on each value, {epsilon}-DP)")
-        }
-        DpMechanism::Gaussian { rho } => {
-            format!("{dp} (discrete Gaussian noise on each value, {rho}-zCDP)")
+        DpMechanism::Laplace { .. } => format!("{dp} (discrete Laplace noise on each value)"),
+        DpMechanism::Gaussian { .. } => format!("{dp} (discrete Gaussian noise on each value)"),
+    }
+}
+
+/// The relation's name as files and JSON show it: `legacy` for an
+/// aggregate of a task that declares none.
+pub fn relation_name(relation: Option<Relation>) -> &'static str {
+    relation.map_or("legacy", Relation::name)
+}
+
+/// The relation with what it means, for humans.
+pub fn describe_relation(relation: Option<Relation>) -> String {
+    match relation {
+        Some(r) => format!("{r} ({})", r.explain()),
+        None => "none declared (the task predates declared relations; its report counts are \
+                 public, so replace-one is the relation that holds)"
+            .to_string(),
+    }
+}
+
+/// The report count as the file carries it, for humans.
+pub fn describe_count(count: ReportCount) -> String {
+    match count {
+        ReportCount::Exact(n) => n.to_string(),
+        ReportCount::Noisy(n) => {
+            format!("~{n} (released with DP noise; the exact count never leaves the server)")
         }
     }
 }
@@ -136,8 +159,54 @@ struct DpJson {
 #[derive(Debug, Serialize)]
 struct ClampJson {
     low: i128,
-    high: i128,
+    high: Option<i128>,
     values_changed: usize,
+}
+
+/// The `noisy_report_count` object of `decrypt --format json`.
+#[derive(Debug, Serialize)]
+struct CountJson {
+    value: i128,
+    interval: [i128; 2],
+}
+
+/// The `guarantee` object of `decrypt --format json`: what holds for one
+/// release.
+#[derive(Debug, Serialize)]
+struct GuaranteeJson {
+    /// The relation that holds (replace-one for a legacy task).
+    relation: &'static str,
+    /// False for a task that declares no relation.
+    declared: bool,
+    /// The mechanism with the parameter that holds.
+    holds: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epsilon: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rho: Option<String>,
+    l1_sensitivity: String,
+    l2_sensitivity_squared: String,
+    text: String,
+}
+
+impl GuaranteeJson {
+    fn of(g: &Guarantee) -> Self {
+        let (epsilon, rho) = match &g.holds {
+            DpMechanism::None => (None, None),
+            DpMechanism::Laplace { epsilon } => (Some(epsilon.to_string()), None),
+            DpMechanism::Gaussian { rho } => (None, Some(rho.to_string())),
+        };
+        GuaranteeJson {
+            relation: g.relation.name(),
+            declared: g.declared,
+            holds: g.holds.to_string(),
+            epsilon,
+            rho,
+            l1_sensitivity: g.l1.to_string(),
+            l2_sensitivity_squared: g.l2_squared.to_string(),
+            text: g.describe(None),
+        }
+    }
 }
 
 /// `decrypt --format json` output.
@@ -145,9 +214,15 @@ struct ClampJson {
 struct ReleaseJson<'a> {
     task_id: String,
     measurement: String,
-    report_count: u64,
+    /// `replace-one`, `add-remove` or `legacy`.
+    relation: &'static str,
+    /// Exact; null under add-remove.
+    report_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    noisy_report_count: Option<CountJson>,
     batch: BatchJson,
     dp: DpJson,
+    guarantee: GuaranteeJson,
     values: &'a [i128],
     intervals: Vec<[i128; 2]>,
     clamp: Option<ClampJson>,
@@ -166,10 +241,10 @@ pub fn write(format: OutputFormat, release: &Release<'_>, out: &mut dyn Write) -
 fn clamp_note(estimates: &Estimates) -> Option<String> {
     let range = estimates.clamp?;
     let changed = estimates.values_changed();
+    let high = range.high.map_or(String::new(), |h| h.to_string());
     Some(format!(
-        "to {}..={}; {changed} value{} changed (post-processing: the DP guarantee is unchanged)",
+        "to {}..={high}; {changed} value{} changed (post-processing: the DP guarantee is unchanged)",
         range.low,
-        range.high,
         if changed == 1 { "" } else { "s" }
     ))
 }
@@ -185,8 +260,20 @@ pub fn table(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
         "Batch        {}",
         batch_interval(agg.batch_start, agg.batch_duration)
     )?;
-    writeln!(out, "Reports      {}", agg.report_count)?;
+    match agg.report_count {
+        ReportCount::Exact(n) => writeln!(out, "Reports      {n}")?,
+        ReportCount::Noisy(n) => writeln!(
+            out,
+            "Reports      ~{n} (released with DP noise: {} interval [{}, {}]; the exact count \
+             never leaves the server)",
+            percent(est.confidence),
+            est.count.interval.0,
+            est.count.interval.1
+        )?,
+    }
+    writeln!(out, "Relation     {}", describe_relation(agg.relation))?;
     writeln!(out, "Noise        {}", describe_dp(&agg.dp))?;
+    writeln!(out, "Guarantee    {}", est.guarantee.describe(Some(1e-6)))?;
     if let Some((_, name, value)) = noise_parameter(&est.noise) {
         let label = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
         writeln!(
@@ -254,7 +341,13 @@ pub fn json(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
     let doc = ReleaseJson {
         task_id: task_id(&agg.task_id),
         measurement: agg.measurement.to_string(),
-        report_count: agg.report_count,
+        relation: relation_name(agg.relation),
+        report_count: agg.report_count.exact(),
+        noisy_report_count: (!est.count.exact).then_some(CountJson {
+            value: est.count.value,
+            interval: [est.count.interval.0, est.count.interval.1],
+        }),
+        guarantee: GuaranteeJson::of(&est.guarantee),
         batch: BatchJson {
             start: agg.batch_start,
             duration: agg.batch_duration,
@@ -327,7 +420,8 @@ mod tests {
             encoding: Encoding::PaillierPacked { slot_bits: 16 },
             batch_start: 1_714_521_600,
             batch_duration: 3600,
-            report_count: 12,
+            relation: Some(hetally_dp::Relation::ReplaceOne),
+            report_count: hetally_protocol::aggregate::ReportCount::Exact(12),
             dp: dp.parse().unwrap(),
             ciphertexts: vec![],
         }
@@ -377,7 +471,16 @@ mod tests {
             serde_json::json!({
                 "task_id": task_id(&[0xfb; 32]),
                 "measurement": "histogram:3",
+                "relation": "replace-one",
                 "report_count": 12,
+                "guarantee": {
+                    "relation": "replace-one",
+                    "declared": true,
+                    "holds": "none",
+                    "l1_sensitivity": "2",
+                    "l2_sensitivity_squared": "2",
+                    "text": "none: no noise is added, releases are exact sums and give no DP guarantee",
+                },
                 "batch": {"start": 1_714_521_600u64, "duration": 3600},
                 "dp": {
                     "mechanism": "none",
@@ -396,9 +499,10 @@ mod tests {
 
     #[test]
     fn json_shape_with_noise_and_clamping() {
-        // histogram:3 laplace:0.5 is scale 2; P(|X| > 6) = 2 q^7 / (1 + q)
+        // histogram:3 laplace:1 under replace-one (L1 sensitivity 2) is
+        // scale 2; P(|X| > 6) = 2 q^7 / (1 + q)
         // = 0.0376 with q = exp(-1/2), and P(|X| > 5) = 0.062: ±6 at 95%.
-        let agg = aggregate("histogram:3", "laplace:0.5");
+        let agg = aggregate("histogram:3", "laplace:1");
         let text = render_with(OutputFormat::Json, &agg, &[5, -1, 14], 0.95, true);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let std_dev = v["dp"]["std_dev"].as_f64().unwrap();
@@ -406,7 +510,7 @@ mod tests {
         assert_eq!(
             v["dp"],
             serde_json::json!({
-                "mechanism": "laplace:0.5",
+                "mechanism": "laplace:1",
                 "distribution": "discrete_laplace",
                 "scale": "2",
                 "std_dev": std_dev,
@@ -436,11 +540,11 @@ mod tests {
 
     #[test]
     fn table_labels_buckets_and_shows_intervals() {
-        let agg = aggregate("histogram:3", "laplace:0.5");
+        let agg = aggregate("histogram:3", "laplace:1");
         let text = render(OutputFormat::Table, &agg, &[5, -1, 1234]);
         assert!(text.contains("Batch        2024-05-01T00:00:00Z to 2024-05-01T01:00:00Z (3600 s)"));
         assert!(text.contains("Reports      12"));
-        assert!(text.contains("Noise        laplace:0.5 (discrete Laplace"));
+        assert!(text.contains("Noise        laplace:1 (discrete Laplace"));
         assert!(text.contains("Scale        2 (standard deviation 2.799)"));
         assert!(text.contains("Intervals    ±6 at 95% confidence"));
         assert!(!text.contains("Clamped"));

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use hetally_dp::DpMechanism;
-use hetally_protocol::aggregate::{AggregateFile, Encoding};
+use hetally_dp::{DpMechanism, Relation};
+use hetally_protocol::aggregate::{AggregateFile, Encoding, ReportCount};
 use hetally_protocol::codec::{self, Reader};
 use hetally_protocol::{Measurement, Scheme};
 use hetally_schemes::paillier::{self, Packing, PaillierDecrypter};
@@ -187,7 +187,8 @@ fn build(measurement: Measurement, seed: u64) -> Fixture {
         },
         batch_start: BATCH_START,
         batch_duration: BATCH_DURATION,
-        report_count: REPORTS as u64,
+        relation: Some(Relation::ReplaceOne),
+        report_count: ReportCount::Exact(REPORTS as u64),
         dp: DpMechanism::None,
         ciphertexts,
     };
@@ -564,7 +565,16 @@ fn decrypt_sum_json_is_exactly_the_plain_sum() {
         serde_json::json!({
             "task_id": URL_SAFE_NO_PAD.encode(f.file.task_id),
             "measurement": "sum:8",
+            "relation": "replace-one",
             "report_count": 1000,
+            "guarantee": {
+                "relation": "replace-one",
+                "declared": true,
+                "holds": "none",
+                "l1_sensitivity": "255",
+                "l2_sensitivity_squared": "65025",
+                "text": "none: no noise is added, releases are exact sums and give no DP guarantee",
+            },
             "batch": {"start": BATCH_START, "duration": BATCH_DURATION},
             "dp": {
                 "mechanism": "none",
@@ -733,7 +743,7 @@ fn decrypt_of_a_corrupted_header_is_refused() {
     // key fingerprint 39..71, measurement tag 71.
     let cases: [(usize, u8, i32, &str); 6] = [
         (0, 0x01, EXIT_CORRUPT, "not a hetally file"),
-        (4, 0x02, EXIT_WRONG_KIND, "format version 3"),
+        (4, 0x01, EXIT_WRONG_KIND, "format version 3"),
         (5, 0x02, EXIT_WRONG_KIND, "is a public key"),
         (6, 0x04, EXIT_WRONG_KIND, "scheme"),
         (50, 0x01, EXIT_WRONG_KEY, "is not the key"),
@@ -781,7 +791,7 @@ fn decrypt_of_values_impossible_for_the_report_count_is_refused() {
     // Ciphertexts valid under the key but a header claiming fewer reports:
     // the buckets cannot add up.
     let mut file = histogram_fixture().file.clone();
-    file.report_count = 999;
+    file.report_count = ReportCount::Exact(999);
     let (_dir, agg) = write_temp("count.htly", &file.to_bytes());
     let out = decrypt(&agg, "json");
     assert_clean_failure(&out, EXIT_CORRUPT, &[p(&agg), "add up to 1000", "999"]);

@@ -16,8 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use hetally_dp::{DpMechanism, Noise};
-use hetally_protocol::aggregate::AggregateFile;
+use hetally_dp::{DpMechanism, Noise, Relation};
+use hetally_protocol::aggregate::{AggregateFile, ReportCount};
 use hetally_protocol::roles::ErasedSum;
 use hetally_protocol::{DynAggregator, Measurement, ReportContext, ReportId, TaskId};
 use hetally_schemes::paillier::{PaillierDecrypter, SecretKey};
@@ -71,15 +71,28 @@ const MAX_BATCH_SIZE: u64 = 1 << 20;
 struct Batch {
     measurement: Measurement,
     dp: DpMechanism,
+    relation: Option<Relation>,
     backend: Arc<dyn DynAggregator>,
     sum: ErasedSum,
     reports: u64,
     truth: Vec<i128>,
 }
 
-/// `reports` random reports, encrypted with the task's backend, checked
-/// and summed by it.
+/// `reports` random reports of a replace-one task, encrypted with the
+/// task's backend, checked and summed by it.
 fn batch(measurement: &str, dp: &str, reports: usize, rng: &mut ChaCha20Rng) -> Batch {
+    batch_of(measurement, dp, Some(Relation::ReplaceOne), reports, rng)
+}
+
+/// [`batch`] for a task of `relation` (`None`: a task created before
+/// relations were declared).
+fn batch_of(
+    measurement: &str,
+    dp: &str,
+    relation: Option<Relation>,
+    reports: usize,
+    rng: &mut ChaCha20Rng,
+) -> Batch {
     let measurement: Measurement = measurement.parse().unwrap();
     let dp: DpMechanism = dp.parse().unwrap();
     let params = TaskParams {
@@ -90,6 +103,7 @@ fn batch(measurement: &str, dp: &str, reports: usize, rng: &mut ChaCha20Rng) -> 
         budget: (dp != DpMechanism::None).then(|| "1000".parse().unwrap()),
         dp: dp.clone(),
         input_proofs: false,
+        relation,
     };
     let (definition, _) = hetally_schemes::define_task(
         keys().sk.public_key().to_bytes(),
@@ -128,6 +142,7 @@ fn batch(measurement: &str, dp: &str, reports: usize, rng: &mut ChaCha20Rng) -> 
     Batch {
         measurement,
         dp,
+        relation,
         backend,
         sum,
         reports: reports as u64,
@@ -139,7 +154,7 @@ impl Batch {
     /// One release with fresh noise, as the server makes it: the aggregate
     /// file's bytes.
     fn release(&self, rng: &mut ChaCha20Rng) -> Vec<u8> {
-        let noise = Noise::for_measurement(&self.measurement, &self.dp).unwrap();
+        let noise = Noise::for_task(&self.measurement, &self.dp, self.relation).unwrap();
         let drawn = noise.sample(self.measurement.len(), rng).unwrap();
         let ciphertexts = self
             .backend
@@ -153,7 +168,8 @@ impl Batch {
             encoding: self.backend.encoding(),
             batch_start: BATCH_START,
             batch_duration: 3600,
-            report_count: self.reports,
+            relation: self.relation,
+            report_count: ReportCount::Exact(self.reports),
             dp: self.dp.clone(),
             ciphertexts,
         }
@@ -192,13 +208,13 @@ fn intervals(v: &Value) -> Vec<(i128, i128)> {
         .collect()
 }
 
-/// A histogram:11 release under laplace:0.5 (scale 2, ±6 at 95%) of 40
-/// reports, with its true sums.
+/// A histogram:11 release under laplace:1 and replace-one (L1 sensitivity
+/// 2, so scale 2, ±6 at 95%) of 40 reports, with its true sums.
 fn laplace_release() -> &'static (TempDir, PathBuf, Vec<i128>) {
     static R: OnceLock<(TempDir, PathBuf, Vec<i128>)> = OnceLock::new();
     R.get_or_init(|| {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        let b = batch("histogram:11", "laplace:0.5", 40, &mut rng);
+        let b = batch("histogram:11", "laplace:1", 40, &mut rng);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("release.htly");
         fs::write(&path, b.release(&mut rng)).unwrap();
@@ -217,7 +233,11 @@ fn decrypt_shows_each_value_with_its_interval_in_every_format() {
     assert_eq!(values.len(), 11);
     // The noise is real: some value differs from its true sum.
     assert_ne!(&values, truth);
-    assert_eq!(v["dp"]["mechanism"], "laplace:0.5");
+    assert_eq!(v["dp"]["mechanism"], "laplace:1");
+    assert_eq!(v["relation"], "replace-one");
+    assert_eq!(v["guarantee"]["epsilon"], "1");
+    assert_eq!(v["guarantee"]["l1_sensitivity"], "2");
+    assert_eq!(v["guarantee"]["declared"], true);
     assert_eq!(v["dp"]["distribution"], "discrete_laplace");
     assert_eq!(v["dp"]["scale"], "2");
     assert_eq!(v["dp"]["confidence"], 0.95);
@@ -249,7 +269,10 @@ fn decrypt_shows_each_value_with_its_interval_in_every_format() {
     let out = keytool(["decrypt", "--key", p(&keys().sk_path), p(agg)]);
     assert_success(&out);
     for needle in [
-        "Noise        laplace:0.5 (discrete Laplace noise on each value, 0.5-DP)",
+        "Noise        laplace:1 (discrete Laplace noise on each value)",
+        "Relation     replace-one (neighbouring batches have the same size",
+        "Guarantee    pure 1-DP per release for replace-one neighbours: discrete Laplace noise of \
+         scale 2 on each value, L1 sensitivity 2",
         "Scale        2 (standard deviation 2.799)",
         "Intervals    ±6 at 95% confidence: each contains the true sum with probability at least 95%",
     ] {
@@ -272,6 +295,48 @@ fn decrypt_shows_each_value_with_its_interval_in_every_format() {
             "{row}"
         );
     }
+}
+
+/// Aggregates of tasks created before relations were declared (version-1
+/// files) still decrypt, and the guarantee printed is the one that holds:
+/// their noise was calibrated for a histogram sensitivity of 1, but their
+/// report counts are public, so a `laplace:1` histogram is 2-DP.
+#[test]
+fn decrypt_states_the_guarantee_that_holds_for_legacy_tasks() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let b = batch_of("histogram:4", "laplace:1", None, 30, &mut rng);
+    let dir = tempfile::tempdir().unwrap();
+    let agg = dir.path().join("legacy.htly");
+    let bytes = b.release(&mut rng);
+    assert_eq!(bytes[4], 1, "a version-1 aggregate file");
+    fs::write(&agg, bytes).unwrap();
+    let v = decrypt_json(&agg, &[]);
+    assert_eq!(v["relation"], "legacy");
+    assert_eq!(v["dp"]["scale"], "1", "calibrated for L1 = 1");
+    assert_eq!(v["guarantee"]["declared"], false);
+    assert_eq!(v["guarantee"]["relation"], "replace-one");
+    assert_eq!(v["guarantee"]["epsilon"], "2");
+    assert_eq!(v["guarantee"]["holds"], "laplace:2");
+    let out = keytool(["decrypt", "--key", p(&keys().sk_path), p(&agg)]);
+    assert_success(&out);
+    for needle in [
+        "Relation     none declared",
+        "Guarantee    pure 2-DP per release for replace-one neighbours",
+        "predates declared relations: it states laplace:1",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "{needle:?} not in {}",
+            out.stdout
+        );
+    }
+    let out = keytool(["inspect", p(&agg)]);
+    assert_success(&out);
+    assert!(
+        out.stdout.contains("Guarantee     2-DP (replace-one)"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -317,7 +382,7 @@ fn decrypt_clamp_keeps_values_possible_and_says_so() {
     // 10 reports over 11 buckets: most true counts are 0 or 1, so noise of
     // scale 2 pushes several below 0.
     let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let b = batch("histogram:11", "laplace:0.5", 10, &mut rng);
+    let b = batch("histogram:11", "laplace:1", 10, &mut rng);
     let dir = tempfile::tempdir().unwrap();
     let agg = dir.path().join("small.htly");
     fs::write(&agg, b.release(&mut rng)).unwrap();
@@ -433,7 +498,7 @@ fn decrypt_plot_draws_the_values_with_error_bars() {
     let doc = fs::read_to_string(&svg).unwrap();
     assert!(doc.starts_with("<svg"), "{}", &doc[..100]);
     for needle in [
-        "histogram:11 · 40 reports · DP laplace:0.5",
+        "histogram:11 · 40 reports · DP laplace:1 · 1-DP (replace-one)",
         &format!("task {}", json["task_id"].as_str().unwrap()),
         "whiskers: 95% intervals (±6)",
         "bucket",
@@ -549,9 +614,13 @@ fn coverage(dp: &str, trials: u64, seed: u64) -> (usize, usize, usize, u128) {
 
 #[test]
 fn printed_intervals_cover_the_true_value_in_200_seeded_trials() {
-    for (dp, seed) in [("laplace:0.5", 10_000), ("gaussian:1/8", 20_000)] {
-        let noise =
-            Noise::for_measurement(&"histogram:11".parse().unwrap(), &dp.parse().unwrap()).unwrap();
+    for (dp, seed) in [("laplace:1", 10_000), ("gaussian:1/4", 20_000)] {
+        let noise = Noise::for_task(
+            &"histogram:11".parse().unwrap(),
+            &dp.parse().unwrap(),
+            Some(Relation::ReplaceOne),
+        )
+        .unwrap();
         let (first, all, total, k) = coverage(dp, 200, seed);
         let exact = 1.0 - noise.tail_probability(k);
         println!(
@@ -597,10 +666,12 @@ fn dp_plan_answers_in_text_and_json() {
     for needle in [
         "Measurement  histogram:11, 1000 reports per batch",
         "Target       ±50 at 95% confidence (5% of 1000, the largest possible value)",
-        "Mechanism    laplace:0.0594 (pure 0.0594-DP per release, discrete Laplace noise)",
-        "Noise        discrete Laplace, scale 5000/297 (≈ 16.84)",
+        "Mechanism    laplace:0.119",
+        "Guarantee    pure 0.119-DP per release for replace-one neighbours: discrete Laplace \
+         noise of scale 2000/119 on each value, L1 sensitivity 2",
+        "Noise        discrete Laplace, scale 2000/119 (≈ 16.81)",
         "Error        ±50 at 95% confidence (5% of 1000, the largest possible value): each released value is within ±50",
-        "--dp laplace:0.0594",
+        "--dp laplace:0.119 --relation replace-one",
     ] {
         assert!(out.stdout.contains(needle), "{needle:?} not in {}", out.stdout);
     }
@@ -609,11 +680,13 @@ fn dp_plan_answers_in_text_and_json() {
     let out = dp_plan(&json_args);
     assert_success(&out);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(v["mechanism"], "laplace:0.0594");
+    assert_eq!(v["mechanism"], "laplace:0.119");
+    assert_eq!(v["relation"], "replace-one");
+    assert_eq!(v["l1_sensitivity"], "2");
     assert_eq!(v["parameter"], "epsilon");
-    assert_eq!(v["value"], "0.0594");
+    assert_eq!(v["value"], "0.119");
     assert_eq!(v["distribution"], "discrete_laplace");
-    assert_eq!(v["scale"], "5000/297");
+    assert_eq!(v["scale"], "2000/119");
     assert_eq!(
         v["target"],
         serde_json::json!({"max_error": "5%", "absolute": 50})
@@ -624,23 +697,17 @@ fn dp_plan_answers_in_text_and_json() {
 
     json_args.extend(["--mechanism", "gaussian"]);
     let v: Value = serde_json::from_str(&dp_plan(&json_args).stdout).unwrap();
-    assert_eq!(v["mechanism"], "gaussian:0.000754");
+    assert_eq!(v["mechanism"], "gaussian:0.00151");
     assert_eq!(v["parameter"], "rho");
-    assert!(v["sigma"].as_str().unwrap().starts_with("25.75"), "{v}");
+    assert!(v["sigma"].as_str().unwrap().starts_with("25.73"), "{v}");
     assert_eq!(v["approx_dp"]["delta"], 1e-6);
     assert!(v["half_width"].as_u64().unwrap() <= 50);
 }
 
 #[test]
 fn dp_plan_reverse_gives_the_error_decrypt_prints() {
-    // The release above is histogram:11 laplace:0.5: decrypt printed ±6.
-    let out = dp_plan(&[
-        "--measurement",
-        "histogram:11",
-        "--epsilon",
-        "0.5",
-        "--json",
-    ]);
+    // The release above is histogram:11 laplace:1: decrypt printed ±6.
+    let out = dp_plan(&["--measurement", "histogram:11", "--epsilon", "1", "--json"]);
     assert_success(&out);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["half_width"], 6);
@@ -652,7 +719,7 @@ fn dp_plan_reverse_gives_the_error_decrypt_prints() {
         "--reports",
         "40",
         "--epsilon",
-        "0.5",
+        "1",
     ]);
     assert_success(&out);
     assert!(
@@ -775,7 +842,7 @@ fn plan_then_measure(mechanism: &str, releases: u64, seed: u64) {
 
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let b = batch("histogram:11", &planned, 1000, &mut rng);
-    let noise = Noise::for_measurement(&b.measurement, &b.dp).unwrap();
+    let noise = Noise::for_task(&b.measurement, &b.dp, b.relation).unwrap();
     let exact = 1.0 - noise.tail_probability(target as u128);
     let dir = tempfile::tempdir().unwrap();
     let (mut within, mut total) = (0usize, 0usize);

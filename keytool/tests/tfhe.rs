@@ -5,8 +5,8 @@ mod common;
 use std::fs;
 
 use common::{assert_clean_failure, assert_success, keytool, p};
-use hetally_dp::DpMechanism;
-use hetally_protocol::aggregate::{AggregateFile, Encoding};
+use hetally_dp::{DpMechanism, Relation};
+use hetally_protocol::aggregate::{AggregateFile, Encoding, ReportCount};
 use hetally_protocol::{Measurement, ReportContext, ReportId, Scheme, TaskId};
 use hetally_schemes::lwe::{Delta, PKE_ZKV2_2048};
 use hetally_schemes::{PublicKeyFile, SecretKeyFile, TaskParams};
@@ -118,6 +118,7 @@ fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
         dp: DpMechanism::None,
         budget: None,
         input_proofs: false,
+        relation: Some(Relation::ReplaceOne),
     };
     let (definition, _) =
         hetally_schemes::define_task(pk.to_bytes(), params, 1000, &mut rng).unwrap();
@@ -152,7 +153,8 @@ fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
         encoding: backend.encoding(),
         batch_start: 1_700_000_000,
         batch_duration: 3600,
-        report_count,
+        relation: Some(Relation::ReplaceOne),
+        report_count: ReportCount::Exact(report_count),
         dp: DpMechanism::None,
         ciphertexts: backend.release(&sum, report_count, &[0], &mut rng).unwrap(),
     }
@@ -193,7 +195,7 @@ fn decrypt_tfhe_aggregate_and_refuse_one_over_its_capacity() {
     };
     let capacity = PKE_ZKV2_2048.max_encryptions(Delta::new(delta_log2).unwrap());
     let over = AggregateFile {
-        report_count: capacity,
+        report_count: ReportCount::Exact(capacity),
         ..agg
     };
     let over_path = dir.path().join("over.agg");

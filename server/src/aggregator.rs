@@ -12,8 +12,9 @@ mod verifier;
 
 use std::sync::Arc;
 
+use hetally_dp::Guarantee;
 use hetally_protocol::codec::CodecError;
-use hetally_protocol::dp::{DpMechanism, Rational};
+use hetally_protocol::dp::{DpMechanism, Rational, Relation};
 use hetally_protocol::{
     DynAggregator, Measurement, Report, ReportContext, ReportId, SchemeError, TaskDefinition,
     TaskId,
@@ -139,6 +140,22 @@ pub enum Error {
         /// Its duration.
         duration: u64,
     },
+    /// Add/remove: the batch's noisy report count fell outside the task's
+    /// limits, so no values were released. It names only the noisy count.
+    #[error(
+        "no values were released for this batch: its report count as released with DP noise is \
+         {noisy}, outside the task's batch size limits [{min}, {max}]. The interval is closed and \
+         its budget spent (the noisy count is the release); collect longer intervals so that \
+         batches are well inside the limits"
+    )]
+    BatchWithheld {
+        /// The noisy report count, as released.
+        noisy: i64,
+        /// Task minimum.
+        min: u64,
+        /// Task maximum.
+        max: u64,
+    },
     /// The release would spend more budget than is left.
     #[error("{0}")]
     BudgetExhausted(String),
@@ -161,6 +178,9 @@ pub struct TaskState {
     pub definition_bytes: Vec<u8>,
     /// The task's scheme, aggregator side.
     pub aggregator: Arc<dyn DynAggregator>,
+    /// The DP guarantee one release gives: relation, sensitivity, the noise
+    /// to draw and what a release costs.
+    pub guarantee: Guarantee,
     /// The CRS clients prove against (TFHE tasks with input proofs),
     /// served by `GET /tasks/{id}/crs`.
     pub crs: Option<Arc<Vec<u8>>>,
@@ -186,11 +206,15 @@ impl TaskState {
         })?;
         let aggregator = hetally_schemes::aggregator(&definition, record.crs.as_deref())
             .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
+        let guarantee =
+            Guarantee::for_task(&definition.measurement, &definition.dp, definition.relation)
+                .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
         Ok(TaskState {
             id: record.task_id,
             definition,
             definition_bytes: record.definition.clone(),
             aggregator,
+            guarantee,
             crs: record.crs.clone().map(Arc::new),
             token_hash: record.collector_token_hash,
             created_at: record.created_at,
@@ -218,9 +242,29 @@ pub struct NewTask {
     pub budget: Option<Rational>,
     /// Reports must carry input proofs.
     pub input_proofs: bool,
+    /// The neighbouring relation of the DP guarantee.
+    pub relation: Relation,
 }
 
-/// Task status for the collector.
+/// Who is asking, among those allowed to read a task's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The operator (admin token): sees exact report counts of every task;
+    /// it already sees the ciphertexts.
+    Operator,
+    /// The task's collector: sees exact report counts only where the
+    /// task's relation publishes them (replace-one).
+    Collector,
+}
+
+impl Reader {
+    /// True if this reader may see the exact report counts of `task`.
+    pub fn sees_exact_counts(self, task: &TaskState) -> bool {
+        self == Reader::Operator || task.guarantee.relation.publishes_batch_size()
+    }
+}
+
+/// Task status (the HTTP layer shows each reader what it may see).
 #[derive(Debug, Clone)]
 pub struct TaskStatus {
     /// Reports stored.
@@ -242,6 +286,7 @@ pub struct Aggregator {
     tasks: TaskCache<TaskId, TaskState>,
     admin_token_hash: [u8; 32],
     clock: SharedClock,
+    noise_seed: Option<[u8; 32]>,
 }
 
 impl Aggregator {
@@ -261,9 +306,21 @@ impl Aggregator {
                 tasks: TaskCache::new(),
                 admin_token_hash,
                 clock,
+                noise_seed: None,
             },
             handle,
         )
+    }
+
+    /// Draws every release's noise from a ChaCha20 stream derived from
+    /// `seed`, the task id and the batch start, instead of from the
+    /// operating system: **for tests only**, which need the same noise on
+    /// every run. Anyone who knows the seed can remove the noise. The
+    /// server binary never calls this in a release build (see
+    /// `main.rs`).
+    pub fn with_insecure_noise_seed(mut self, seed: [u8; 32]) -> Self {
+        self.noise_seed = Some(seed);
+        self
     }
 
     /// The datastore.
@@ -285,6 +342,16 @@ impl Aggregator {
             return Err(Error::WrongToken("the admin token is wrong"));
         }
         Ok(())
+    }
+
+    /// Checks a token that may read a task's progress: the admin token
+    /// or the task's collector token.
+    pub fn check_reader(&self, task: &TaskState, token: Option<&str>) -> Result<Reader, Error> {
+        if token.is_some_and(|t| token_matches(t, &self.admin_token_hash)) {
+            return Ok(Reader::Operator);
+        }
+        self.check_collector(task, token)?;
+        Ok(Reader::Collector)
     }
 
     /// Checks a task's collector token.
@@ -314,6 +381,7 @@ impl Aggregator {
             dp: new.dp,
             budget: new.budget,
             input_proofs: new.input_proofs,
+            relation: Some(new.relation),
         };
         let public_key = new.public_key;
         let (definition, crs) = tokio::task::spawn_blocking(move || {

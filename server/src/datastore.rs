@@ -113,6 +113,21 @@ pub enum ReleaseState {
     Pending,
     /// Stored.
     Done,
+    /// Add/remove tasks only: the noisy report count drawn at claim time
+    /// fell outside the task's batch size limits, so no values are
+    /// released. The interval is closed and the budget spent.
+    Withheld,
+}
+
+impl ReleaseState {
+    /// The name in the audit log and the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReleaseState::Pending => "pending",
+            ReleaseState::Done => "done",
+            ReleaseState::Withheld => "withheld",
+        }
+    }
 }
 
 /// One release: a row of the audit log.
@@ -124,9 +139,12 @@ pub struct ReleaseRecord {
     pub batch_start: u64,
     /// Batch interval length, seconds.
     pub batch_duration: u64,
-    /// Reports in the batch.
+    /// Reports in the batch, exactly (the operator's view; under add/remove
+    /// it never leaves the server towards the collector).
     pub report_count: u64,
-    /// Pending or done.
+    /// Under add/remove: the report count as released, with noise.
+    pub noisy_report_count: Option<i64>,
+    /// Pending, done or withheld.
     pub state: ReleaseState,
     /// The aggregate file, once done.
     pub aggregate: Option<Vec<u8>>,
@@ -167,8 +185,12 @@ pub struct ClaimFacts {
 pub enum ClaimDecision {
     /// Return the existing release of the same interval.
     UseExisting,
-    /// Record a new pending release and spend budget.
+    /// Record a new release (pending, or withheld) and spend budget.
     Claim {
+        /// Under add/remove: the report count with noise, released.
+        noisy_report_count: Option<i64>,
+        /// True to record the release as withheld: nothing is computed.
+        withheld: bool,
         /// Mechanism text for the audit log.
         mechanism: String,
         /// Budget spent by this release.

@@ -101,6 +101,7 @@ impl Error {
             Error::MisalignedInterval { .. } => P::BatchInvalid,
             Error::BatchTooSmall { .. } | Error::BatchTooLarge { .. } => P::InvalidBatchSize,
             Error::BatchOverlap { .. } => P::BatchOverlap,
+            Error::BatchWithheld { .. } => P::BatchWithheld,
             Error::BudgetExhausted(_) => P::BudgetExhausted,
             Error::Store(_) | Error::Internal(_) => P::Internal,
         }
@@ -115,10 +116,12 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let kind = self.problem_type();
-        respond(ProblemDocument::new(
-            self.status_code(),
-            kind.uri(),
-            self.to_string(),
-        ))
+        let mut problem = ProblemDocument::new(self.status_code(), kind.uri(), self.to_string());
+        if let Error::BatchWithheld { noisy, .. } = self {
+            problem
+                .extensions
+                .push(("noisy_report_count", serde_json::json!(noisy)));
+        }
+        respond(problem)
     }
 }

@@ -100,6 +100,10 @@ pub struct ServerConfig {
     pub dap: dap::leader::DriverConfig,
     /// Deadline for reading one request body.
     pub body_timeout: std::time::Duration,
+    /// Tests only: draw release noise from this seed rather than from the
+    /// operating system ([`Aggregator::with_insecure_noise_seed`]). Anyone
+    /// who knows it can remove the noise.
+    pub insecure_noise_seed: Option<[u8; 32]>,
 }
 
 impl ServerConfig {
@@ -117,6 +121,7 @@ impl ServerConfig {
             #[cfg(feature = "dap")]
             dap: dap::leader::DriverConfig::default(),
             body_timeout: body::DEFAULT_BODY_TIMEOUT,
+            insecure_noise_seed: None,
         }
     }
 
@@ -180,8 +185,15 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tracing::info!(path = %token_path.display(), "created the admin token (mode 0600)");
     }
     let clock: SharedClock = Arc::new(RealClock);
-    let (aggregator, writer) =
+    let (mut aggregator, writer) =
         Aggregator::new(store.clone(), hash_token(&admin_token), clock.clone());
+    if let Some(seed) = config.insecure_noise_seed {
+        tracing::warn!(
+            "release noise is drawn from a fixed test seed: it gives NO privacy; never run this \
+             in production"
+        );
+        aggregator = aggregator.with_insecure_noise_seed(seed);
+    }
     // DAP-09 (two-server Prio3) state and leader job driver, see `dap`.
     #[cfg(feature = "dap")]
     let (dap_state, dap_writer) = {

@@ -78,6 +78,21 @@ enum LogFormat {
     Json,
 }
 
+/// Environment variable with a hex seed for release noise, honoured by
+/// debug builds only, so that statistical tests of the real server are
+/// reproducible. A release build ignores it (and says so).
+const TEST_NOISE_SEED_VAR: &str = "HETALLY_INSECURE_TEST_NOISE_SEED";
+
+fn test_noise_seed() -> Option<[u8; 32]> {
+    let value = std::env::var(TEST_NOISE_SEED_VAR).ok()?;
+    if !cfg!(debug_assertions) {
+        tracing::warn!("{TEST_NOISE_SEED_VAR} is ignored: this is a release build");
+        return None;
+    }
+    use sha2::Digest;
+    Some(sha2::Sha256::digest(value.as_bytes()).into())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("HETALLY_LOG")
@@ -108,6 +123,7 @@ fn main() -> ExitCode {
         policy.backoff_cap_secs = cap;
     }
     config.body_timeout = std::time::Duration::from_secs(args.body_timeout_secs.max(1));
+    config.insecure_noise_seed = test_noise_seed();
     match actix_web::rt::System::new().block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

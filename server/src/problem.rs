@@ -31,6 +31,8 @@ pub struct ProblemDocument {
     pub task_id: Option<String>,
     /// Seconds the client should wait before trying again.
     pub retry_after: Option<u64>,
+    /// Extension members (RFC 7807 section 3.2), written as given.
+    pub extensions: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ProblemDocument {
@@ -43,6 +45,7 @@ impl ProblemDocument {
             detail: detail.into(),
             task_id: None,
             retry_after: None,
+            extensions: Vec::new(),
         }
     }
 }
@@ -69,6 +72,9 @@ pub fn respond(problem: ProblemDocument) -> HttpResponse {
     });
     if let Some(task_id) = problem.task_id {
         body["taskid"] = json!(task_id);
+    }
+    for (name, value) in problem.extensions {
+        body[name] = value;
     }
     let mut response = HttpResponse::build(status);
     response.insert_header((

@@ -189,6 +189,8 @@ async fn suite(store: Datastore) {
     let claimed = store
         .claim_release(&a.task_id, 600, 120, 5, |_| {
             Ok::<_, ()>(ClaimDecision::Claim {
+                noisy_report_count: None,
+                withheld: false,
                 mechanism: "laplace:0.5".into(),
                 cost: Rational::new(1, 2),
                 budget_spent_after: Rational::new(1, 2),
@@ -254,6 +256,47 @@ async fn suite(store: Datastore) {
         .unwrap();
     assert_eq!(same.aggregate.as_deref(), Some(&b"first"[..]));
     assert_eq!(store.report_counts(&a.task_id).await.unwrap(), (31, 11));
+
+    // A withheld release (add-remove, noisy count outside the limits):
+    // recorded with its noisy count, budget spent, interval closed, and
+    // returned as it is when asked again.
+    let withheld = store
+        .claim_release(&a.task_id, 1200, 60, 10, |facts| {
+            assert_eq!(facts.report_count, 0);
+            Ok::<_, ()>(ClaimDecision::Claim {
+                noisy_report_count: Some(-3),
+                withheld: true,
+                mechanism: "laplace:0.5".into(),
+                cost: Rational::new(1, 2),
+                budget_spent_after: Rational::new(1, 1),
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(withheld.state, ReleaseState::Withheld);
+    assert_eq!(withheld.noisy_report_count, Some(-3));
+    let again = store
+        .claim_release(&a.task_id, 1200, 60, 11, |_| {
+            Ok::<_, ()>(ClaimDecision::UseExisting)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.state, ReleaseState::Withheld);
+    assert_eq!(again.noisy_report_count, Some(-3));
+    assert_eq!(again.aggregate, None);
+    assert_eq!(
+        store
+            .insert_reports(&[report(&a, 200, 1230)])
+            .await
+            .unwrap(),
+        vec![InsertOutcome::IntervalReleased]
+    );
+    let log = store.list_releases(&a.task_id).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1].state, ReleaseState::Withheld);
+    assert_eq!(log[0].noisy_report_count, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

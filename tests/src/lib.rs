@@ -200,7 +200,34 @@ impl ServerProcess {
         database_url: Option<&str>,
         extra: &[&str],
     ) -> Result<Self> {
+        Self::start_with_env(data_dir, port, database_url, extra, &[])
+    }
+
+    /// Starts a server whose release noise comes from a fixed seed
+    /// (`HETALLY_INSECURE_TEST_NOISE_SEED`, honoured by debug builds only),
+    /// so that statistical tests of the real server are reproducible. A
+    /// release build ignores the seed and draws from the operating system.
+    pub fn start_seeded(data_dir: &Path, seed: &str) -> Result<Self> {
+        let database = use_postgres().then(|| postgres_database(&data_dir.display().to_string()));
+        Self::start_with_env(
+            data_dir,
+            free_port(),
+            database.as_deref(),
+            &[],
+            &[("HETALLY_INSECURE_TEST_NOISE_SEED", seed)],
+        )
+    }
+
+    /// [`ServerProcess::start_with`] with extra environment variables.
+    pub fn start_with_env(
+        data_dir: &Path,
+        port: u16,
+        database_url: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut cmd = Command::new(bin("hetally-server"));
+        cmd.envs(env.iter().copied());
         cmd.args(["--data-dir", &data_dir.display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--workers", "2"])
@@ -329,6 +356,18 @@ pub fn create_task(
     std::fs::write(&token_file, out["collector_token"].as_str().expect("token"))
         .expect("token file");
     (task_id, token_file)
+}
+
+/// A client of `task` on `server` (the task fetched and checked against
+/// its id).
+pub async fn connect_client(server: &ServerProcess, task: &str) -> hetally_client::Client {
+    use std::str::FromStr;
+    hetally_client::Client::connect(
+        url::Url::parse(&server.url).expect("a server URL"),
+        hetally_protocol::TaskId::from_str(task).expect("a task id"),
+    )
+    .await
+    .expect("connecting to the task")
 }
 
 /// Current Unix time.

@@ -252,6 +252,26 @@ impl VdafSpec {
     pub fn supports_dp(&self) -> bool {
         matches!(self, VdafSpec::Histogram { .. } | VdafSpec::SumVec { .. })
     }
+
+    /// The L1 sensitivity prio 0.16 calibrates `PureDpDiscreteLaplace`
+    /// for, under the substitution (replace-one) relation: 2 for a
+    /// histogram (one report moving between buckets changes two),
+    /// `(2^BITS - 1) × LENGTH` for a sumvec; `None` for the VDAFs prio adds
+    /// no noise to. Saturates at `u128::MAX`.
+    pub fn l1_sensitivity(&self) -> Option<u128> {
+        match *self {
+            VdafSpec::Histogram { .. } => Some(2),
+            VdafSpec::SumVec { length, bits, .. } => {
+                let max = if bits >= 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << bits) - 1
+                };
+                Some(max.saturating_mul(length as u128))
+            }
+            VdafSpec::Count | VdafSpec::Sum { .. } => None,
+        }
+    }
 }
 
 /// Encoded sizes of one report's shares; see [`VdafSpec::share_lens`].
@@ -361,6 +381,42 @@ impl fmt::Display for DpStrategy {
 }
 
 impl DpStrategy {
+    /// The neighbouring relation of every DAP task's guarantee: replace-one.
+    /// DAP-09 publishes each collection's exact report count, which only
+    /// replace-one allows, and prio calibrates for substitution.
+    pub const RELATION: &'static str = "replace-one";
+
+    /// The guarantee one collection of a `spec` task gives, in words
+    /// (docs/dap.md): relation, mechanism, sensitivity and epsilon.
+    pub fn guarantee(&self, spec: &VdafSpec) -> String {
+        match (self, spec.l1_sensitivity()) {
+            (DpStrategy::None, _) | (_, None) => {
+                "none: no noise is added, collections are exact sums and give no DP guarantee"
+                    .into()
+            }
+            (
+                DpStrategy::PureDpDiscreteLaplace {
+                    numerator,
+                    denominator,
+                },
+                Some(l1),
+            ) => {
+                let epsilon = if *denominator == 1 {
+                    numerator.to_string()
+                } else {
+                    format!("{numerator}/{denominator}")
+                };
+                format!(
+                    "pure {epsilon}-DP per collection for replace-one neighbours (the report \
+                     count is public): each aggregator adds discrete Laplace noise of scale \
+                     {l1}/{epsilon} to every element of its aggregate share (prio's \
+                     PureDpDiscreteLaplace, L1 sensitivity {l1}), so it holds even if one \
+                     aggregator is dishonest"
+                )
+            }
+        }
+    }
+
     fn prio_strategy(&self) -> Result<Option<PureDpDiscreteLaplace>, DapVdafError> {
         match self {
             DpStrategy::None => Ok(None),

@@ -4,7 +4,9 @@
 //! `laplace` (basic composition: k releases at epsilon_i are
 //! `sum epsilon_i`-DP, Dwork and Roth 2014, Theorem 3.16) or rho for
 //! `gaussian` (zCDP composes by adding rho, Bun and Steinke 2016,
-//! Lemma 1.7). Every release spends its mechanism's parameter; a release that
+//! Lemma 1.7). Every release spends the parameter that holds for it
+//! ([`crate::Guarantee::release_cost`]: the stated one, or more for a task
+//! created before relations were declared); a release that
 //! would take the total spent above the budget is refused. Everything is an
 //! exact rational, so a budget of 1 at 0.4 per release allows exactly two
 //! releases and never two-and-a-rounding-error.
@@ -14,19 +16,7 @@
 
 use num_traits::ToPrimitive;
 
-use super::{DpError, DpMechanism, Rational};
-
-/// What one release under `mechanism` costs, in the mechanism's unit
-/// ([`DpMechanism::budget_unit`]): epsilon for Laplace, rho for Gaussian.
-/// `None` for a mechanism without noise, which offers no privacy guarantee
-/// to account for.
-pub fn release_cost(mechanism: &DpMechanism) -> Option<Rational> {
-    match mechanism {
-        DpMechanism::None => None,
-        DpMechanism::Laplace { epsilon } => Some(epsilon.clone()),
-        DpMechanism::Gaussian { rho } => Some(rho.clone()),
-    }
-}
+use super::{DpError, Rational};
 
 /// Spends `cost` from a budget of `total` of which `spent` is already used,
 /// returning the new amount spent, or
@@ -66,15 +56,6 @@ pub fn releases_left(total: &Rational, spent: &Rational, cost: &Rational) -> u64
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn costs_follow_the_mechanism() {
-        assert_eq!(release_cost(&DpMechanism::None), None);
-        let lap: DpMechanism = "laplace:0.4".parse().unwrap();
-        assert_eq!(release_cost(&lap), Some(Rational::new(2, 5)));
-        let gauss: DpMechanism = "gaussian:1/8".parse().unwrap();
-        assert_eq!(release_cost(&gauss), Some(Rational::new(1, 8)));
-    }
 
     #[test]
     fn releases_left_counts_whole_releases() {

@@ -3,9 +3,14 @@
 //! ([`hetally_protocol::dp`]).
 //!
 //! A released aggregate is the element-wise sum of a batch's reports plus
-//! independent integer noise on every value. The neighbouring relation is
-//! **add or remove one report**, so the sensitivities are the largest norms of
-//! one report ([`l1_sensitivity`], [`l2_sensitivity_squared`]).
+//! independent integer noise on every value. Every task declares its
+//! neighbouring relation ([`Relation`]): **replace-one** (same-size batches
+//! differing in one report's value; the report count is public) or
+//! **add/remove** (one report more or less; the report count is released
+//! with the same noise). The sensitivities follow from the relation
+//! ([`l1_sensitivity`], [`l2_sensitivity_squared`]), and [`Guarantee`]
+//! states what one release gives, including for tasks created before
+//! relations were declared.
 //!
 //! * [`DpMechanism`] (from `hetally-protocol`) is what a task states (`none`, `laplace:EPSILON`,
 //!   `gaussian:RHO`, or `gaussian-eps:EPSILON:DELTA` converted to rho); its
@@ -18,6 +23,8 @@
 //! * [`Noise`] also answers questions about itself: variance, confidence
 //!   intervals (from the exact probability mass function) and sound tail
 //!   bounds, used to size Paillier slots and TFHE capacity.
+//! * [`Guarantee`] is the guarantee that holds: relation, sensitivity,
+//!   parameter, and what a release costs.
 //! * [`try_spend`] is the budget accountant: epsilon adds up under basic
 //!   composition, rho under zCDP composition, in exact rationals.
 //! * [`plan`] turns a target error into the smallest epsilon or rho.
@@ -28,6 +35,7 @@
 
 mod budget;
 mod distribution;
+mod guarantee;
 mod noise;
 mod plan;
 // Test support, public so that tests in other crates (noise through Paillier
@@ -36,9 +44,11 @@ mod plan;
 #[doc(hidden)]
 pub mod stats;
 
-pub use budget::{release_cost, releases_left, try_spend};
+pub use budget::{releases_left, try_spend};
+pub use guarantee::Guarantee;
 pub use hetally_protocol::dp::{
     gaussian_eps_to_rho, zcdp_to_approx_dp, DpError, DpMechanism, MechanismSpec, Rational,
+    Relation, UnknownRelation,
 };
 pub use noise::{l1_sensitivity, l2_sensitivity_squared, Noise, MAX_NOISE_SCALE_BITS};
 pub use plan::{error_for, parse_confidence, plan, ErrorTarget, MechanismKind, Plan, PlanRequest};

@@ -1,19 +1,30 @@
 //! The noise one release adds to every value, how to draw it, and what is
 //! known about it.
 //!
-//! Calibration, for the add-or-remove-one-report neighbouring relation
-//! (sensitivities from [`l1_sensitivity`] and [`l2_sensitivity_squared`],
-//! the largest norms of one valid report):
+//! Calibration follows the task's neighbouring relation
+//! ([`Relation`]; sensitivities from [`l1_sensitivity`] and
+//! [`l2_sensitivity_squared`], the largest distance one report can move a
+//! release):
 //!
-//! | type | L1 sensitivity | squared L2 sensitivity |
+//! | type | replace-one L1 / L2^2 | add/remove L1 / L2^2 (values + count) |
 //! |---|---|---|
-//! | `count` | 1 | 1 |
-//! | `sum:BITS` | `2^BITS - 1` | `(2^BITS - 1)^2` |
-//! | `histogram:BUCKETS` | 1 | 1 |
-//! | `sumvec:LENGTH:BITS` | `LENGTH (2^BITS - 1)` | `LENGTH (2^BITS - 1)^2` |
+//! | `count` | 1 / 1 | 1 + 1 / 1 + 1 |
+//! | `sum:BITS` | `m` / `m^2` | `m + 1` / `m^2 + 1` |
+//! | `histogram:BUCKETS` | 2 / 2 | 1 + 1 / 1 + 1 |
+//! | `sumvec:LENGTH:BITS` | `L m` / `L m^2` | `L m + 1` / `L m^2 + 1` |
 //!
-//! (A histogram report is one-hot, so adding or removing it moves one bucket
-//! by one; under the replace-one relation it would be 2 and 2.)
+//! with `m = 2^BITS - 1`. Under replace-one one report's value changes: a
+//! histogram report moving from one bucket to another changes two buckets
+//! by one each; the other types change at most as much as removing the
+//! report would. Under add/remove the report count is released with the
+//! values, as one more value that one report moves by one, so it shares the
+//! calibration (and the release's epsilon or rho covers it).
+//!
+//! Tasks created before relations were declared (`relation` `None`) keep
+//! the calibration they were made with: add/remove's values-only
+//! sensitivities (1 and 1 for a histogram). Their batch sizes were
+//! published, so what holds for them is replace-one, at the parameter
+//! [`crate::Guarantee`] works out.
 //!
 //! * `laplace:EPSILON`: independent discrete Laplace noise of scale
 //!   `L1 / epsilon` on every value gives pure epsilon-DP for the whole
@@ -43,7 +54,7 @@ use rand::distributions::Distribution;
 use rand_core::{CryptoRng, RngCore};
 
 use super::distribution::Dist;
-use super::{DpError, DpMechanism, Rational};
+use super::{DpError, DpMechanism, Rational, Relation};
 use hetally_protocol::Measurement;
 
 /// Log2 of the largest noise scale (Laplace) or sigma (Gaussian) accepted.
@@ -66,29 +77,47 @@ fn pow2(bits: u32) -> Rational {
     Rational::from_biguint(BigUint::from(1u8) << bits)
 }
 
-/// The L1 sensitivity of a release of `measurement` under add-or-remove-one
-/// report: the largest L1 norm of one report (1 for a one-hot histogram,
-/// `len × max_value` otherwise). Exact, in big integers.
-pub fn l1_sensitivity(measurement: &Measurement) -> Rational {
+/// The largest L1 norm of one report: 1 for a one-hot histogram,
+/// `len × max_value` otherwise.
+fn report_l1(measurement: &Measurement) -> BigUint {
     if measurement.is_one_hot() {
-        return Rational::from_integer(1);
+        return BigUint::from(1u8);
     }
-    Rational::from_biguint(
-        BigUint::from(measurement.len()) * BigUint::from(measurement.max_value()),
-    )
+    BigUint::from(measurement.len()) * BigUint::from(measurement.max_value())
 }
 
-/// The squared L2 sensitivity of a release of `measurement` under
-/// add-or-remove-one report: the largest squared L2 norm of one report (1
-/// for a one-hot histogram, `len × max_value^2` otherwise). Exact, in big
-/// integers: for wide vectors (`sumvec:65536:62` is 2^140) it does not fit
-/// a `u128`.
-pub fn l2_sensitivity_squared(measurement: &Measurement) -> Rational {
+/// The largest squared L2 norm of one report: 1 for a one-hot histogram,
+/// `len × max_value^2` otherwise (in big integers: `sumvec:65536:62` is
+/// 2^140).
+fn report_l2_squared(measurement: &Measurement) -> BigUint {
     if measurement.is_one_hot() {
-        return Rational::from_integer(1);
+        return BigUint::from(1u8);
     }
     let max = BigUint::from(measurement.max_value());
-    Rational::from_biguint(BigUint::from(measurement.len()) * &max * &max)
+    BigUint::from(measurement.len()) * &max * &max
+}
+
+/// The L1 sensitivity a release of `measurement` is calibrated for under
+/// `relation` (see the module docs; `None`: a task without a declared
+/// relation, calibrated as add/remove's values). Exact, in big integers.
+pub fn l1_sensitivity(measurement: &Measurement, relation: Option<Relation>) -> Rational {
+    Rational::from_biguint(match relation {
+        Some(Relation::ReplaceOne) if measurement.is_one_hot() => BigUint::from(2u8),
+        Some(Relation::ReplaceOne) | None => report_l1(measurement),
+        // The report count is one more value of the release.
+        Some(Relation::AddRemove) => report_l1(measurement) + 1u8,
+    })
+}
+
+/// The squared L2 sensitivity a release of `measurement` is calibrated
+/// for under `relation` (see [`l1_sensitivity`]). Exact, in big integers.
+pub fn l2_sensitivity_squared(measurement: &Measurement, relation: Option<Relation>) -> Rational {
+    Rational::from_biguint(match relation {
+        // One bucket down by one, another up by one: 1 + 1.
+        Some(Relation::ReplaceOne) if measurement.is_one_hot() => BigUint::from(2u8),
+        Some(Relation::ReplaceOne) | None => report_l2_squared(measurement),
+        Some(Relation::AddRemove) => report_l2_squared(measurement) + 1u8,
+    })
 }
 
 /// The distribution of the noise added to each value of one release. Every
@@ -113,18 +142,21 @@ pub enum Noise {
 }
 
 impl Noise {
-    /// The noise a release of `measurement` under `mechanism` carries; see
-    /// the module docs for the calibration. Errors if the mechanism is
-    /// invalid or the noise would be wider than 2^[`MAX_NOISE_SCALE_BITS`].
-    pub fn for_measurement(
+    /// The noise a release of `measurement` under `mechanism` carries, for
+    /// a task of `relation` (`None`: declared none); see the module docs for
+    /// the calibration. Under add/remove the release's report count carries
+    /// the same noise. Errors if the mechanism is invalid or the noise would
+    /// be wider than 2^[`MAX_NOISE_SCALE_BITS`].
+    pub fn for_task(
         measurement: &Measurement,
         mechanism: &DpMechanism,
+        relation: Option<Relation>,
     ) -> Result<Noise, DpError> {
         mechanism.check()?;
         let noise = match mechanism {
             DpMechanism::None => Noise::None,
             DpMechanism::Laplace { epsilon } => {
-                let l1 = l1_sensitivity(measurement);
+                let l1 = l1_sensitivity(measurement, relation);
                 // check() above rejects a zero epsilon.
                 let scale = l1.checked_div(epsilon).ok_or_else(|| DpError::OutOfRange {
                     what: "epsilon",
@@ -134,7 +166,7 @@ impl Noise {
                 Noise::DiscreteLaplace { scale }
             }
             DpMechanism::Gaussian { rho } => {
-                let l2_squared = l2_sensitivity_squared(measurement);
+                let l2_squared = l2_sensitivity_squared(measurement, relation);
                 let variance =
                     l2_squared
                         .checked_div(&rho.add(rho))
@@ -382,13 +414,46 @@ mod tests {
     }
 
     #[test]
+    fn a_laplace_histogram_under_replace_one_gets_scale_two_over_epsilon() {
+        let hist: Measurement = "histogram:16".parse().unwrap();
+        assert_eq!(
+            Noise::for_task(&hist, &mech("laplace:1"), Some(Relation::ReplaceOne)).unwrap(),
+            Noise::DiscreteLaplace {
+                scale: Rational::new(2, 1)
+            }
+        );
+        // sigma^2 = L2^2 / (2 rho) = 2 / (2 / 8) = 8 under replace-one.
+        let Noise::DiscreteGaussian { sigma } =
+            Noise::for_task(&hist, &mech("gaussian:1/8"), Some(Relation::ReplaceOne)).unwrap()
+        else {
+            panic!()
+        };
+        assert!(sigma.mul(&sigma) >= Rational::from_integer(8));
+        assert!(sigma.to_f64() < 8f64.sqrt() * (1.0 + 1e-9));
+        // Add/remove: one bucket plus the count, also 2.
+        assert_eq!(
+            Noise::for_task(&hist, &mech("laplace:1"), Some(Relation::AddRemove)).unwrap(),
+            Noise::DiscreteLaplace {
+                scale: Rational::new(2, 1)
+            }
+        );
+        let count = Measurement::Count;
+        assert_eq!(
+            Noise::for_task(&count, &mech("laplace:1"), Some(Relation::ReplaceOne)).unwrap(),
+            Noise::DiscreteLaplace {
+                scale: Rational::new(1, 1)
+            }
+        );
+    }
+
+    #[test]
     fn calibration_per_measurement() {
         let count = Measurement::Count;
         let hist: Measurement = "histogram:11".parse().unwrap();
         let sum: Measurement = "sum:8".parse().unwrap();
         let vec: Measurement = "sumvec:4:3".parse().unwrap();
         let lap = |m: &Measurement, e: &str| {
-            Noise::for_measurement(m, &mech(&format!("laplace:{e}"))).unwrap()
+            Noise::for_task(m, &mech(&format!("laplace:{e}")), None).unwrap()
         };
         assert_eq!(
             lap(&count, "0.4"),
@@ -416,7 +481,7 @@ mod tests {
         );
 
         let gauss = |m: &Measurement, r: &str| {
-            Noise::for_measurement(m, &mech(&format!("gaussian:{r}"))).unwrap()
+            Noise::for_task(m, &mech(&format!("gaussian:{r}")), None).unwrap()
         };
         // sigma^2 = 1 / (2 * 1/8) = 4: an exact root.
         assert_eq!(
@@ -443,7 +508,7 @@ mod tests {
         assert!((sigma.to_f64() - 980f64.sqrt()).abs() < 1e-7);
 
         assert_eq!(
-            Noise::for_measurement(&count, &DpMechanism::None).unwrap(),
+            Noise::for_task(&count, &DpMechanism::None, None).unwrap(),
             Noise::None
         );
     }
@@ -465,17 +530,39 @@ mod tests {
             } else {
                 (len * max, len * max * max)
             };
-            assert_eq!(l1_sensitivity(&m), Rational::from_integer(l1), "{s}");
+            // Legacy (no relation): add/remove's values only.
+            assert_eq!(l1_sensitivity(&m, None), Rational::from_integer(l1), "{s}");
             assert_eq!(
-                l2_sensitivity_squared(&m),
+                l2_sensitivity_squared(&m, None),
                 Rational::from_integer(l2sq),
+                "{s}"
+            );
+            // Add/remove: the report count is one more value.
+            let add = Some(Relation::AddRemove);
+            assert_eq!(
+                l1_sensitivity(&m, add),
+                Rational::from_integer(l1 + 1),
+                "{s}"
+            );
+            assert_eq!(
+                l2_sensitivity_squared(&m, add),
+                Rational::from_integer(l2sq + 1),
+                "{s}"
+            );
+            // Replace-one: a histogram report moving buckets changes two.
+            let (r1, r2) = if m.is_one_hot() { (2, 2) } else { (l1, l2sq) };
+            let rep = Some(Relation::ReplaceOne);
+            assert_eq!(l1_sensitivity(&m, rep), Rational::from_integer(r1), "{s}");
+            assert_eq!(
+                l2_sensitivity_squared(&m, rep),
+                Rational::from_integer(r2),
                 "{s}"
             );
         }
         let wide: Measurement = "sumvec:65536:62".parse().unwrap();
         let max = BigUint::from((1u64 << 62) - 1);
         assert_eq!(
-            l2_sensitivity_squared(&wide),
+            l2_sensitivity_squared(&wide, Some(Relation::ReplaceOne)),
             Rational::from_biguint(BigUint::from(65536u32) * &max * &max)
         );
     }
@@ -499,13 +586,13 @@ mod tests {
     #[test]
     fn too_much_noise_is_refused() {
         let m: Measurement = "sumvec:65536:62".parse().unwrap();
-        let err = Noise::for_measurement(&m, &mech("laplace:1e-20")).unwrap_err();
+        let err = Noise::for_task(&m, &mech("laplace:1e-20"), None).unwrap_err();
         assert!(
             matches!(err, DpError::NoiseTooLarge { what: "scale", .. }),
             "{err}"
         );
         assert!(err.to_string().contains("larger epsilon"));
-        let err = Noise::for_measurement(&m, &mech("gaussian:1e-40")).unwrap_err();
+        let err = Noise::for_task(&m, &mech("gaussian:1e-40"), None).unwrap_err();
         assert!(
             matches!(err, DpError::NoiseTooLarge { what: "sigma", .. }),
             "{err}"

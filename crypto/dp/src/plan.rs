@@ -31,7 +31,7 @@ use num_rational::Ratio;
 use num_traits::ToPrimitive;
 
 use super::noise::check_confidence;
-use super::{DpError, DpMechanism, Noise, Rational};
+use super::{DpError, DpMechanism, Guarantee, Noise, Rational, Relation};
 use hetally_protocol::Measurement;
 
 /// Mantissas per decade on the planner's grid: `100..=999`.
@@ -198,6 +198,9 @@ pub fn parse_confidence(s: &str) -> Result<f64, DpError> {
 pub struct PlanRequest {
     /// The task's measurement type.
     pub measurement: Measurement,
+    /// The neighbouring relation the task will declare: the sensitivity,
+    /// and so the noise, follows from it.
+    pub relation: Relation,
     /// Laplace (epsilon) or Gaussian (rho).
     pub kind: MechanismKind,
     /// The error allowed on each released value.
@@ -215,6 +218,8 @@ pub struct Plan {
     pub mechanism: DpMechanism,
     /// The noise it adds to each value.
     pub noise: Noise,
+    /// The guarantee one release under it gives (relation, sensitivity).
+    pub guarantee: Guarantee,
     /// The target, as an absolute error.
     pub max_error: u128,
     /// The half-width the mechanism achieves at `confidence`, `<= max_error`.
@@ -229,9 +234,10 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {}; each released value is within ±{} of the truth with probability {}% \
+            "{}: {}, {}; each released value is within ±{} of the truth with probability {}% \
              (target ±{}",
             self.mechanism,
+            self.guarantee,
             self.noise,
             self.half_width,
             self.confidence * 100.0,
@@ -266,7 +272,8 @@ pub fn plan(request: &PlanRequest) -> Result<Plan, DpError> {
         let mechanism = request.kind.with_parameter(grid_value(index));
         // Noise too wide for the supported range counts as not meeting the
         // target: the parameter is too small.
-        let noise = Noise::for_measurement(&request.measurement, &mechanism).ok()?;
+        let noise =
+            Noise::for_task(&request.measurement, &mechanism, Some(request.relation)).ok()?;
         let width = noise.dist().half_width(confidence);
         (width <= max_error).then_some((mechanism, noise, width))
     };
@@ -293,9 +300,11 @@ pub fn plan(request: &PlanRequest) -> Result<Plan, DpError> {
     let (mechanism, noise, half_width) = evaluate(hi).ok_or_else(|| {
         DpError::Infeasible("the error did not shrink monotonically as the parameter grew".into())
     })?;
+    let guarantee = Guarantee::for_task(&request.measurement, &mechanism, Some(request.relation))?;
     Ok(Plan {
         mechanism,
         noise,
+        guarantee,
         max_error,
         half_width,
         confidence,
@@ -304,13 +313,15 @@ pub fn plan(request: &PlanRequest) -> Result<Plan, DpError> {
 }
 
 /// The reverse of [`plan`]: the half-width of the confidence interval of
-/// each value released under `mechanism` (0 for no noise).
+/// each value released under `mechanism` by a task of `relation` (`None`:
+/// declared none), 0 for no noise.
 pub fn error_for(
     measurement: &Measurement,
     mechanism: &DpMechanism,
+    relation: Option<Relation>,
     confidence: f64,
 ) -> Result<u128, DpError> {
-    Noise::for_measurement(measurement, mechanism)?.interval_half_width(confidence)
+    Noise::for_task(measurement, mechanism, relation)?.interval_half_width(confidence)
 }
 
 /// The grid index of `mantissa × 10^(exponent - 2)`, `mantissa` in

@@ -187,10 +187,119 @@ pub fn mean_and_variance(samples: &[i128]) -> (f64, f64) {
     (mean, ss / (n - 1.0))
 }
 
+/// Kullback–Leibler divergence of Bernoulli(q) from Bernoulli(p), in nats.
+fn bernoulli_kl(p: f64, q: f64) -> f64 {
+    let term = |a: f64, b: f64| if a == 0.0 { 0.0 } else { a * (a / b).ln() };
+    term(p, q) + term(1.0 - p, 1.0 - q)
+}
+
+/// Bounds on a Bernoulli probability from `k` successes in `n` trials,
+/// each holding with probability at least `1 - alpha`: the Chernoff bound
+/// in its Kullback–Leibler form, `P(p̂ <= p - t) <= exp(-n KL(p - t || p))`
+/// and its mirror, inverted by bisection. Valid for every `n` (no normal
+/// approximation), so a test built on it has a failure probability it can
+/// state.
+pub fn bernoulli_bounds(k: u64, n: u64, alpha: f64) -> (f64, f64) {
+    assert!(n > 0 && k <= n && alpha > 0.0 && alpha < 1.0);
+    let p = k as f64 / n as f64;
+    let budget = (1.0 / alpha).ln() / n as f64;
+    let search = |mut inside: f64, mut outside: f64| {
+        for _ in 0..200 {
+            let mid = (inside + outside) / 2.0;
+            if bernoulli_kl(p, mid) <= budget {
+                inside = mid;
+            } else {
+                outside = mid;
+            }
+        }
+        inside
+    };
+    let lower = if k == 0 { 0.0 } else { search(p, 0.0) };
+    let upper = if k == n { 1.0 } else { search(p, 1.0) };
+    (lower, upper)
+}
+
+/// A DP distinguisher's verdict: the smallest epsilon consistent with an
+/// event seen `k0` times in `n0` releases of one batch and `k1` times in
+/// `n1` releases of a neighbouring batch. If a mechanism is epsilon-DP,
+/// `P0(event) <= e^epsilon P1(event)`; with probability at least
+/// `1 - 2 alpha` the true ratio is at least
+/// `lower(P0) / upper(P1)` ([`bernoulli_bounds`]), so its logarithm is a
+/// lower bound on any epsilon the mechanism can have. Returns 0 when the
+/// data give no evidence of any loss.
+pub fn epsilon_lower_bound(k0: u64, n0: u64, k1: u64, n1: u64, alpha: f64) -> f64 {
+    let (low0, _) = bernoulli_bounds(k0, n0, alpha);
+    let (_, high1) = bernoulli_bounds(k1, n1, alpha);
+    if low0 <= 0.0 {
+        return 0.0;
+    }
+    (low0 / high1).ln().max(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Rational;
+    use crate::{DpMechanism, Rational, Relation};
+    use hetally_protocol::Measurement;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn bernoulli_bounds_bracket_the_estimate() {
+        let (lo, hi) = bernoulli_bounds(300, 1000, 1e-6);
+        assert!(lo < 0.3 && 0.3 < hi, "{lo} {hi}");
+        assert!(lo > 0.22 && hi < 0.38, "{lo} {hi}");
+        assert_eq!(bernoulli_bounds(0, 10, 0.01).0, 0.0);
+        assert_eq!(bernoulli_bounds(10, 10, 0.01).1, 1.0);
+        // More trials, tighter bounds.
+        let (lo2, hi2) = bernoulli_bounds(3000, 10_000, 1e-6);
+        assert!(hi2 - lo2 < hi - lo);
+    }
+
+    /// The distinguisher the server's statistical test runs
+    /// (`tests/tests/it/dp.rs`), on the sampler alone: two neighbouring
+    /// histogram:2 batches of one report, in bucket 0 or bucket 1, released
+    /// 1,500 times each under `laplace:2`; the event is "bucket 0 minus
+    /// bucket 1 is at least 1". With the replace-one calibration (scale
+    /// L1/epsilon = 1) the evidence stays far below epsilon = 2; with the
+    /// calibration used before relations were declared (scale 1/2, for
+    /// L1 = 1) it proves the release is not 2-DP.
+    #[test]
+    fn the_distinguisher_catches_the_old_histogram_calibration() {
+        let histogram: Measurement = "histogram:2".parse().unwrap();
+        let laplace: DpMechanism = "laplace:2".parse().unwrap();
+        let rate = |noise: &Noise, seed: u64| {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let mut hits = [0u64; 2];
+            for (side, hit) in hits.iter_mut().enumerate() {
+                let truth: [i128; 2] = if side == 0 { [1, 0] } else { [0, 1] };
+                for _ in 0..1500 {
+                    let n = noise.sample(2, &mut rng).unwrap();
+                    let v0 = truth[0] + n[0];
+                    let v1 = truth[1] + n[1];
+                    *hit += u64::from(v0 - v1 >= 1);
+                }
+            }
+            epsilon_lower_bound(hits[0], 1500, hits[1], 1500, 1e-6)
+        };
+        let new = Noise::for_task(&histogram, &laplace, Some(Relation::ReplaceOne)).unwrap();
+        let old = Noise::for_task(&histogram, &laplace, None).unwrap();
+        assert_eq!(
+            old,
+            Noise::DiscreteLaplace {
+                scale: Rational::new(1, 2)
+            }
+        );
+        for seed in 0..5 {
+            let (caught_new, caught_old) = (rate(&new, seed), rate(&old, seed));
+            println!(
+                "seed {seed}: epsilon >= {caught_new:.3} (replace-one), {caught_old:.3} (old)"
+            );
+            // The server test asserts the bound is at most epsilon = 2.
+            assert!(caught_new < 1.5, "seed {seed}: {caught_new}");
+            assert!(caught_old > 2.0, "seed {seed}: {caught_old}");
+        }
+    }
 
     #[test]
     fn bins_cover_everything_with_enough_expected_draws() {

@@ -3,9 +3,9 @@
 //! exact arithmetic, and the planner.
 
 use hetally_dp::{
-    error_for, gaussian_eps_to_rho, plan, release_cost, releases_left, try_spend,
-    zcdp_to_approx_dp, DpError, DpMechanism, ErrorTarget, MechanismKind, MechanismSpec, Noise,
-    PlanRequest, Rational,
+    error_for, gaussian_eps_to_rho, plan, releases_left, try_spend, zcdp_to_approx_dp, DpError,
+    DpMechanism, ErrorTarget, Guarantee, MechanismKind, MechanismSpec, Noise, PlanRequest,
+    Rational, Relation,
 };
 use hetally_protocol::codec::{Reader, Writer};
 use hetally_protocol::Measurement;
@@ -116,7 +116,7 @@ fn gaussian_eps_converts_to_a_safe_rho() {
 fn budget_arithmetic_is_exact() {
     // 1.0 at 0.4 per release: exactly two releases.
     let total = r("1.0");
-    let cost = release_cost(&"laplace:0.4".parse().unwrap()).unwrap();
+    let cost = cost_of("count", "laplace:0.4");
     let spent = try_spend(&total, &Rational::zero(), &cost).unwrap();
     let spent = try_spend(&total, &spent, &cost).unwrap();
     assert_eq!(spent, r("0.8"));
@@ -150,14 +150,27 @@ fn budget_arithmetic_is_exact() {
     assert_eq!(spent, total);
 
     // zCDP budgets add rho in the same way.
-    let rho_cost = release_cost(&"gaussian:1/8".parse().unwrap()).unwrap();
+    let rho_cost = cost_of("histogram:4", "gaussian:1/8");
     assert_eq!(releases_left(&r("0.5"), &Rational::zero(), &rho_cost), 4);
-    assert_eq!(release_cost(&DpMechanism::None), None);
+    let none = Guarantee::for_task(&Measurement::Count, &DpMechanism::None, None).unwrap();
+    assert_eq!(none.release_cost(), None);
     assert_eq!(DpMechanism::None.budget_unit(), None);
     assert_eq!(
         "gaussian:1".parse::<DpMechanism>().unwrap().budget_unit(),
         Some("rho")
     );
+}
+
+/// What one release of a replace-one task costs.
+fn cost_of(measurement: &str, mechanism: &str) -> Rational {
+    Guarantee::for_task(
+        &measurement.parse().unwrap(),
+        &mechanism.parse().unwrap(),
+        Some(Relation::ReplaceOne),
+    )
+    .unwrap()
+    .release_cost()
+    .unwrap()
 }
 
 fn request(
@@ -169,6 +182,7 @@ fn request(
 ) -> PlanRequest {
     PlanRequest {
         measurement: measurement.parse().unwrap(),
+        relation: Relation::ReplaceOne,
         kind: kind.parse().unwrap(),
         max_error: error.parse().unwrap(),
         reports,
@@ -199,20 +213,22 @@ fn planner_finds_the_smallest_parameter() {
         };
         // Meets the target, and the next smaller clean value does not.
         assert_eq!(
-            error_for(&req.measurement, &p.mechanism, 0.95).unwrap(),
+            error_for(&req.measurement, &p.mechanism, Some(req.relation), 0.95).unwrap(),
             p.half_width
         );
         let smaller = req.kind.with_parameter(previous_grid_point(&param));
         assert!(
-            error_for(&req.measurement, &smaller, 0.95).unwrap() > 50,
+            error_for(&req.measurement, &smaller, Some(req.relation), 0.95).unwrap() > 50,
             "{smaller}"
         );
-        // Close to the continuous-distribution estimate: Laplace needs
-        // P(|X| > 50) ~ exp(-51/s) <= 0.05, so epsilon ~ ln(20)/51; Gaussian
-        // needs sigma ~ 50.5/1.96, so rho ~ 1/(2 sigma^2).
+        // Close to the continuous-distribution estimate, for replace-one's
+        // histogram sensitivity of 2: Laplace needs P(|X| > 50) ~
+        // exp(-51/s) <= 0.05 with s = 2/epsilon, so epsilon ~ 2 ln(20)/51;
+        // Gaussian needs sigma ~ 50.5/1.96 with sigma^2 = 2/(2 rho), so
+        // rho ~ 1/sigma^2.
         let estimate = match kind {
-            "laplace" => 20f64.ln() / 51.0,
-            _ => 1.0 / (2.0 * (50.5f64 / 1.96).powi(2)),
+            "laplace" => 2.0 * 20f64.ln() / 51.0,
+            _ => 1.0 / (50.5f64 / 1.96).powi(2),
         };
         let ratio = param.to_f64() / estimate;
         assert!(
@@ -261,17 +277,27 @@ fn error_for_reports_the_interval_of_a_mechanism() {
     // Laplace scale 1: P(|X| > k) = 2 e^-(k+1) / (1 + e^-1); k = 2 gives
     // 0.0729, k = 3 gives 0.0268, so the 95% half-width is 3.
     assert_eq!(
-        error_for(&count, &"laplace:1".parse().unwrap(), 0.95).unwrap(),
+        error_for(&count, &"laplace:1".parse().unwrap(), None, 0.95).unwrap(),
         3
     );
-    assert_eq!(error_for(&count, &DpMechanism::None, 0.95).unwrap(), 0);
+    assert_eq!(
+        error_for(&count, &DpMechanism::None, None, 0.95).unwrap(),
+        0
+    );
     // Wider measurements need more noise for the same epsilon.
-    let narrow = error_for(&count, &"laplace:1".parse().unwrap(), 0.95).unwrap();
+    let narrow = error_for(&count, &"laplace:1".parse().unwrap(), None, 0.95).unwrap();
     let wide = error_for(
         &"sum:8".parse().unwrap(),
         &"laplace:1".parse().unwrap(),
+        None,
         0.95,
     )
     .unwrap();
     assert!(wide > 200 * narrow);
+    // A histogram's interval doubles under replace-one (sensitivity 2).
+    let hist: Measurement = "histogram:4".parse().unwrap();
+    let laplace: DpMechanism = "laplace:1".parse().unwrap();
+    let legacy = error_for(&hist, &laplace, None, 0.95).unwrap();
+    let replace = error_for(&hist, &laplace, Some(Relation::ReplaceOne), 0.95).unwrap();
+    assert_eq!((legacy, replace), (3, 6));
 }

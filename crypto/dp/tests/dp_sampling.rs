@@ -6,7 +6,7 @@
 //! Run with `--nocapture` to see the figures.
 
 use hetally_dp::stats::{chi_square, mean_and_variance};
-use hetally_dp::{DpMechanism, Noise};
+use hetally_dp::{DpMechanism, Noise, Relation};
 use hetally_protocol::Measurement;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -17,7 +17,7 @@ const DRAWS: usize = 20_000;
 fn noise(measurement: &str, mechanism: &str) -> Noise {
     let m: Measurement = measurement.parse().unwrap();
     let d: DpMechanism = mechanism.parse().unwrap();
-    Noise::for_measurement(&m, &d).unwrap()
+    Noise::for_task(&m, &d, Some(Relation::ReplaceOne)).unwrap()
 }
 
 /// The noise configurations under test: both families, integer and
@@ -30,8 +30,8 @@ fn cases() -> Vec<(&'static str, Noise)> {
             noise("count", "laplace:0.4"),
         ),
         (
-            "histogram:11 laplace:0.3 (scale 10/3)",
-            noise("histogram:11", "laplace:0.3"),
+            "histogram:11 laplace:0.6 (replace-one L1 2: scale 10/3)",
+            noise("histogram:11", "laplace:0.6"),
         ),
         ("sum:4 laplace:2 (scale 7.5)", noise("sum:4", "laplace:2")),
         (

@@ -31,7 +31,7 @@
 
 use std::sync::Arc;
 
-use hetally_dp::{DpMechanism, Noise};
+use hetally_dp::{DpMechanism, Noise, Relation};
 use hetally_protocol::aggregate::{AggregateError, AggregateFile, Encoding};
 use hetally_protocol::codec::{Reader, Writer};
 use hetally_protocol::roles::{Aggregator, Decrypter, Encrypter, ReportContext, SchemeError};
@@ -61,9 +61,10 @@ fn config(e: impl std::fmt::Display) -> SchemeError {
 fn max_abs_sum(
     measurement: &Measurement,
     dp: &DpMechanism,
+    relation: Option<Relation>,
     max_batch_size: u64,
 ) -> Result<u128, SchemeError> {
-    let noise = Noise::for_measurement(measurement, dp).map_err(config)?;
+    let noise = Noise::for_task(measurement, dp, relation).map_err(config)?;
     let tail = noise.tail_bound_for_all(measurement.len(), NOISE_TAIL_LOG2);
     Ok(u128::from(max_batch_size)
         .saturating_mul(u128::from(measurement.max_value()))
@@ -77,8 +78,9 @@ pub fn max_feasible_batch(
     params: lwe::ParameterSet,
     measurement: &Measurement,
     dp: &DpMechanism,
+    relation: Option<Relation>,
 ) -> Result<u64, SchemeError> {
-    let tail = max_abs_sum(measurement, dp, 0)?;
+    let tail = max_abs_sum(measurement, dp, relation, 0)?;
     let best = (Delta::MIN_LOG2..=Delta::MAX_LOG2)
         .filter_map(|log2| Delta::new(log2).ok())
         .map(|delta| {
@@ -103,11 +105,12 @@ pub fn delta_for(
     pk: &PublicKey,
     measurement: &Measurement,
     dp: &DpMechanism,
+    relation: Option<Relation>,
     max_batch_size: u64,
 ) -> Result<Delta, SchemeError> {
     let params = pk.params();
     let too_big = || {
-        let feasible = max_feasible_batch(params, measurement, dp)
+        let feasible = max_feasible_batch(params, measurement, dp, relation)
             .map(|k| format!("at most {k}"))
             .unwrap_or_else(|e| e.to_string());
         SchemeError::Config(format!(
@@ -119,7 +122,7 @@ pub fn delta_for(
     let delta = params
         .min_delta_for(max_batch_size.saturating_add(1))
         .map_err(|_| too_big())?;
-    if max_abs_sum(measurement, dp, max_batch_size)? > u128::from(delta.max_abs_value()) {
+    if max_abs_sum(measurement, dp, relation, max_batch_size)? > u128::from(delta.max_abs_value()) {
         return Err(too_big());
     }
     Ok(delta)
@@ -166,7 +169,13 @@ impl Task {
         };
         let pk = PublicKey::from_bytes(&definition.public_key).map_err(config)?;
         let measurement = definition.measurement;
-        let derived = delta_for(&pk, &measurement, &definition.dp, definition.max_batch_size)?;
+        let derived = delta_for(
+            &pk,
+            &measurement,
+            &definition.dp,
+            definition.relation,
+            definition.max_batch_size,
+        )?;
         if derived.log2() != delta_log2 {
             return Err(config(format!(
                 "the task's Delta is 2^{delta_log2}, but its measurement, DP mechanism and max \
@@ -281,12 +290,13 @@ pub fn layout_for(
     public_key_file: &[u8],
     measurement: &Measurement,
     dp: &DpMechanism,
+    relation: Option<Relation>,
     max_batch_size: u64,
     input_proofs: bool,
     rng: &mut dyn CryptoRngCore,
 ) -> Result<(Layout, Option<Crs>), SchemeError> {
     let pk = PublicKey::from_bytes(public_key_file).map_err(config)?;
-    let delta = delta_for(&pk, measurement, dp, max_batch_size)?;
+    let delta = delta_for(&pk, measurement, dp, relation, max_batch_size)?;
     let crs = input_proofs
         .then(|| generate_crs(&pk, measurement, delta, rng))
         .transpose()?;
@@ -304,9 +314,10 @@ pub fn default_max_batch_size(
     public_key_file: &[u8],
     measurement: &Measurement,
     dp: &DpMechanism,
+    relation: Option<Relation>,
 ) -> Result<u64, SchemeError> {
     let pk = PublicKey::from_bytes(public_key_file).map_err(config)?;
-    max_feasible_batch(pk.params(), measurement, dp)
+    max_feasible_batch(pk.params(), measurement, dp, relation)
 }
 
 /// Checks that a TFHE task's definition is consistent, with its CRS.
@@ -661,8 +672,14 @@ impl Decrypter for TfheDecrypter {
         let delta = Delta::new(delta_log2).map_err(|e| AggregateError::Layout(e.to_string()))?;
         let lists = decode_released(&file.ciphertexts, params, &file.measurement)
             .map_err(|e| AggregateError::Layout(e.to_string()))?;
-        // Every release adds one noise list to its reports.
-        let encryptions = file.report_count.saturating_add(1);
+        // Every release adds one noise list to its reports. TFHE tasks are
+        // never add/remove (TaskDefinition::check), so the count is exact.
+        let reports = file.report_count.exact().ok_or_else(|| {
+            AggregateError::Layout(
+                "a TFHE aggregate needs its exact report count to decrypt".into(),
+            )
+        })?;
+        let encryptions = reports.saturating_add(1);
         let mut values = Vec::with_capacity(file.measurement.len());
         for list in &lists {
             values.extend(
@@ -685,6 +702,12 @@ pub fn check_aggregate(file: &AggregateFile) -> Result<(), AggregateError> {
     else {
         return Ok(());
     };
+    if file.report_count.exact().is_none() {
+        return Err(AggregateError::Layout(
+            "a TFHE aggregate carries its exact report count (TFHE tasks are never add-remove)"
+                .into(),
+        ));
+    }
     let params = lwe::ParameterSet::from_id(parameter_set)
         .map_err(|e| AggregateError::Layout(e.to_string()))?;
     Delta::new(delta_log2).map_err(|e| AggregateError::Layout(e.to_string()))?;
@@ -805,31 +828,39 @@ mod tests {
         let pk = key();
         let count = Measurement::Count;
         let none = DpMechanism::None;
-        assert_eq!(delta_for(&pk, &count, &none, 1325).unwrap().log2(), 32);
-        assert_eq!(delta_for(&pk, &count, &none, 1326).unwrap().log2(), 33);
+        assert_eq!(
+            delta_for(&pk, &count, &none, None, 1325).unwrap().log2(),
+            32
+        );
+        assert_eq!(
+            delta_for(&pk, &count, &none, None, 1326).unwrap().log2(),
+            33
+        );
         let params = pk.params();
         assert_eq!(
-            max_feasible_batch(params, &count, &none).unwrap(),
+            max_feasible_batch(params, &count, &none, None).unwrap(),
             16_777_215
         );
         let sum32 = Measurement::new_sum(32).unwrap();
-        assert_eq!(max_feasible_batch(params, &sum32, &none).unwrap(), 4);
-        let err = delta_for(&pk, &sum32, &none, 5).unwrap_err().to_string();
+        assert_eq!(max_feasible_batch(params, &sum32, &none, None).unwrap(), 4);
+        let err = delta_for(&pk, &sum32, &none, None, 5)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at most 4 reports"), "{err}");
         // Noise takes plaintext room: Laplace noise on sum:16 lowers the
         // largest batch.
         let sum16 = Measurement::new_sum(16).unwrap();
         let dp: DpMechanism = "laplace:0.01".parse().unwrap();
         assert!(
-            max_feasible_batch(params, &sum16, &dp).unwrap()
-                < max_feasible_batch(params, &sum16, &none).unwrap()
+            max_feasible_batch(params, &sum16, &dp, None).unwrap()
+                < max_feasible_batch(params, &sum16, &none, None).unwrap()
         );
     }
 
     fn definition(input_proofs: bool, crs_hash: Option<[u8; 32]>) -> TaskDefinition {
         let pk = key();
         let measurement = Measurement::Histogram { buckets: 8 };
-        let delta = delta_for(&pk, &measurement, &DpMechanism::None, 100).unwrap();
+        let delta = delta_for(&pk, &measurement, &DpMechanism::None, None, 100).unwrap();
         TaskDefinition {
             measurement,
             min_batch_size: 1,
@@ -843,6 +874,7 @@ mod tests {
                 crs_hash,
             },
             input_proofs,
+            relation: Some(Relation::ReplaceOne),
         }
     }
 

@@ -67,6 +67,7 @@ impl<B: Int> Task<B> {
             pk.modulus_bits(),
             &definition.measurement,
             &definition.dp,
+            definition.relation,
             definition.max_batch_size,
         )?;
         if chosen != derived {
@@ -104,11 +105,12 @@ pub fn layout_for(
     public_key_file: &[u8],
     measurement: &Measurement,
     dp: &hetally_dp::DpMechanism,
+    relation: Option<hetally_dp::Relation>,
     max_batch_size: u64,
 ) -> Result<Layout, SchemeError> {
     let pk = PublicKey::<num_bigint::BigInt>::from_bytes(public_key_file).map_err(config)?;
     Ok(Layout::Paillier {
-        slot_bits: slot_bits(pk.modulus_bits(), measurement, dp, max_batch_size)?,
+        slot_bits: slot_bits(pk.modulus_bits(), measurement, dp, relation, max_batch_size)?,
     })
 }
 

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha20Rng;
 
 fn definition(pk: &[u8], measurement: Measurement, input_proofs: bool) -> TaskDefinition {
     let layout =
-        hetally_paillier::scheme::layout_for(pk, &measurement, &DpMechanism::None, 100_000)
+        hetally_paillier::scheme::layout_for(pk, &measurement, &DpMechanism::None, None, 100_000)
             .unwrap();
     TaskDefinition {
         measurement,
@@ -25,6 +25,7 @@ fn definition(pk: &[u8], measurement: Measurement, input_proofs: bool) -> TaskDe
         public_key: pk.to_vec(),
         layout,
         input_proofs,
+        relation: None,
     }
 }
 

@@ -68,6 +68,7 @@ fn definition(measurement: Measurement, input_proofs: bool) -> TaskDefinition {
         &public_key,
         &measurement,
         &DpMechanism::None,
+        None,
         1 << 20,
     )
     .unwrap();
@@ -81,6 +82,7 @@ fn definition(measurement: Measurement, input_proofs: bool) -> TaskDefinition {
         public_key,
         layout,
         input_proofs,
+        relation: None,
     }
 }
 

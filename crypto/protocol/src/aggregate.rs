@@ -11,8 +11,8 @@
 
 use thiserror::Error;
 
-use crate::codec::{self, CodecError, FileKind, Reader, Writer};
-use crate::dp::DpMechanism;
+use crate::codec::{self, CodecError, FileKind, Reader, Writer, AGGREGATE_FORMAT_VERSION};
+use crate::dp::{DpMechanism, Relation};
 use crate::measurement::Measurement;
 use crate::scheme::Scheme;
 
@@ -126,6 +126,35 @@ impl Encoding {
     }
 }
 
+/// How many reports an aggregate sums, as its task's relation releases it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportCount {
+    /// The exact count (replace-one, and tasks without a declared relation:
+    /// the batch size is public).
+    Exact(u64),
+    /// The count plus DP noise (add/remove: the exact count never leaves
+    /// the server). It may be negative.
+    Noisy(i64),
+}
+
+impl ReportCount {
+    /// The exact count, if the file carries it.
+    pub fn exact(self) -> Option<u64> {
+        match self {
+            ReportCount::Exact(n) => Some(n),
+            ReportCount::Noisy(_) => None,
+        }
+    }
+
+    /// The count as released: exact, or noisy.
+    pub fn released(self) -> i128 {
+        match self {
+            ReportCount::Exact(n) => i128::from(n),
+            ReportCount::Noisy(n) => i128::from(n),
+        }
+    }
+}
+
 /// A released aggregate; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregateFile {
@@ -143,8 +172,11 @@ pub struct AggregateFile {
     pub batch_start: u64,
     /// Length of the batch interval, seconds.
     pub batch_duration: u64,
-    /// Number of reports summed.
-    pub report_count: u64,
+    /// The neighbouring relation of the task's guarantee (`None` for a task
+    /// that declares none: a version-1 file).
+    pub relation: Option<Relation>,
+    /// Number of reports summed, as the relation releases it.
+    pub report_count: ReportCount,
     /// The noise added under encryption.
     pub dp: DpMechanism,
     /// The encrypted sums, in the scheme's ciphertext encoding.
@@ -155,15 +187,26 @@ impl AggregateFile {
     /// The file encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        codec::write_header(&mut w, FileKind::Aggregate);
+        let version = match self.relation {
+            None => codec::FORMAT_VERSION,
+            Some(_) => AGGREGATE_FORMAT_VERSION,
+        };
+        codec::write_header_version(&mut w, FileKind::Aggregate, version);
         w.u8(self.scheme.to_byte());
         w.bytes(&self.task_id);
         w.bytes(&self.key_fingerprint);
         self.measurement.encode(&mut w);
         self.encoding.encode(&mut w);
-        w.u64(self.batch_start)
-            .u64(self.batch_duration)
-            .u64(self.report_count);
+        w.u64(self.batch_start).u64(self.batch_duration);
+        if let Some(relation) = self.relation {
+            relation.encode(&mut w);
+        }
+        // The count's 8 bytes: unsigned when exact, two's complement when
+        // noisy (the relation says which).
+        w.u64(match self.report_count {
+            ReportCount::Exact(n) => n,
+            ReportCount::Noisy(n) => n as u64,
+        });
         self.dp.encode(&mut w);
         w.count(self.ciphertexts.len());
         for c in &self.ciphertexts {
@@ -176,7 +219,7 @@ impl AggregateFile {
     /// against the key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AggregateError> {
         let mut r = Reader::new(bytes);
-        codec::expect_header(&mut r, FileKind::Aggregate)?;
+        let version = codec::expect_header_version(&mut r, FileKind::Aggregate)?;
         let scheme = Scheme::from_byte(r.u8("scheme")?)?;
         let task_id = r.array("task id")?;
         let key_fingerprint = r.array("key fingerprint")?;
@@ -184,7 +227,15 @@ impl AggregateFile {
         let encoding = Encoding::decode(&mut r)?;
         let batch_start = r.u64("batch start")?;
         let batch_duration = r.u64("batch duration")?;
-        let report_count = r.u64("report count")?;
+        let relation = match version {
+            codec::FORMAT_VERSION => None,
+            _ => Some(Relation::decode(&mut r)?),
+        };
+        let count = r.u64("report count")?;
+        let report_count = match relation {
+            Some(Relation::AddRemove) => ReportCount::Noisy(count as i64),
+            _ => ReportCount::Exact(count),
+        };
         let dp = DpMechanism::decode(&mut r)?;
         let count = r.count(MAX_CIPHERTEXTS, "ciphertext count")?;
         let mut ciphertexts = Vec::with_capacity(count.min(1024));
@@ -200,6 +251,7 @@ impl AggregateFile {
             encoding,
             batch_start,
             batch_duration,
+            relation,
             report_count,
             dp,
             ciphertexts,
@@ -209,6 +261,12 @@ impl AggregateFile {
     }
 
     fn check_layout(&self) -> Result<(), AggregateError> {
+        let noisy = matches!(self.report_count, ReportCount::Noisy(_));
+        if noisy != (self.relation == Some(Relation::AddRemove)) {
+            return Err(AggregateError::Layout(
+                "the report count is noisy exactly when the relation is add-remove".into(),
+            ));
+        }
         if self.encoding.scheme() != self.scheme {
             return Err(AggregateError::Layout(format!(
                 "a {} aggregate cannot use the {:?} layout",

@@ -42,6 +42,11 @@ pub struct CreateTaskRequest {
     /// (`docs/proofs.md`); true if absent. `false` trusts every client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_proofs: Option<bool>,
+    /// The neighbouring relation of the DP guarantee, `replace-one` (the
+    /// default: the batch size is public) or `add-remove` (the report count
+    /// is released with noise, never exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
 }
 
 /// A task as the server describes it.
@@ -70,6 +75,15 @@ pub struct TaskInfo {
     /// Whether reports must carry input proofs.
     #[serde(default)]
     pub input_proofs: bool,
+    /// The neighbouring relation: `replace-one`, `add-remove`, or `legacy`
+    /// for a task created before relations were declared (its guarantee is
+    /// replace-one's; see `guarantee`).
+    #[serde(default)]
+    pub relation: String,
+    /// The DP guarantee one release gives, in words: mechanism, relation,
+    /// sensitivity and privacy parameter that hold.
+    #[serde(default)]
+    pub guarantee: String,
     /// SHA-256 of the task's CRS, hex, for TFHE tasks with input proofs
     /// (the CRS itself is at `GET /tasks/{id}/crs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,10 +128,12 @@ pub struct BudgetInfo {
 pub struct TaskStatusInfo {
     /// The task id.
     pub task_id: String,
-    /// Reports stored.
-    pub reports: u64,
-    /// Reports not in any release.
-    pub unreleased_reports: u64,
+    /// Reports stored. Absent for the collector of an add-remove task, whose
+    /// report counts never leave the server exactly (the admin token sees
+    /// them).
+    pub reports: Option<u64>,
+    /// Reports not in any release; absent as `reports` is.
+    pub unreleased_reports: Option<u64>,
     /// Releases made.
     pub releases: u64,
     /// Budget, if DP is on.
@@ -141,9 +157,14 @@ pub struct ReleaseInfo {
     pub batch_start: u64,
     /// Batch interval length.
     pub batch_duration: u64,
-    /// Reports in the batch.
-    pub report_count: u64,
-    /// `pending` or `done`.
+    /// Reports in the batch; absent under add-remove (see
+    /// `noisy_report_count`).
+    pub report_count: Option<u64>,
+    /// Under add-remove: the report count as released, with noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noisy_report_count: Option<i64>,
+    /// `pending`, `done`, or `withheld` (add-remove: the noisy count fell
+    /// outside the task's batch size limits, so no values were released).
     pub state: String,
     /// DP mechanism.
     pub mechanism: String,

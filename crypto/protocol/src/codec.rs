@@ -15,8 +15,14 @@ use thiserror::Error;
 /// Magic bytes at the start of every hetally file.
 pub const MAGIC: [u8; 4] = *b"HTLY";
 
-/// The only file format version this build reads and writes.
+/// The file format version of key files, and of aggregate files of tasks
+/// that declare no neighbouring relation.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The newest format version of aggregate files: version 1 plus the task's
+/// neighbouring relation, and the report count as the relation releases it
+/// (exact for replace-one, noisy for add/remove).
+pub const AGGREGATE_FORMAT_VERSION: u8 = 2;
 
 /// Errors from decoding untrusted bytes.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -54,7 +60,7 @@ pub enum CodecError {
     #[error("not a hetally file (bad magic bytes)")]
     BadMagic,
     /// The file was written by an unknown format version.
-    #[error("unsupported format version {found} (this build reads version {FORMAT_VERSION})")]
+    #[error("unsupported format version {found} (this build reads versions {FORMAT_VERSION} to {AGGREGATE_FORMAT_VERSION})")]
     UnsupportedVersion {
         /// Version byte found.
         found: u8,
@@ -290,36 +296,78 @@ impl FileKind {
     }
 }
 
-/// Writes the common file header.
+/// Writes the common file header, format version 1.
 pub fn write_header(w: &mut Writer, kind: FileKind) {
-    w.bytes(&MAGIC).u8(FORMAT_VERSION).u8(kind.to_byte());
+    write_header_version(w, kind, FORMAT_VERSION);
 }
 
-/// Reads the common file header and returns the kind it declares.
+/// Writes the common file header with the given format version.
+pub fn write_header_version(w: &mut Writer, kind: FileKind, version: u8) {
+    w.bytes(&MAGIC).u8(version).u8(kind.to_byte());
+}
+
+/// Reads the common file header and returns the kind it declares, checking
+/// only that the version is one this build reads for some kind (for
+/// telling what a file is; decoding it checks the version for its kind).
 pub fn read_header(r: &mut Reader<'_>) -> Result<FileKind, CodecError> {
+    let (kind, version) = read_header_unchecked(r)?;
+    if !(FORMAT_VERSION..=AGGREGATE_FORMAT_VERSION).contains(&version) {
+        return Err(CodecError::UnsupportedVersion { found: version });
+    }
+    Ok(kind)
+}
+
+/// Reads the common file header: the kind and the format version, which
+/// must be one this build reads for that kind (1 for keys, 1 or 2 for
+/// aggregates).
+pub fn read_header_version(r: &mut Reader<'_>) -> Result<(FileKind, u8), CodecError> {
+    let (kind, version) = read_header_unchecked(r)?;
+    check_version(kind, version)?;
+    Ok((kind, version))
+}
+
+/// Reads the header's kind and version without checking the version
+/// against the kind (a caller expecting one kind says "wrong kind" first).
+fn read_header_unchecked(r: &mut Reader<'_>) -> Result<(FileKind, u8), CodecError> {
     let magic: [u8; 4] = r.array("file header").map_err(|_| CodecError::BadMagic)?;
     if magic != MAGIC {
         return Err(CodecError::BadMagic);
     }
     let version = r.u8("format version")?;
-    if version != FORMAT_VERSION {
-        return Err(CodecError::UnsupportedVersion { found: version });
-    }
     let kind = r.u8("file kind")?;
-    FileKind::from_byte(kind)
-        .ok_or_else(|| CodecError::invalid("file kind", format!("unknown kind byte {kind}")))
+    let kind = FileKind::from_byte(kind)
+        .ok_or_else(|| CodecError::invalid("file kind", format!("unknown kind byte {kind}")))?;
+    Ok((kind, version))
 }
 
-/// Reads the header and checks that the file is of the `expected` kind.
-pub fn expect_header(r: &mut Reader<'_>, expected: FileKind) -> Result<(), CodecError> {
-    let found = read_header(r)?;
+fn check_version(kind: FileKind, version: u8) -> Result<(), CodecError> {
+    let newest = match kind {
+        FileKind::Aggregate => AGGREGATE_FORMAT_VERSION,
+        _ => FORMAT_VERSION,
+    };
+    if !(FORMAT_VERSION..=newest).contains(&version) {
+        return Err(CodecError::UnsupportedVersion { found: version });
+    }
+    Ok(())
+}
+
+/// Reads the header, checks that the file is of the `expected` kind, and
+/// returns its format version (one this build reads for that kind).
+pub fn expect_header_version(r: &mut Reader<'_>, expected: FileKind) -> Result<u8, CodecError> {
+    let (found, version) = read_header_unchecked(r)?;
     if found != expected {
         return Err(CodecError::WrongKind {
             expected: expected.name(),
             found: found.name(),
         });
     }
-    Ok(())
+    check_version(found, version)?;
+    Ok(version)
+}
+
+/// Reads the header and checks that the file is of the `expected` kind.
+pub fn expect_header(r: &mut Reader<'_>, expected: FileKind) -> Result<(), CodecError> {
+    expect_header_version(r, expected).map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! What a task states about differential privacy: the mechanism and its
-//! parameter, in exact rationals, with their canonical encodings.
+//! parameter, in exact rationals, and the neighbouring relation its
+//! guarantee is stated for, with their canonical encodings.
 //!
 //! These are part of every task definition, so they live with the formats.
 //! Everything that follows from them (noise calibration, sampling, the
@@ -7,11 +8,13 @@
 
 mod mechanism;
 mod rational;
+mod relation;
 
 use thiserror::Error;
 
 pub use mechanism::{gaussian_eps_to_rho, zcdp_to_approx_dp, DpMechanism, MechanismSpec};
 pub use rational::Rational;
+pub use relation::{Relation, UnknownRelation};
 
 /// Errors from DP configuration, sampling, accounting and planning.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

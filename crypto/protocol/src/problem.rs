@@ -67,6 +67,7 @@ problem_types! {
     BatchInvalid = "batchInvalid", 400, "The batch interval is not aligned to the task's time precision.";
     InvalidBatchSize = "invalidBatchSize", 400, "The batch holds too few or too many reports to be released.";
     BatchOverlap = "batchOverlap", 409, "The batch overlaps a batch released earlier.";
+    BatchWithheld = "batchWithheld", 409, "Add-remove tasks: the batch's report count as released with DP noise fell outside the task's batch size limits, so no values were released; the interval is closed and its budget spent.";
     BudgetExhausted = "budgetExhausted", 409, "The release would spend more privacy budget than the task has left.";
     Internal = "internal", 500, "The server failed; the request may be retried.";
 }

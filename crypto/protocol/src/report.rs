@@ -26,6 +26,15 @@ pub const REPORT_MEDIA_TYPE: &str = "application/vnd.hetally.report";
 /// Media type of an aggregate file.
 pub const AGGREGATE_MEDIA_TYPE: &str = "application/vnd.hetally.aggregate";
 
+/// Header of a release response carrying the batch's exact report count
+/// (tasks whose relation publishes it: replace-one).
+pub const REPORT_COUNT_HEADER: &str = "Hetally-Report-Count";
+
+/// Header of a release response carrying the batch's report count as
+/// released with DP noise (add-remove tasks, which never publish the exact
+/// count).
+pub const NOISY_REPORT_COUNT_HEADER: &str = "Hetally-Noisy-Report-Count";
+
 /// Version byte of the report encoding.
 const REPORT_VERSION: u8 = 1;
 

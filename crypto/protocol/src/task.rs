@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::codec::{CodecError, FileKind, Reader, Writer};
-use crate::dp::{DpMechanism, Rational};
+use crate::dp::{DpMechanism, Rational, Relation};
 use crate::keyfile::{self, MAX_KEY_FILE_BYTES};
 use crate::measurement::Measurement;
 use crate::scheme::{Layout, Scheme};
@@ -39,7 +39,14 @@ const TASK_ENCODING_V1: u8 = 1;
 /// set, so every definition has exactly one encoding.
 const TASK_ENCODING_V2: u8 = 2;
 
-/// Flag bit of [`TaskDefinition::input_proofs`] in a version-2 encoding.
+/// Version byte of a task that declares its neighbouring relation: the
+/// version-1 fields, then the flags byte (bit 0: input proofs; always
+/// written), then the relation byte. Every task created since relations
+/// exist is written this way.
+const TASK_ENCODING_V3: u8 = 3;
+
+/// Flag bit of [`TaskDefinition::input_proofs`] in version-2 and version-3
+/// encodings.
 const FLAG_INPUT_PROOFS: u8 = 1;
 
 /// Largest canonical task definition accepted.
@@ -134,6 +141,11 @@ pub struct TaskDefinition {
     /// (`docs/proofs.md`). Without it the server trusts every client: one
     /// report can put any value into an aggregate.
     pub input_proofs: bool,
+    /// The neighbouring relation the DP guarantee is stated for; `None` for
+    /// a task created before relations were declared (see
+    /// [`crate::dp::Relation`]: its guarantee is replace-one's, at the
+    /// sensitivity replace-one needs).
+    pub relation: Option<Relation>,
 }
 
 impl TaskDefinition {
@@ -177,7 +189,22 @@ impl TaskDefinition {
                 self.layout.scheme()
             ));
         }
+        if self.relation == Some(Relation::AddRemove) && self.dp == DpMechanism::None {
+            return invalid(
+                "the add-remove relation needs a DP mechanism: its report counts are released \
+                 with the task's noise, and without noise nothing is hidden; use replace-one"
+                    .into(),
+            );
+        }
         if let Layout::Tfhe { crs_hash, .. } = &self.layout {
+            if self.relation == Some(Relation::AddRemove) {
+                return invalid(
+                    "a TFHE task cannot use the add-remove relation: decrypting a TFHE aggregate \
+                     needs its exact report count, which add-remove keeps secret; use \
+                     replace-one, or the paillier scheme"
+                        .into(),
+                );
+            }
             match (self.input_proofs, crs_hash) {
                 (true, None) => return invalid("a TFHE task with input proofs needs a CRS".into()),
                 (false, Some(_)) => {
@@ -204,10 +231,10 @@ impl TaskDefinition {
     /// The canonical encoding the task id hashes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(if self.input_proofs {
-            TASK_ENCODING_V2
-        } else {
-            TASK_ENCODING_V1
+        w.u8(match (self.relation, self.input_proofs) {
+            (Some(_), _) => TASK_ENCODING_V3,
+            (None, true) => TASK_ENCODING_V2,
+            (None, false) => TASK_ENCODING_V1,
         });
         self.measurement.encode(&mut w);
         w.u64(self.min_batch_size)
@@ -226,8 +253,19 @@ impl TaskDefinition {
         w.u8(self.layout.scheme().to_byte());
         w.var_bytes(&self.public_key);
         self.layout.encode(&mut w);
-        if self.input_proofs {
-            w.u8(FLAG_INPUT_PROOFS);
+        match self.relation {
+            Some(relation) => {
+                w.u8(if self.input_proofs {
+                    FLAG_INPUT_PROOFS
+                } else {
+                    0
+                });
+                relation.encode(&mut w);
+            }
+            None if self.input_proofs => {
+                w.u8(FLAG_INPUT_PROOFS);
+            }
+            None => {}
         }
         w.finish()
     }
@@ -244,7 +282,10 @@ impl TaskDefinition {
         }
         let mut r = Reader::new(bytes);
         let version = r.u8("task encoding version")?;
-        if version != TASK_ENCODING_V1 && version != TASK_ENCODING_V2 {
+        if !matches!(
+            version,
+            TASK_ENCODING_V1 | TASK_ENCODING_V2 | TASK_ENCODING_V3
+        ) {
             return Err(CodecError::UnsupportedVersion { found: version }.into());
         }
         let measurement = Measurement::decode(&mut r)?;
@@ -260,9 +301,10 @@ impl TaskDefinition {
         let scheme = Scheme::from_byte(r.u8("scheme")?)?;
         let public_key = r.var_bytes(MAX_KEY_FILE_BYTES, "public key")?.to_vec();
         let layout = Layout::decode(scheme, &mut r)?;
-        let input_proofs = if version == TASK_ENCODING_V2 {
-            match r.u8("task flags")? {
-                FLAG_INPUT_PROOFS => true,
+        let (input_proofs, relation) = match version {
+            TASK_ENCODING_V1 => (false, None),
+            TASK_ENCODING_V2 => match r.u8("task flags")? {
+                FLAG_INPUT_PROOFS => (true, None),
                 f => {
                     return Err(CodecError::invalid(
                         "task flags",
@@ -270,9 +312,21 @@ impl TaskDefinition {
                     )
                     .into())
                 }
+            },
+            _ => {
+                let proofs = match r.u8("task flags")? {
+                    0 => false,
+                    FLAG_INPUT_PROOFS => true,
+                    f => {
+                        return Err(CodecError::invalid(
+                            "task flags",
+                            format!("{f:#04x}: only 0x01 (input proofs) is defined"),
+                        )
+                        .into())
+                    }
+                };
+                (proofs, Some(Relation::decode(&mut r)?))
             }
-        } else {
-            false
         };
         r.finish("task definition")?;
         let task = TaskDefinition {
@@ -285,6 +339,7 @@ impl TaskDefinition {
             public_key,
             layout,
             input_proofs,
+            relation,
         };
         task.check()?;
         Ok(task)
@@ -315,4 +370,90 @@ pub fn task_id_of(definition: &[u8]) -> TaskId {
     h.update(TASK_ID_DOMAIN);
     h.update(definition);
     TaskId(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::FileKind;
+    use crate::keyfile;
+
+    fn definition(input_proofs: bool, relation: Option<Relation>) -> TaskDefinition {
+        // The protocol only reads a key's framing; its body is the scheme's.
+        let mut w = Writer::new();
+        keyfile::write_key_header(&mut w, FileKind::PublicKey, Scheme::Paillier);
+        w.bytes(&[7; 40]);
+        TaskDefinition {
+            measurement: Measurement::Histogram { buckets: 4 },
+            min_batch_size: 10,
+            max_batch_size: 1000,
+            time_precision: 60,
+            dp: "laplace:1".parse().unwrap(),
+            budget: Some(Rational::new(5, 1)),
+            public_key: w.finish(),
+            layout: Layout::Paillier { slot_bits: 20 },
+            input_proofs,
+            relation,
+        }
+    }
+
+    #[test]
+    fn every_version_round_trips_and_relations_change_the_id() {
+        for proofs in [false, true] {
+            for relation in [None, Some(Relation::AddRemove), Some(Relation::ReplaceOne)] {
+                let d = definition(proofs, relation);
+                let bytes = d.to_bytes();
+                let expected = match (relation, proofs) {
+                    (Some(_), _) => TASK_ENCODING_V3,
+                    (None, true) => TASK_ENCODING_V2,
+                    (None, false) => TASK_ENCODING_V1,
+                };
+                assert_eq!(bytes[0], expected);
+                assert_eq!(TaskDefinition::from_bytes(&bytes).unwrap(), d);
+                assert_eq!(TaskDefinition::verify(&bytes, &d.id()).unwrap(), d);
+            }
+        }
+        let ids: std::collections::HashSet<TaskId> =
+            [None, Some(Relation::AddRemove), Some(Relation::ReplaceOne)]
+                .into_iter()
+                .map(|r| definition(true, r).id())
+                .collect();
+        assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn malformed_version_3_encodings_are_refused() {
+        let good = definition(false, Some(Relation::ReplaceOne)).to_bytes();
+        let n = good.len();
+        // Unknown flags, unknown relation, missing relation, trailing bytes.
+        let mut flags = good.clone();
+        flags[n - 2] = 0x02;
+        assert!(TaskDefinition::from_bytes(&flags).is_err());
+        let mut relation = good.clone();
+        relation[n - 1] = 9;
+        assert!(TaskDefinition::from_bytes(&relation).is_err());
+        assert!(TaskDefinition::from_bytes(&good[..n - 1]).is_err());
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(TaskDefinition::from_bytes(&trailing).is_err());
+        let mut version = good;
+        version[0] = 4;
+        assert!(TaskDefinition::from_bytes(&version).is_err());
+    }
+
+    #[test]
+    fn tfhe_tasks_cannot_hide_their_batch_size() {
+        let mut w = Writer::new();
+        keyfile::write_key_header(&mut w, FileKind::PublicKey, Scheme::Tfhe);
+        w.bytes(&[1; 16]);
+        let mut d = definition(false, Some(Relation::AddRemove));
+        d.public_key = w.finish();
+        d.layout = Layout::Tfhe {
+            delta_log2: 40,
+            crs_hash: None,
+        };
+        assert!(d.check().unwrap_err().to_string().contains("add-remove"));
+        d.relation = Some(Relation::ReplaceOne);
+        d.check().unwrap();
+    }
 }

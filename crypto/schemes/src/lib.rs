@@ -28,7 +28,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hetally_dp::DpMechanism;
+use hetally_dp::{DpMechanism, Relation};
 use hetally_protocol::aggregate::{AggregateError, AggregateFile};
 use hetally_protocol::codec::{CodecError, FileKind};
 use hetally_protocol::keyfile;
@@ -64,6 +64,7 @@ pub fn new_task_layout(
     public_key_file: &[u8],
     measurement: &Measurement,
     dp: &DpMechanism,
+    relation: Option<Relation>,
     max_batch_size: u64,
     input_proofs: bool,
     rng: &mut dyn CryptoRngCore,
@@ -71,7 +72,13 @@ pub fn new_task_layout(
     let _ = &rng;
     match key_scheme(public_key_file)? {
         Scheme::Paillier => Ok((
-            hetally_paillier::scheme::layout_for(public_key_file, measurement, dp, max_batch_size)?,
+            hetally_paillier::scheme::layout_for(
+                public_key_file,
+                measurement,
+                dp,
+                relation,
+                max_batch_size,
+            )?,
             None,
         )),
         #[cfg(feature = "tfhe")]
@@ -80,6 +87,7 @@ pub fn new_task_layout(
                 public_key_file,
                 measurement,
                 dp,
+                relation,
                 max_batch_size,
                 input_proofs,
                 rng,
@@ -113,6 +121,10 @@ pub struct TaskParams {
     pub budget: Option<hetally_protocol::dp::Rational>,
     /// Whether reports must carry input proofs.
     pub input_proofs: bool,
+    /// The neighbouring relation of the DP guarantee (every new task
+    /// declares one; `None` only reproduces a task made before relations
+    /// were declared).
+    pub relation: Option<Relation>,
 }
 
 /// Defines a new task: derives its layout from the key and the parameters
@@ -128,13 +140,19 @@ pub fn define_task(
 ) -> Result<(TaskDefinition, Option<Vec<u8>>), SchemeError> {
     let max_batch_size = match params.max_batch_size {
         Some(max) => max,
-        None => self::default_max_batch_size(&public_key_file, &params.measurement, &params.dp)?
-            .unwrap_or(default_max_batch_size),
+        None => self::default_max_batch_size(
+            &public_key_file,
+            &params.measurement,
+            &params.dp,
+            params.relation,
+        )?
+        .unwrap_or(default_max_batch_size),
     };
     let (layout, crs) = new_task_layout(
         &public_key_file,
         &params.measurement,
         &params.dp,
+        params.relation,
         max_batch_size,
         params.input_proofs,
         rng,
@@ -149,6 +167,7 @@ pub fn define_task(
         public_key: public_key_file,
         layout,
         input_proofs: params.input_proofs,
+        relation: params.relation,
     };
     definition
         .check()
@@ -164,16 +183,18 @@ pub fn default_max_batch_size(
     public_key_file: &[u8],
     measurement: &Measurement,
     dp: &DpMechanism,
+    relation: Option<Relation>,
 ) -> Result<Option<u64>, SchemeError> {
     match key_scheme(public_key_file)? {
         Scheme::Paillier => Ok(None),
         #[cfg(feature = "tfhe")]
         Scheme::Tfhe => {
-            hetally_lwe::scheme::default_max_batch_size(public_key_file, measurement, dp).map(Some)
+            hetally_lwe::scheme::default_max_batch_size(public_key_file, measurement, dp, relation)
+                .map(Some)
         }
         #[allow(unreachable_patterns)]
         other => {
-            let _ = (measurement, dp);
+            let _ = (measurement, dp, relation);
             Err(not_built(other))
         }
     }

@@ -39,8 +39,8 @@
 use std::sync::{Arc, OnceLock};
 
 use hetally_dp::stats::{chi_square, mean_and_variance};
-use hetally_dp::{DpMechanism, Noise};
-use hetally_protocol::aggregate::AggregateFile;
+use hetally_dp::{DpMechanism, Noise, Relation};
+use hetally_protocol::aggregate::{AggregateFile, ReportCount};
 use hetally_protocol::roles::ErasedSum;
 use hetally_protocol::{
     DynAggregator, Measurement, ReportContext, ReportId, Scheme, TaskDefinition, TaskId,
@@ -110,6 +110,7 @@ fn batch(scheme: Scheme, measurement: &str, dp: &str, rng: &mut ChaCha20Rng) -> 
         &public_key,
         &measurement,
         &dp,
+        Some(Relation::ReplaceOne),
         max_batch_size,
         false,
         rng,
@@ -125,6 +126,7 @@ fn batch(scheme: Scheme, measurement: &str, dp: &str, rng: &mut ChaCha20Rng) -> 
         public_key,
         layout,
         input_proofs: false,
+        relation: Some(Relation::ReplaceOne),
     };
     definition.check().unwrap();
     let encrypter = hetally_schemes::encrypter(&definition, None).unwrap();
@@ -185,7 +187,8 @@ fn release_and_decrypt(
         encoding: batch.aggregator.encoding(),
         batch_start: 1_714_521_600,
         batch_duration: 3600,
-        report_count: REPORTS as u64,
+        relation: Some(Relation::ReplaceOne),
+        report_count: ReportCount::Exact(REPORTS as u64),
         dp: batch.dp.clone(),
         ciphertexts,
     };
@@ -215,7 +218,7 @@ fn check(
     assert_eq!(batch.measurement.len(), VALUES as usize);
     // The noise the collector's tools assume: the same calibration as the
     // server's.
-    let noise = Noise::for_measurement(&batch.measurement, &batch.dp).unwrap();
+    let noise = Noise::for_task(&batch.measurement, &batch.dp, Some(Relation::ReplaceOne)).unwrap();
     let mut samples = Vec::with_capacity(RELEASES * VALUES as usize);
     for _ in 0..RELEASES {
         let (drawn, decrypted) = release_and_decrypt(&batch, &noise, &mut rng);

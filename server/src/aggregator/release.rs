@@ -2,10 +2,22 @@
 //! noise, storing the aggregate.
 //!
 //! 1. **Claim** (one transaction): the interval must be aligned, must not
-//!    overlap another release, must hold between `min_batch_size` and
-//!    `max_batch_size` reports, and its cost must fit the remaining budget.
-//!    The release row is written as pending and the budget spent; from then
-//!    on no report can enter the interval. A refused claim changes nothing.
+//!    overlap another release, and its cost must fit the remaining budget.
+//!    The batch size is checked against the task's limits as its relation
+//!    allows:
+//!    * replace-one (and tasks without a declared relation): the exact
+//!      count must lie between `min_batch_size` and `max_batch_size`, or
+//!      the claim is refused (the count is public under replace-one);
+//!    * add/remove: the exact count never decides anything the collector
+//!      sees. The report count plus one draw of the task's noise is the
+//!      release's first value; if that noisy count lies outside the limits
+//!      the release is recorded as *withheld* (no values are computed or
+//!      released, the interval is closed, the budget is spent). Deciding on
+//!      the noisy count is post-processing of a DP output, so it costs no
+//!      privacy beyond the release's own (docs/dp.md).
+//!
+//!    The release row is written and the budget spent; from then on no
+//!    report can enter the interval. A refused claim changes nothing.
 //! 2. **Sum**: the partial sums of the batch's finished aggregation jobs
 //!    are merged, and the payloads of its other reports stream out of the
 //!    store in chunks and are summed with rayon on the blocking pool, never
@@ -20,11 +32,12 @@
 
 use std::sync::Arc;
 
-use hetally_dp::{release_cost, try_spend, Noise, Rational};
-use hetally_protocol::aggregate::AggregateFile;
-use hetally_protocol::SchemeError;
+use hetally_dp::{try_spend, Rational};
+use hetally_protocol::aggregate::{AggregateFile, ReportCount};
+use hetally_protocol::{SchemeError, TaskId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use zeroize::Zeroize;
 
@@ -46,7 +59,24 @@ pub struct ReleaseOutcome {
     pub record: ReleaseRecord,
 }
 
-fn decide(task: &TaskState, facts: &ClaimFacts) -> Result<ClaimDecision, Error> {
+/// Which stream of a release's noise a generator is for.
+#[derive(Debug, Clone, Copy)]
+enum NoiseStream {
+    /// The report count's noise (add/remove), drawn at claim time.
+    Count = 0,
+    /// The values' noise and the encryption randomness, drawn when the
+    /// aggregate is computed.
+    Values = 1,
+}
+
+/// Decides a claim inside its transaction; see the module docs. Nothing in
+/// an error returned here depends on the exact report count of an
+/// add/remove task.
+fn decide(
+    task: &TaskState,
+    facts: &ClaimFacts,
+    count_rng: &mut ChaCha20Rng,
+) -> Result<ClaimDecision, Error> {
     if facts.same_interval.is_some() {
         return Ok(ClaimDecision::UseExisting);
     }
@@ -57,25 +87,45 @@ fn decide(task: &TaskState, facts: &ClaimFacts) -> Result<ClaimDecision, Error> 
         });
     }
     let def = &task.definition;
-    if facts.report_count < def.min_batch_size {
-        return Err(Error::BatchTooSmall {
-            count: facts.report_count,
-            min: def.min_batch_size,
-        });
+    let publishes_count = task.guarantee.relation.publishes_batch_size();
+    if publishes_count {
+        if facts.report_count < def.min_batch_size {
+            return Err(Error::BatchTooSmall {
+                count: facts.report_count,
+                min: def.min_batch_size,
+            });
+        }
+        if facts.report_count > def.max_batch_size {
+            return Err(Error::BatchTooLarge {
+                count: facts.report_count,
+                max: def.max_batch_size,
+            });
+        }
     }
-    if facts.report_count > def.max_batch_size {
-        return Err(Error::BatchTooLarge {
-            count: facts.report_count,
-            max: def.max_batch_size,
-        });
-    }
-    let cost = release_cost(&def.dp).unwrap_or_else(Rational::zero);
+    let cost = task.guarantee.release_cost().unwrap_or_else(Rational::zero);
     let budget_spent_after = match &def.budget {
         Some(total) => try_spend(total, &facts.task.budget_spent, &cost)
             .map_err(|e| Error::BudgetExhausted(e.to_string()))?,
         None => facts.task.budget_spent.add(&cost),
     };
+    let (noisy_report_count, withheld) = if publishes_count {
+        (None, false)
+    } else {
+        let noise = task
+            .guarantee
+            .noise
+            .sample(1, count_rng)
+            .map_err(|e| Error::Internal(format!("sampling noise failed: {e}")))?;
+        let noisy = i128::from(facts.report_count) + noise.first().copied().unwrap_or(0);
+        // Saturating is post-processing of the noisy count: still DP.
+        let noisy = i64::try_from(noisy).unwrap_or(if noisy < 0 { i64::MIN } else { i64::MAX });
+        let inside = i128::from(noisy) >= i128::from(def.min_batch_size)
+            && i128::from(noisy) <= i128::from(def.max_batch_size);
+        (Some(noisy), !inside)
+    };
     Ok(ClaimDecision::Claim {
+        noisy_report_count,
+        withheld,
         mechanism: def.dp.to_string(),
         cost,
         budget_spent_after,
@@ -107,10 +157,23 @@ impl Aggregator {
             });
         }
         let _guard = task.release_lock.lock().await;
+        let mut count_rng = self.noise_rng(&task.id, start, NoiseStream::Count);
         let record = self
             .store
-            .claim_release(&task.id, start, duration, now, |facts| decide(&task, facts))
+            .claim_release(&task.id, start, duration, now, |facts| {
+                decide(&task, facts, &mut count_rng)
+            })
             .await??;
+        if record.state == ReleaseState::Withheld {
+            let def = &task.definition;
+            return Err(Error::BatchWithheld {
+                noisy: record.noisy_report_count.ok_or_else(|| {
+                    Error::Internal("a withheld release has no noisy report count".into())
+                })?,
+                min: def.min_batch_size,
+                max: def.max_batch_size,
+            });
+        }
         if record.state == ReleaseState::Done {
             let aggregate = record
                 .aggregate
@@ -207,12 +270,12 @@ impl Aggregator {
 
         let task2 = task.clone();
         let reports = record.report_count;
+        let mut rng = self.noise_rng(&task.id, record.batch_start, NoiseStream::Values);
         let ciphertexts = tokio::task::spawn_blocking(move || {
             let def = &task2.definition;
-            let noise = Noise::for_measurement(&def.measurement, &def.dp)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            let mut rng = ChaCha20Rng::from_entropy();
-            let mut values = noise
+            let mut values = task2
+                .guarantee
+                .noise
                 .sample(def.measurement.len(), &mut rng)
                 .map_err(|e| Error::Internal(format!("sampling noise failed: {e}")))?;
             let released = task2
@@ -227,6 +290,13 @@ impl Aggregator {
         .map_err(|e| Error::Internal(format!("adding noise failed: {e}")))??;
 
         let def = &task.definition;
+        let report_count = if task.guarantee.relation.publishes_batch_size() {
+            ReportCount::Exact(record.report_count)
+        } else {
+            ReportCount::Noisy(record.noisy_report_count.ok_or_else(|| {
+                Error::Internal("an add-remove release has no noisy report count".into())
+            })?)
+        };
         Ok(AggregateFile {
             task_id: task.id.0,
             scheme: task.aggregator.scheme(),
@@ -235,10 +305,30 @@ impl Aggregator {
             encoding: task.aggregator.encoding(),
             batch_start: record.batch_start,
             batch_duration: record.batch_duration,
-            report_count: record.report_count,
+            relation: def.relation,
+            report_count,
             dp: def.dp.clone(),
             ciphertexts,
         }
         .to_bytes())
+    }
+
+    /// A generator for one stream of a release's noise: from the operating
+    /// system, or, for tests that set a seed
+    /// ([`Aggregator::with_insecure_noise_seed`]), derived from the seed,
+    /// the task and the batch.
+    fn noise_rng(&self, task_id: &TaskId, batch_start: u64, stream: NoiseStream) -> ChaCha20Rng {
+        match &self.noise_seed {
+            None => ChaCha20Rng::from_entropy(),
+            Some(seed) => {
+                let mut h = Sha256::new();
+                h.update(b"hetally insecure test noise v1");
+                h.update(seed);
+                h.update(task_id.0);
+                h.update(batch_start.to_be_bytes());
+                h.update([stream as u8]);
+                ChaCha20Rng::from_seed(h.finalize().into())
+            }
+        }
     }
 }

@@ -31,7 +31,7 @@ use hetally_dap::messages::{
     PlaintextInputShare, Report, Role, TaskId,
 };
 use hetally_dap::prio::codec::{Decode, Encode};
-use hetally_dap::vdaf::{check_aggregation_parameter, check_shares};
+use hetally_dap::vdaf::{check_aggregation_parameter, check_shares, DpStrategy};
 use hetally_dap::with_dap_vdaf;
 
 use super::aggregation::interval;
@@ -162,6 +162,8 @@ async fn create_task(
         task_id: task.task_id.to_string(),
         role: task.role.as_str().to_string(),
         vdaf: task.spec.to_string(),
+        relation: DpStrategy::RELATION.to_string(),
+        guarantee: task.dp.guarantee(&task.spec),
         hpke_config: encode_config(task.hpke_keypair.config()),
     }))
 }

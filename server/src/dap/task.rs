@@ -418,6 +418,10 @@ pub struct DapTaskResponse {
     pub role: String,
     /// VDAF, canonical text.
     pub vdaf: String,
+    /// The neighbouring relation of the DP guarantee (`replace-one`).
+    pub relation: String,
+    /// The DP guarantee one collection gives, in words.
+    pub guarantee: String,
     /// This aggregator's HPKE config for the task, base64url.
     pub hpke_config: String,
 }

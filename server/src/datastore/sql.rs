@@ -149,8 +149,8 @@ const TASK_COLUMNS: &str =
     "task_id, definition, collector_token_hash, budget_spent, created_at, crs";
 
 const RELEASE_COLUMNS: &str =
-    "task_id, batch_start, batch_duration, report_count, state, mechanism, cost, \
-                               budget_spent_after, requested_at, released_at";
+    "task_id, batch_start, batch_duration, report_count, noisy_report_count, state, mechanism, \
+     cost, budget_spent_after, requested_at, released_at";
 
 fn release_from_row(row: &AnyRow, aggregate: Option<Vec<u8>>) -> Result<ReleaseRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -159,9 +159,11 @@ fn release_from_row(row: &AnyRow, aggregate: Option<Vec<u8>>) -> Result<ReleaseR
         batch_start: to_u64(row.try_get("batch_start")?, "batch start")?,
         batch_duration: to_u64(row.try_get("batch_duration")?, "batch duration")?,
         report_count: to_u64(row.try_get("report_count")?, "report count")?,
+        noisy_report_count: row.try_get("noisy_report_count")?,
         state: match state.as_str() {
             "pending" => ReleaseState::Pending,
             "done" => ReleaseState::Done,
+            "withheld" => ReleaseState::Withheld,
             other => return Err(StoreError::Corrupt(format!("release state {other:?}"))),
         },
         aggregate,
@@ -492,18 +494,28 @@ impl SqlStore {
                 Ok(Ok(self.get_release(task_id, start).await?))
             }
             ClaimDecision::Claim {
+                noisy_report_count,
+                withheld,
                 mechanism,
                 cost,
                 budget_spent_after,
             } => {
+                let state = if withheld {
+                    ReleaseState::Withheld
+                } else {
+                    ReleaseState::Pending
+                };
                 sqlx::query(&self.sql(
-                    "INSERT INTO releases (task_id, batch_start, batch_duration, report_count, state, mechanism, \
-                     cost, budget_spent_after, requested_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+                    "INSERT INTO releases (task_id, batch_start, batch_duration, report_count, \
+                     noisy_report_count, state, mechanism, cost, budget_spent_after, requested_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 ))
                 .bind(id.clone())
                 .bind(start_i)
                 .bind(duration_i)
                 .bind(report_count)
+                .bind(noisy_report_count)
+                .bind(state.name())
                 .bind(mechanism.clone())
                 .bind(cost.to_string())
                 .bind(budget_spent_after.to_string())
@@ -521,7 +533,8 @@ impl SqlStore {
                     batch_start: start,
                     batch_duration: duration,
                     report_count: facts.report_count,
-                    state: ReleaseState::Pending,
+                    noisy_report_count,
+                    state,
                     aggregate: None,
                     mechanism,
                     cost,

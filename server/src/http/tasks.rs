@@ -1,4 +1,5 @@
-//! Task endpoints: create and list (admin), get (public), status (collector).
+//! Task endpoints: create and list (admin), get (public), status (the
+//! collector, or the operator with the admin token).
 
 use std::str::FromStr;
 
@@ -8,7 +9,7 @@ use base64::Engine;
 use hetally_protocol::api::{
     BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo,
 };
-use hetally_protocol::dp::{DpMechanism, Rational};
+use hetally_protocol::dp::{DpMechanism, Rational, Relation};
 use hetally_protocol::{Measurement, TaskId};
 
 use super::read_json;
@@ -42,6 +43,8 @@ pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
         budget: def.budget.as_ref().map(Rational::to_string),
         key_fingerprint: hex::encode(task.aggregator.key_fingerprint()),
         input_proofs: def.input_proofs,
+        relation: def.relation.map_or("legacy", Relation::name).to_string(),
+        guarantee: task.guarantee.describe(None),
         crs_sha256: def.layout.crs_hash().map(hex::encode),
         created_at: task.created_at,
     }
@@ -76,6 +79,10 @@ fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
         dp,
         budget,
         input_proofs: req.input_proofs.unwrap_or(true),
+        relation: match req.relation.as_deref() {
+            None => Relation::ReplaceOne,
+            Some(s) => Relation::from_str(s).map_err(|e| invalid(e.to_string()))?,
+        },
     })
 }
 
@@ -132,8 +139,10 @@ pub(crate) async fn status(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let task = state.task(&parse_task_id(&path)?).await?;
-    state.check_collector(&task, bearer(&req))?;
+    let reader = state.check_reader(&task, bearer(&req))?;
     let status = state.status(&task).await?;
+    // Under add/remove the collector never sees an exact count.
+    let exact = reader.sees_exact_counts(&task);
     let budget = task.definition.budget.as_ref().map(|total| BudgetInfo {
         unit: budget_unit(&task.definition.dp).into(),
         total: total.to_string(),
@@ -145,8 +154,8 @@ pub(crate) async fn status(
     });
     Ok(HttpResponse::Ok().json(TaskStatusInfo {
         task_id: task.id.to_string(),
-        reports: status.reports,
-        unreleased_reports: status.unreleased_reports,
+        reports: exact.then_some(status.reports),
+        unreleased_reports: exact.then_some(status.unreleased_reports),
         releases: status.releases,
         budget,
     }))

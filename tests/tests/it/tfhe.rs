@@ -456,6 +456,7 @@ async fn tfhe_batch_at_the_capacity_limit_decrypts_and_one_more_is_refused() {
         params,
         &Measurement::Count,
         &hetally_dp::DpMechanism::None,
+        Some(hetally_dp::Relation::ReplaceOne),
     )
     .unwrap();
     let request = |max: u64| {
