@@ -18,12 +18,15 @@ Exit codes:
   1  internal failure (key generation failed, a plot could not be drawn)
   2  bad command line (including a dp-plan target no parameter can meet)
   3  a file could not be read or written (missing, permissions, disk)
-  4  a file is corrupt, truncated, not a hetally file, or its decrypted
-     values are impossible
+  4  a file is corrupt, truncated or not a hetally file (a damaged
+     ciphertext decrypts to random bits and is refused here)
   5  a file is the wrong kind for its argument (e.g. a public key given as
      --key), or uses a scheme or format version this build does not know
   6  the secret key is not the one the aggregate was encrypted under
   7  keygen would overwrite existing key files (pass --force)
+  8  decrypt wrote the values, but some cannot come from valid reports (a
+     client of a task without input proofs sent a value out of range): they
+     are flagged in the output and named in a warning on stderr
 
 Example session:
   hetally-keytool keygen --scheme paillier --out ~/hetally-keys
@@ -218,6 +221,18 @@ interval that contained the true sum still does. It biases values near the
 bounds (a bucket whose true count is 0 reads high on average), so leave it
 off when you add values up.
 
+Values that cannot come from valid reports are flagged, not refused: in a
+task created with --no-input-proofs one client can send a value out of
+range (bits above its slot, or its sign bit), which wraps its slot and
+spills into the next. decrypt still writes every value, marks the flagged
+ones (table: \"!\", csv: a flagged column, json: the \"flagged\" array, with
+the ciphertext and slot), names them and the likely cause on stderr, and
+exits with code 8. The other values are sums of all the reports plus
+noise. --clamp moves flagged values into the possible range like any other
+value; that hides them but cannot recover their true sums. A damaged file
+is still refused (exit code 4): a damaged ciphertext decrypts to random
+bits, which leave most of its slots out of range.
+
 Output shapes:
   table  a header (task, batch, noise, interval, clamping), then
          index, value and interval columns
@@ -234,7 +249,10 @@ Output shapes:
                        \"l1_sensitivity\":\"2\",\"l2_sensitivity_squared\":\"2\",
                        \"text\":\"pure 1-DP per release for replace-one ...\"},
           \"values\":[...],\"intervals\":[[low,high],...],
-          \"clamp\":null or {\"low\":0,\"high\":1000,\"values_changed\":2}}
+          \"clamp\":null or {\"low\":0,\"high\":1000,\"values_changed\":2},
+          \"flagged\":[] or [{\"index\":3,\"label\":\"bucket 3\",
+                      \"decrypted\":-3795,\"ciphertext\":0,\"slot\":3,
+                      \"kind\":\"out_of_range\",\"reason\":\"...\"},...]}
          (a gaussian mechanism has \"sigma\" in place of \"scale\" and \"rho\"
          in place of \"epsilon\"; without DP, \"distribution\" is \"none\",
          \"exact\" is true and \"half_width\" 0; add-remove: \"report_count\" is

@@ -19,6 +19,11 @@ pub const EXIT_WRONG_KIND: u8 = 5;
 pub const EXIT_WRONG_KEY: u8 = 6;
 /// Exit code of `keygen` refusing to overwrite key files.
 pub const EXIT_EXISTS: u8 = 7;
+/// Exit code of `decrypt` when it decrypted the release but some values
+/// cannot come from valid reports (a client of a task without input proofs
+/// sent a value out of range): the values are written, the flagged ones
+/// marked, and a warning names them ([`crate::Outcome::Flagged`]).
+pub const EXIT_OUT_OF_RANGE: u8 = 8;
 
 /// Everything that can go wrong in a keytool command.
 #[derive(Debug, Error)]
@@ -103,15 +108,6 @@ pub enum KeytoolError {
         reason: String,
         /// What to do.
         remedy: &'static str,
-    },
-    /// The decrypted values cannot be the sums of the reports the file
-    /// claims to hold.
-    #[error("{path}: the decrypted values are impossible ({reason}); the file is corrupt or the server summed invalid reports: download it again, and tell the server operator if that does not help")]
-    Inconsistent {
-        /// The aggregate.
-        path: String,
-        /// What is impossible.
-        reason: String,
     },
     /// The secret key is not the one the aggregate was encrypted under.
     #[error("{key} is not the key {aggregate} was encrypted under (the aggregate names key {expected}…, this key is {found}…); pass the collector secret key whose public key fingerprint starts with {expected} (`hetally-keytool inspect` shows a key's fingerprint)")]
@@ -225,8 +221,7 @@ impl KeytoolError {
             KeytoolError::TooLarge { .. }
             | KeytoolError::Empty { .. }
             | KeytoolError::NotHetally { .. }
-            | KeytoolError::Corrupt { .. }
-            | KeytoolError::Inconsistent { .. } => EXIT_CORRUPT,
+            | KeytoolError::Corrupt { .. } => EXIT_CORRUPT,
             KeytoolError::UnsupportedVersion { .. }
             | KeytoolError::UnsupportedScheme { .. }
             | KeytoolError::WrongKind { .. } => EXIT_WRONG_KIND,

@@ -11,7 +11,9 @@
 //!
 //! The binary only parses arguments ([`cli::Cli`]) and calls [`run`]; every
 //! failure is a [`KeytoolError`] with a one-line message and an exit code
-//! ([`KeytoolError::exit_code`], listed in `hetally-keytool --help`).
+//! ([`KeytoolError::exit_code`], listed in `hetally-keytool --help`). A
+//! `decrypt` that succeeds with flagged values ends with
+//! [`Outcome::Flagged`]: a warning and an exit code of its own.
 //!
 //! File formats are those of `hetally_protocol::codec`; task ids are shown as
 //! base64url without padding, as DAP (draft-ietf-ppm-dap) does.
@@ -38,15 +40,38 @@ pub use error::KeytoolError;
 
 use cli::Command;
 
+/// How a command that did its work ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Nothing more to say: exit code 0.
+    Done,
+    /// `decrypt` wrote the values, but some cannot come from valid reports
+    /// (see [`decrypt`]); the text is the warning for stderr, and the exit
+    /// code [`error::EXIT_OUT_OF_RANGE`].
+    Flagged(String),
+}
+
+impl Outcome {
+    /// The process exit code (listed in `--help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::Flagged(_) => error::EXIT_OUT_OF_RANGE,
+        }
+    }
+}
+
 /// Runs one command, writing its results to `out` (the binary passes
 /// stdout). Progress bars, if any, go to stderr.
-pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), KeytoolError> {
-    match &cli.command {
-        Command::Keygen(args) => keygen::run(args, out),
-        Command::Pubkey(args) => pubkey::run(args, out),
-        Command::Inspect(args) => inspect::run(args, out),
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, KeytoolError> {
+    let outcome = match &cli.command {
+        Command::Keygen(args) => keygen::run(args, out).map(|()| Outcome::Done),
+        Command::Pubkey(args) => pubkey::run(args, out).map(|()| Outcome::Done),
+        Command::Inspect(args) => inspect::run(args, out).map(|()| Outcome::Done),
         Command::Decrypt(args) => decrypt::run(args, out),
-        Command::DpPlan(args) => dp_plan::run(args, out),
+        Command::DpPlan(args) => dp_plan::run(args, out).map(|()| Outcome::Done),
     }?;
-    out.flush().map_err(KeytoolError::Output)
+    out.flush().map_err(KeytoolError::Output)?;
+    Ok(outcome)
 }

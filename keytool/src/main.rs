@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use hetally_keytool::{Cli, KeytoolError};
+use hetally_keytool::{Cli, KeytoolError, Outcome};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,7 +15,14 @@ fn main() -> ExitCode {
     // Flushing is part of `run`; a failure here was already reported.
     drop(out);
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(outcome) => {
+            if let Outcome::Flagged(warning) = &outcome {
+                // The values are on stdout; what is wrong with some of
+                // them, over several lines, goes to stderr.
+                let _ = writeln!(io::stderr(), "hetally-keytool: warning: {warning}");
+            }
+            ExitCode::from(outcome.exit_code())
+        }
         // The reader of our output went away (`| head`): not an error.
         Err(KeytoolError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

@@ -280,6 +280,7 @@ mod tests {
         svg(&Release {
             aggregate: agg,
             estimates: &estimates,
+            flags: &[],
         })
         .unwrap()
     }

@@ -11,6 +11,7 @@ use hetally_protocol::Measurement;
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
+use crate::decrypt::Flag;
 use crate::interval::{percent, Estimates};
 use crate::iso8601;
 
@@ -131,6 +132,47 @@ pub struct Release<'a> {
     pub aggregate: &'a AggregateFile,
     /// One value per measurement element, in order, with its interval.
     pub estimates: &'a Estimates,
+    /// What cannot come from valid reports ([`crate::decrypt`]); empty
+    /// for a release of valid reports.
+    pub flags: &'a [Flag],
+}
+
+impl Release<'_> {
+    /// The flags of value `index`.
+    fn flags_of(&self, index: usize) -> impl Iterator<Item = &Flag> {
+        self.flags.iter().filter(move |f| f.index == Some(index))
+    }
+
+    /// True if value `index` is flagged.
+    pub fn is_flagged(&self, index: usize) -> bool {
+        self.flags_of(index).next().is_some()
+    }
+
+    /// How many values are flagged.
+    pub fn flagged_values(&self) -> usize {
+        (0..self.estimates.values.len())
+            .filter(|&i| self.is_flagged(i))
+            .count()
+    }
+}
+
+/// One entry of the `flagged` array of `decrypt --format json`.
+#[derive(Debug, Serialize)]
+struct FlagJson<'a> {
+    /// The value concerned; null for bits outside every value and for the
+    /// release as a whole.
+    index: Option<usize>,
+    /// Its row label; null with `index`.
+    label: Option<String>,
+    /// The value as decrypted (before any clamping); null with `index`.
+    decrypted: Option<i128>,
+    /// Where in the ciphertexts, when the layout showed it.
+    ciphertext: Option<usize>,
+    slot: Option<usize>,
+    /// `out_of_range`, `adjacent`, `past_last_value`, `above_last_slot`,
+    /// `impossible_value` or `bucket_total`.
+    kind: &'a str,
+    reason: &'a str,
 }
 
 /// The batch in JSON: Unix seconds.
@@ -226,6 +268,9 @@ struct ReleaseJson<'a> {
     values: &'a [i128],
     intervals: Vec<[i128; 2]>,
     clamp: Option<ClampJson>,
+    /// Values and places that cannot come from valid reports (empty when
+    /// none).
+    flagged: Vec<FlagJson<'a>>,
 }
 
 /// Writes `release` in `format`.
@@ -293,6 +338,16 @@ pub fn table(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
     if let Some(note) = clamp_note(est) {
         writeln!(out, "Clamped      {note}")?;
     }
+    if !release.flags.is_empty() {
+        let n = release.flagged_values();
+        writeln!(
+            out,
+            "Flagged      {n} value{} (marked !) {} not reliable: the release holds what no \
+             batch of valid reports can (see the warning)",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" }
+        )?;
+    }
     writeln!(out)?;
     let labels: Vec<String> = (0..est.values.len())
         .map(|i| value_label(&agg.measurement, i))
@@ -308,10 +363,15 @@ pub fn table(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
     };
     let label_width = width(&labels, "index");
     let value_width = width(&values, "value");
+    let mark = |i: usize| if release.is_flagged(i) { "  !" } else { "" };
     if est.exact() {
         writeln!(out, "{:<label_width$}  {:>value_width$}", "index", "value")?;
-        for (label, value) in labels.iter().zip(&values) {
-            writeln!(out, "{label:<label_width$}  {value:>value_width$}")?;
+        for (i, (label, value)) in labels.iter().zip(&values).enumerate() {
+            writeln!(
+                out,
+                "{label:<label_width$}  {value:>value_width$}{}",
+                mark(i)
+            )?;
         }
         return Ok(());
     }
@@ -324,10 +384,17 @@ pub fn table(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
         "{:<label_width$}  {:>value_width$}  {header}",
         "index", "value"
     )?;
-    for (((label, value), low), high) in labels.iter().zip(&values).zip(&lows).zip(&highs) {
+    for (i, (((label, value), low), high)) in labels
+        .iter()
+        .zip(&values)
+        .zip(&lows)
+        .zip(&highs)
+        .enumerate()
+    {
         writeln!(
             out,
-            "{label:<label_width$}  {value:>value_width$}  [{low:>low_width$}, {high:>high_width$}]"
+            "{label:<label_width$}  {value:>value_width$}  [{low:>low_width$}, {high:>high_width$}]{}",
+            mark(i)
         )?;
     }
     Ok(())
@@ -373,20 +440,36 @@ pub fn json(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
             high: c.high,
             values_changed: est.values_changed(),
         }),
+        flagged: release
+            .flags
+            .iter()
+            .map(|f| FlagJson {
+                index: f.index,
+                label: f.index.map(|i| value_label(&agg.measurement, i)),
+                decrypted: f.decrypted,
+                ciphertext: f.place.map(|p| p.0),
+                slot: f.place.map(|p| p.1),
+                kind: f.kind,
+                reason: &f.reason,
+            })
+            .collect(),
     };
     serde_json::to_writer(&mut *out, &doc)?;
     writeln!(out)
 }
 
 /// `index,value,low,high` lines after a header line; with clamping, a
-/// `clamped` column says whether clamping changed the value.
+/// `clamped` column says whether clamping changed the value, and when
+/// anything is flagged a `flagged` column says which values are.
 pub fn csv(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
     let est = release.estimates;
     let clamped = est.clamp.is_some();
+    let flagged = !release.flags.is_empty();
     writeln!(
         out,
-        "index,value,low,high{}",
-        if clamped { ",clamped" } else { "" }
+        "index,value,low,high{}{}",
+        if clamped { ",clamped" } else { "" },
+        if flagged { ",flagged" } else { "" }
     )?;
     for (i, ((v, (low, high)), changed)) in est
         .values
@@ -398,6 +481,9 @@ pub fn csv(release: &Release<'_>, out: &mut dyn Write) -> io::Result<()> {
         write!(out, "{i},{v},{low},{high}")?;
         if clamped {
             write!(out, ",{changed}")?;
+        }
+        if flagged {
+            write!(out, ",{}", release.is_flagged(i))?;
         }
         writeln!(out)?;
     }
@@ -441,6 +527,7 @@ mod tests {
             &Release {
                 aggregate: agg,
                 estimates: &estimates,
+                flags: &[],
             },
             &mut out,
         )
@@ -493,6 +580,7 @@ mod tests {
                 "values": [5, -1, 8],
                 "intervals": [[5, 5], [-1, -1], [8, 8]],
                 "clamp": null,
+                "flagged": [],
             })
         );
     }

@@ -50,6 +50,7 @@ const EXIT_CORRUPT: i32 = 4;
 const EXIT_WRONG_KIND: i32 = 5;
 const EXIT_WRONG_KEY: i32 = 6;
 const EXIT_EXISTS: i32 = 7;
+const EXIT_OUT_OF_RANGE: i32 = 8;
 
 // ---------------------------------------------------------------------------
 // Shared keys and aggregates
@@ -587,6 +588,7 @@ fn decrypt_sum_json_is_exactly_the_plain_sum() {
             "values": [f.expected[0] as i64],
             "intervals": [[f.expected[0] as i64, f.expected[0] as i64]],
             "clamp": null,
+            "flagged": [],
         })
     );
     // 1000 values of up to 255: a sum far from trivial.
@@ -787,14 +789,157 @@ fn decrypt_of_an_aggregate_whose_ciphertext_count_breaks_its_layout_is_refused()
 }
 
 #[test]
-fn decrypt_of_values_impossible_for_the_report_count_is_refused() {
+fn decrypt_of_values_impossible_for_the_report_count_flags_them() {
     // Ciphertexts valid under the key but a header claiming fewer reports:
-    // the buckets cannot add up.
-    let mut file = histogram_fixture().file.clone();
+    // the buckets cannot add up. The values are still shown, flagged.
+    let f = histogram_fixture();
+    let mut file = f.file.clone();
     file.report_count = ReportCount::Exact(999);
     let (_dir, agg) = write_temp("count.htly", &file.to_bytes());
     let out = decrypt(&agg, "json");
-    assert_clean_failure(&out, EXIT_CORRUPT, &[p(&agg), "add up to 1000", "999"]);
+    assert_eq!(out.code, EXIT_OUT_OF_RANGE, "{}", out.stderr);
+    assert_eq!(values_of_json(&out.stdout), f.expected);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["flagged"][0]["kind"], "bucket_total", "{v}");
+    for needle in [p(&agg), "add up to 1000", "999", "warning"] {
+        assert!(
+            out.stderr.contains(needle),
+            "{needle:?} not in {}",
+            out.stderr
+        );
+    }
+}
+
+/// `histogram_fixture` plus one report that set the sign bit of bucket
+/// `bucket`'s slot: what a client of a task without input proofs can send.
+fn with_out_of_range_report(bucket: u32) -> (AggregateFile, i128) {
+    let f = histogram_fixture();
+    let Encoding::PaillierPacked { slot_bits: w } = f.file.encoding else {
+        unreachable!("a Paillier fixture")
+    };
+    let pk = paillier_pk(&keys().pk);
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let bad = pk
+        .encrypt(&(Integer::from(1) << (w * bucket + w - 1)), &mut rng)
+        .unwrap();
+    let sum = pk.ciphertext_from_bytes(&f.file.ciphertexts[0]).unwrap();
+    let mut file = f.file.clone();
+    file.ciphertexts[0] = pk.ciphertext_to_bytes(&pk.add(&sum, &bad));
+    file.report_count = ReportCount::Exact(REPORTS as u64 + 1);
+    (file, 1i128 << (w - 1))
+}
+
+#[test]
+fn decrypt_of_an_out_of_range_report_flags_its_slots_and_exits_8() {
+    let expected = &histogram_fixture().expected;
+    let (file, sign_bit) = with_out_of_range_report(4);
+    let (_dir, agg) = write_temp("bad-client.htly", &file.to_bytes());
+
+    let out = decrypt(&agg, "json");
+    assert_eq!(out.code, EXIT_OUT_OF_RANGE, "{}", out.stderr);
+    let values = values_of_json(&out.stdout);
+    // Bucket 4 wrapped negative and borrowed one from bucket 5; every
+    // other bucket is exact.
+    for (i, (v, e)) in values.iter().zip(expected).enumerate() {
+        let want = match i {
+            4 => e - sign_bit,
+            5 => e + 1,
+            _ => *e,
+        };
+        assert_eq!(*v, want, "bucket {i}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let flagged: Vec<(i64, String)> = v["flagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["index"].as_i64().unwrap(),
+                f["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            (3, "adjacent".to_string()),
+            (4, "out_of_range".to_string()),
+            (5, "adjacent".to_string())
+        ]
+    );
+    assert_eq!(v["flagged"][1]["slot"], 4);
+    assert_eq!(v["flagged"][1]["ciphertext"], 0);
+    assert!(
+        out.stderr.starts_with("hetally-keytool: warning: "),
+        "{}",
+        out.stderr
+    );
+    for needle in [
+        p(&agg),
+        "3 values are not reliable",
+        "bucket 4 (ciphertext 0, slot 4): decodes to",
+        "--no-input-proofs",
+        "--clamp would move them into 0..=1001",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "{needle:?} not in {}",
+            out.stderr
+        );
+    }
+
+    // CSV marks the flagged rows; --clamp still exits 8, and moves the
+    // negative bucket to 0 like any other value.
+    let out = keytool([
+        "decrypt",
+        "--key",
+        p(&keys().sk_path),
+        "--format",
+        "csv",
+        "--clamp",
+        p(&agg),
+    ]);
+    assert_eq!(out.code, EXIT_OUT_OF_RANGE, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "index,value,low,high,clamped,flagged");
+    assert_eq!(lines[5], "4,0,0,0,true,true");
+    assert!(lines[1].ends_with(",false,false"), "{}", lines[1]);
+    assert!(
+        out.stderr.contains("--clamp moved them into 0..=1001"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn decrypt_of_a_sum_with_random_bits_is_corrupt_not_out_of_range() {
+    // A ciphertext of random bits added to the sum (what a damaged file, or
+    // a client encrypting garbage, gives): most slots are out of range, so
+    // the file is refused as corrupt rather than decrypted with flags.
+    let f = histogram_fixture();
+    let pk = paillier_pk(&keys().pk);
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let mut bytes = [0u8; 250];
+    rng.fill_bytes(&mut bytes);
+    let garbage = pk
+        .encrypt(&Integer::from_digits(&bytes, Order::Msf), &mut rng)
+        .unwrap();
+    let sum = pk.ciphertext_from_bytes(&f.file.ciphertexts[0]).unwrap();
+    let mut file = f.file.clone();
+    file.ciphertexts[0] = pk.ciphertext_to_bytes(&pk.add(&sum, &garbage));
+    let (_dir, agg) = write_temp("garbage.htly", &file.to_bytes());
+    let out = decrypt(&agg, "json");
+    assert_clean_failure(
+        &out,
+        EXIT_CORRUPT,
+        &[
+            p(&agg),
+            "corrupt aggregate",
+            "random bits",
+            "download the aggregate",
+        ],
+    );
 }
 
 #[test]
@@ -914,6 +1059,12 @@ fn every_command_has_help_with_an_example() {
     let top = keytool(["--help"]);
     assert_success(&top);
     assert!(top.stdout.contains("Exit codes"), "{}", top.stdout);
+    assert!(
+        top.stdout
+            .contains("8  decrypt wrote the values, but some cannot come from valid reports"),
+        "{}",
+        top.stdout
+    );
     for command in ["keygen", "pubkey", "inspect", "decrypt", "dp-plan"] {
         let out = keytool([command, "--help"]);
         assert_success(&out);

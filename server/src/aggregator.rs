@@ -13,8 +13,8 @@ mod verifier;
 use std::sync::Arc;
 
 use hetally_dp::Guarantee;
-use hetally_protocol::codec::CodecError;
 use hetally_protocol::dp::{DpMechanism, Rational, Relation};
+use hetally_protocol::report::{self, ReportError};
 use hetally_protocol::{
     DynAggregator, Measurement, Report, ReportContext, ReportId, SchemeError, TaskDefinition,
     TaskId,
@@ -77,8 +77,8 @@ pub enum Error {
         max: u64,
     },
     /// The report envelope does not decode.
-    #[error("invalid report: {0}")]
-    MalformedReport(CodecError),
+    #[error("{0}")]
+    MalformedReport(ReportError),
     /// The report's payload fails the scheme's checks.
     #[error("invalid report: {0}")]
     InvalidReport(SchemeError),
@@ -455,20 +455,24 @@ impl Aggregator {
         })
     }
 
-    /// Largest body accepted for an upload to this task: a report with the
-    /// largest payload, plus a little slack so that a slightly malformed
-    /// report gets the decoder's precise error rather than 413.
+    /// Largest body accepted for an upload to this task
+    /// ([`report::max_report_len`]): the envelope around a payload of up to
+    /// the task's largest plus the smaller of that and 64 KiB. A report a
+    /// little over the largest (a ciphertext too many) is read and gets the
+    /// scheme's precise error (`wrongCiphertextCount`) rather than 413,
+    /// while what is buffered before anything is checked stays within
+    /// twice the largest valid report.
     pub fn max_upload_len(task: &TaskState) -> usize {
-        // version + id + time + length prefix around the payload.
-        1 + 16 + 8 + 4 + task.aggregator.max_payload_len() + 256
+        report::max_report_len(task.aggregator.max_payload_len())
     }
 
     /// Validates and durably stores one uploaded report. Returns once the
     /// report is committed.
     pub async fn upload(&self, task: Arc<TaskState>, body: Vec<u8>) -> Result<ReportId, Error> {
         let now = self.clock.now();
-        let max = task.aggregator.max_payload_len();
-        let report = Report::from_bytes(&body, max).map_err(Error::MalformedReport)?;
+        let cap = report::payload_cap(task.aggregator.max_payload_len());
+        let report =
+            Report::from_bytes(&body, cap).map_err(|e| Error::MalformedReport(e.into()))?;
         let precision = task.definition.time_precision;
         if report.time % precision != 0 {
             return Err(Error::MisalignedReportTime {

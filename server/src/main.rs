@@ -93,6 +93,28 @@ fn test_noise_seed() -> Option<[u8; 32]> {
     Some(sha2::Sha256::digest(value.as_bytes()).into())
 }
 
+/// Environment variable with a number of milliseconds each aggregation job
+/// keeps its lease after summing, before storing its result: a test that
+/// kills a replica can then catch it holding a lease. Debug builds only.
+const TEST_JOB_HOLD_VAR: &str = "HETALLY_INSECURE_TEST_JOB_HOLD_MS";
+
+fn test_job_hold() -> Option<std::time::Duration> {
+    let value = std::env::var(TEST_JOB_HOLD_VAR).ok()?;
+    if !cfg!(debug_assertions) {
+        tracing::warn!("{TEST_JOB_HOLD_VAR} is ignored: this is a release build");
+        return None;
+    }
+    match value.parse::<u64>() {
+        Ok(ms) => Some(std::time::Duration::from_millis(ms)),
+        Err(_) => {
+            tracing::warn!(
+                "{TEST_JOB_HOLD_VAR}={value:?} is ignored: not a number of milliseconds"
+            );
+            None
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("HETALLY_LOG")
@@ -124,6 +146,7 @@ fn main() -> ExitCode {
     }
     config.body_timeout = std::time::Duration::from_secs(args.body_timeout_secs.max(1));
     config.insecure_noise_seed = test_noise_seed();
+    config.jobs.insecure_test_hold = test_job_hold();
     match actix_web::rt::System::new().block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

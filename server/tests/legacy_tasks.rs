@@ -10,7 +10,7 @@ use hetally_protocol::dp::Rational;
 use hetally_schemes::TaskParams;
 use hetally_server::auth::hash_token;
 use hetally_server::datastore::{Datastore, StoreConfig, TaskRecord};
-use hetally_tests::{free_port, keygen, now, run_ok, ServerProcess};
+use hetally_tests::{keygen, now, run_ok, ServerProcess};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +59,7 @@ async fn legacy_tasks_keep_working_and_state_the_guarantee_that_holds() {
         .unwrap();
     drop(store);
     // SQLite in both test passes: the task was written there.
-    let server = ServerProcess::start_with(&data, free_port(), None, &[]).unwrap();
+    let server = ServerProcess::start_with(&data, 0, None, &[]).unwrap();
     let task = definition.id().to_string();
 
     let info: Value = reqwest::get(format!("{}/tasks/{task}", server.url))

@@ -6,10 +6,12 @@
 //! tests) and returns their paths, so the tests always run the current code.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -72,12 +74,88 @@ pub fn run_ok(name: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A free TCP port on loopback (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A TCP relay on a loopback port that stays bound for as long as the
+/// relay lives, forwarding each connection to whichever server it is
+/// pointed at ([`Relay::forward_to`]). A test that restarts a server gives
+/// its clients the relay's URL: every server binds port 0 (no port is ever
+/// released and bound again, so no other process can take it in between),
+/// and the clients' URL never changes. While it points nowhere, the relay
+/// closes each connection at once, as a dead server would.
+pub struct Relay {
+    port: u16,
+    backend: Arc<Mutex<Option<u16>>>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// A relay on a port of its own, pointing nowhere yet.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the relay");
+        let port = listener.local_addr().expect("the relay's address").port();
+        let backend = Arc::new(Mutex::new(None::<u16>));
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = {
+            let (backend, stop) = (backend.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    let target = *backend.lock().expect("relay backend lock");
+                    let Some(target) = target else { continue };
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                        continue;
+                    };
+                    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                    let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone())
+                    else {
+                        continue;
+                    };
+                    std::thread::spawn(move || pump(client, server));
+                    std::thread::spawn(move || pump(server2, client2));
+                }
+            })
+        };
+        Relay {
+            port,
+            backend,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// The URL clients use: `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends new connections to the server on `port` on loopback, or, with
+    /// `None`, closes them at once. Connections already relayed stay with
+    /// their server.
+    pub fn forward_to(&self, port: Option<u16>) {
+        *self.backend.lock().expect("relay backend lock") = port;
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// Copies one direction of a relayed connection until it ends, then passes
+/// the end on (a half-close, as HTTP expects).
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
 }
 
 /// The PostgreSQL server tests use: `HETALLY_TEST_POSTGRES_URL`, default
@@ -179,14 +257,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts a server on `data_dir` and a free port, and waits until it
-    /// answers `/healthz`.
+    /// Starts a server on `data_dir` and a port the system picks, and waits
+    /// until it answers `/healthz`.
     pub fn start(data_dir: &Path) -> Result<Self> {
-        Self::start_on(data_dir, free_port())
+        Self::start_on(data_dir, 0)
     }
 
-    /// Starts a server on a given port, on SQLite in `data_dir` or (with
-    /// `HETALLY_TEST_STORE=postgres`) on a PostgreSQL database of its own.
+    /// Starts a server on a given port (0: the system picks one, which the
+    /// server prints and [`ServerProcess::port`] holds), on SQLite in
+    /// `data_dir` or (with `HETALLY_TEST_STORE=postgres`) on a PostgreSQL
+    /// database of its own.
     pub fn start_on(data_dir: &Path, port: u16) -> Result<Self> {
         let database = use_postgres().then(|| postgres_database(&data_dir.display().to_string()));
         Self::start_with(data_dir, port, database.as_deref(), &[])
@@ -211,7 +291,7 @@ impl ServerProcess {
         let database = use_postgres().then(|| postgres_database(&data_dir.display().to_string()));
         Self::start_with_env(
             data_dir,
-            free_port(),
+            0,
             database.as_deref(),
             &[],
             &[("HETALLY_INSECURE_TEST_NOISE_SEED", seed)],
@@ -243,10 +323,17 @@ impl ServerProcess {
         let stdout = child.stdout.take().context("server stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        if !line.contains("listening on") {
+        // "hetally-server listening on http://127.0.0.1:PORT": the port it
+        // bound, which with port 0 only the server knows.
+        let bound = line
+            .trim()
+            .strip_prefix("hetally-server listening on http://127.0.0.1:")
+            .and_then(|p| p.parse::<u16>().ok());
+        let Some(port) = bound else {
             let _ = child.kill();
+            let _ = child.wait();
             bail!("hetally-server did not start: {line:?}");
-        }
+        };
         let server = ServerProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),

@@ -153,6 +153,46 @@ impl<B: Int> PaillierEncrypter<B> {
     pub fn ciphertext_count(&self) -> usize {
         self.task.ciphertext_count
     }
+
+    /// Encrypts `values` into the payload of a task without input proofs,
+    /// checking nothing: the values need not be valid for the measurement
+    /// nor fit their slots. Value `i` of a plaintext adds `value · 2^(w·i)`
+    /// to it, so a value too large spills into the slots above and a
+    /// negative one borrows from them. The server of a task without input
+    /// proofs cannot tell such a report from a valid one: this is what a
+    /// misbehaving client can send, for the tests of what the collector
+    /// then sees.
+    pub fn encrypt_unchecked(
+        &self,
+        values: &[i128],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>, SchemeError> {
+        let task = &self.task;
+        if task.proofs.is_some() {
+            return Err(config(
+                "encrypt_unchecked makes payloads of tasks without input proofs",
+            ));
+        }
+        if values.len() != task.measurement.len() {
+            return Err(config(format!(
+                "{} values for a {} task",
+                values.len(),
+                task.measurement
+            )));
+        }
+        let w = task.packing.slot_bits();
+        let mut out = Writer::new();
+        out.count(task.ciphertext_count);
+        for chunk in values.chunks(task.packing.slots_per_plaintext() as usize) {
+            let mut p = B::zero();
+            for v in chunk.iter().rev() {
+                p = p.shl(w).add(&B::from_i128(*v));
+            }
+            let c = task.pk.encrypt_signed(&p, rng).map_err(config)?;
+            out.bytes(&task.pk.ciphertext_to_bytes(&c));
+        }
+        Ok(out.finish())
+    }
 }
 
 impl<B: Int> Encrypter for PaillierEncrypter<B> {
@@ -255,13 +295,24 @@ mod aggregator {
             let task = &self.task;
             let mut r = Reader::new(payload);
             let got = r.u32("ciphertext count")? as usize;
+            let len = task.pk.ciphertext_len();
+            // The count is the one the payload states or, if the bytes
+            // after it are a different whole number of ciphertexts, that
+            // number: a ciphertext too many is a wrong count either way.
+            let carried = r
+                .remaining()
+                .is_multiple_of(len)
+                .then(|| r.remaining() / len);
+            let got = match carried {
+                Some(carried) if got == task.ciphertext_count => carried,
+                _ => got,
+            };
             if got != task.ciphertext_count {
                 return Err(SchemeError::WrongCiphertextCount {
                     expected: task.ciphertext_count,
                     got,
                 });
             }
-            let len = task.pk.ciphertext_len();
             let mut cts = Vec::with_capacity(got);
             for index in 0..got {
                 let bytes = r.bytes(len, "ciphertext")?;
@@ -428,12 +479,12 @@ pub use collector::PaillierDecrypter;
 
 #[cfg(feature = "gmp")]
 mod collector {
-    use hetally_protocol::aggregate::{AggregateError, AggregateFile, Encoding};
+    use hetally_protocol::aggregate::{AggregateError, AggregateFile, Decryption, Encoding};
     use hetally_protocol::roles::Decrypter;
     use hetally_protocol::Scheme;
     use rug::Integer;
 
-    use crate::packing::Packing;
+    use crate::packing::{Packing, PackingError};
     use crate::secret::SecretKey;
 
     /// The collector's side: the secret key, decrypting released
@@ -465,6 +516,41 @@ mod collector {
         }
 
         fn decrypt(&self, file: &AggregateFile) -> Result<Vec<i128>, AggregateError> {
+            let (packing, plaintexts) = self.plaintexts(file)?;
+            packing
+                .unpack(&plaintexts, file.measurement.len())
+                .map_err(|e| AggregateError::Layout(e.to_string()))
+        }
+
+        fn decrypt_flagged(&self, file: &AggregateFile) -> Result<Decryption, AggregateError> {
+            let (packing, plaintexts) = self.plaintexts(file)?;
+            packing
+                .unpack_flagged(&plaintexts, file.measurement.len())
+                .map_err(|e| match e {
+                    PackingError::Random {
+                        plaintext,
+                        flagged,
+                        places,
+                    } => AggregateError::BadCiphertext {
+                        index: plaintext,
+                        reason: format!(
+                            "it decrypts to random bits ({flagged} of its {places} slots do not \
+                             fit the layout), not to a sum of reports: the file was damaged, or \
+                             the ciphertext was not made under this task's layout"
+                        ),
+                    },
+                    other => AggregateError::Layout(other.to_string()),
+                })
+        }
+    }
+
+    impl PaillierDecrypter {
+        /// Checks `file` against this key and its layout, and decrypts its
+        /// ciphertexts into signed plaintexts.
+        fn plaintexts(
+            &self,
+            file: &AggregateFile,
+        ) -> Result<(Packing, Vec<Integer>), AggregateError> {
             file.check_key(Scheme::Paillier, &self.key_fingerprint())?;
             let Encoding::PaillierPacked { slot_bits } = file.encoding else {
                 return Err(AggregateError::Layout(format!(
@@ -495,10 +581,7 @@ mod collector {
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let plaintexts: Vec<Integer> = self.key.decrypt_all_signed(&cts);
-            packing
-                .unpack(&plaintexts, file.measurement.len())
-                .map_err(|e| AggregateError::Layout(e.to_string()))
+            Ok((packing, self.key.decrypt_all_signed(&cts)))
         }
     }
 }

@@ -68,6 +68,121 @@ pub enum AggregateError {
     Layout(String),
 }
 
+/// A decrypted aggregate, with the places of its plaintexts that no sum of
+/// valid reports can set ([`Decrypter::decrypt_flagged`]).
+///
+/// A release is made of sums of reports plus noise, and its layout leaves
+/// room for exactly those: a Paillier slot holds at most the batch's
+/// largest sum plus the noise's tail bound, below a quarter of the slot's
+/// range. A task without input proofs takes any plaintext a client
+/// encrypts, so one report whose value is out of range (bits above its
+/// slot, or the slot's sign bit) leaves a mark the layout shows: those
+/// marks are the flags. The other values are still the sums of the reports
+/// (plus noise).
+///
+/// [`Decrypter::decrypt_flagged`]: crate::roles::Decrypter::decrypt_flagged
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decryption {
+    /// One value per measurement value, as decoded (flagged ones included).
+    pub values: Vec<i128>,
+    /// What does not fit the layout, by ciphertext and slot; empty for a
+    /// release of valid reports.
+    pub flags: Vec<SlotFlag>,
+}
+
+impl Decryption {
+    /// A decryption with nothing flagged.
+    pub fn clean(values: Vec<i128>) -> Self {
+        Decryption {
+            values,
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// One place of a decrypted aggregate that does not fit its layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotFlag {
+    /// The ciphertext, counted from 0.
+    pub ciphertext: usize,
+    /// The slot in its plaintext, counted from 0 (for
+    /// [`SlotProblem::AboveLastSlot`], the number of slots).
+    pub slot: usize,
+    /// The measurement value the slot holds: `None` for a slot past the
+    /// last value and for the bits above the last slot.
+    pub value: Option<usize>,
+    /// What is wrong there.
+    pub problem: SlotProblem,
+}
+
+/// What a [`SlotFlag`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotProblem {
+    /// The slot decodes to `decoded`, whose magnitude is at least `limit`,
+    /// more than sums and noise can reach: bits above the slot's range, or
+    /// its sign bit, were set.
+    OutOfRange {
+        /// The value decoded.
+        decoded: i128,
+        /// The smallest magnitude that is out of range.
+        limit: i128,
+    },
+    /// The slot is in range but next to flagged bits: it may hold the low
+    /// bits of an out-of-range value, or have taken a wrong carry from the
+    /// slot below, so its value is not reliable.
+    Adjacent {
+        /// The value decoded.
+        decoded: i128,
+    },
+    /// A slot past the last value decodes to `decoded`; sums of valid
+    /// reports leave it 0.
+    PastLastValue {
+        /// The value decoded.
+        decoded: i128,
+    },
+    /// The plaintext has bits above its last slot, a number of `bits` bits.
+    AboveLastSlot {
+        /// Bit length of what lies above the last slot.
+        bits: u32,
+    },
+}
+
+impl SlotProblem {
+    /// A short machine-readable name: `out_of_range`, `adjacent`,
+    /// `past_last_value`, `above_last_slot`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SlotProblem::OutOfRange { .. } => "out_of_range",
+            SlotProblem::Adjacent { .. } => "adjacent",
+            SlotProblem::PastLastValue { .. } => "past_last_value",
+            SlotProblem::AboveLastSlot { .. } => "above_last_slot",
+        }
+    }
+}
+
+impl std::fmt::Display for SlotProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotProblem::OutOfRange { decoded, limit } => write!(
+                f,
+                "decodes to {decoded}, outside the ±{limit} the layout keeps for sums and noise"
+            ),
+            SlotProblem::Adjacent { decoded } => write!(
+                f,
+                "reads {decoded} but lies next to out-of-range bits, so it may be off"
+            ),
+            SlotProblem::PastLastValue { decoded } => write!(
+                f,
+                "holds {decoded} in a slot past the last value, which valid sums leave 0"
+            ),
+            SlotProblem::AboveLastSlot { bits } => {
+                write!(f, "has {bits} bits set above its last slot")
+            }
+        }
+    }
+}
+
 /// How the aggregate's values are laid out in its ciphertexts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {

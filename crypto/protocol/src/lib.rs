@@ -28,7 +28,7 @@ pub mod scheme;
 pub mod task;
 
 pub use measurement::Measurement;
-pub use report::{Report, ReportId};
+pub use report::{Report, ReportError, ReportId};
 pub use roles::{Aggregator, Decrypter, DynAggregator, Encrypter, ReportContext, SchemeError};
 pub use scheme::{Layout, Scheme};
 pub use task::{TaskDefinition, TaskId};

@@ -22,7 +22,7 @@ use std::fmt;
 use rand_core::CryptoRngCore;
 use thiserror::Error;
 
-use crate::aggregate::{AggregateError, AggregateFile, Encoding};
+use crate::aggregate::{AggregateError, AggregateFile, Decryption, Encoding};
 use crate::codec::CodecError;
 use crate::measurement::{Measurement, MeasurementError};
 use crate::report::ReportId;
@@ -176,7 +176,19 @@ pub trait Decrypter: Send + Sync + fmt::Debug {
 
     /// Decrypts a released aggregate: one (noisy) sum per measurement
     /// value. Checks first that the aggregate was made under this key.
+    /// Fails if any plaintext does not fit the layout.
     fn decrypt(&self, aggregate: &AggregateFile) -> Result<Vec<i128>, AggregateError>;
+
+    /// [`Decrypter::decrypt`], but a plaintext that does not fit the layout
+    /// the way sums of valid reports do (what one client of a task without
+    /// input proofs can cause) still decrypts: its values are returned with
+    /// the places that do not fit ([`Decryption::flags`]). Damage the
+    /// scheme can tell from that (a ciphertext that decrypts to random
+    /// bits) is still an error. A scheme whose layout shows nothing of the
+    /// kind keeps this default: `decrypt`, nothing flagged.
+    fn decrypt_flagged(&self, aggregate: &AggregateFile) -> Result<Decryption, AggregateError> {
+        self.decrypt(aggregate).map(Decryption::clean)
+    }
 }
 
 /// A partial sum of any scheme, as [`DynAggregator`] passes it around.

@@ -104,14 +104,38 @@ impl fmt::Debug for TaskId {
 impl FromStr for TaskId {
     type Err = TaskError;
 
+    /// Parses exactly the text form [`TaskId`]'s `Display` writes: 43
+    /// characters of base64url without padding (the last one canonical).
+    /// Whitespace, padding and any other character are refused, never
+    /// trimmed: `GET /tasks/{id}%20` names no task.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
+        const LEN: usize = 43;
+        let bad = |why: String| {
             TaskError::Invalid(format!(
-                "{s:?} is not a task id (43 characters of base64url)"
+                "{s:?} is not a task id: {why} (a task id is exactly {LEN} characters of \
+                 base64url, A-Z a-z 0-9 - _, without padding or spaces)"
             ))
         };
-        let bytes = URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| bad())?;
-        Ok(TaskId(bytes.try_into().map_err(|_| bad())?))
+        if let Some((at, c)) = s
+            .char_indices()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(bad(format!(
+                "character {c:?} at byte {at} is not base64url"
+            )));
+        }
+        if s.len() != LEN {
+            return Err(bad(format!("it has {} characters", s.len())));
+        }
+        // The alphabet and length are right; a decoding failure now means
+        // the last character carries bits past the 32 bytes.
+        let bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| bad("its last character is not canonical".into()))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| bad("it does not decode to 32 bytes".into()))?;
+        Ok(TaskId(bytes))
     }
 }
 
@@ -455,5 +479,38 @@ mod tests {
         assert!(d.check().unwrap_err().to_string().contains("add-remove"));
         d.relation = Some(Relation::ReplaceOne);
         d.check().unwrap();
+    }
+
+    #[test]
+    fn task_ids_parse_strictly() {
+        let id = TaskId([0xfb; 32]);
+        let text = id.to_string();
+        assert_eq!(text.len(), 43);
+        assert_eq!(text.parse::<TaskId>().unwrap(), id);
+        let refused = |s: &str| {
+            let e = s.parse::<TaskId>().unwrap_err().to_string();
+            assert!(e.contains("is not a task id"), "{s:?}: {e}");
+            e
+        };
+        // Whitespace anywhere is refused, not trimmed.
+        for s in [
+            format!("{text} "),
+            format!(" {text}"),
+            format!("{text}\n"),
+            format!("{}\t{}", &text[..20], &text[20..]),
+        ] {
+            assert!(refused(&s).contains("is not base64url"), "{s:?}");
+        }
+        // Padding, the standard alphabet, wrong lengths.
+        assert!(refused(&format!("{text}=")).contains("'='"));
+        assert!(refused(&text.replace('-', "+").replace('_', "/")).contains("not base64url"));
+        assert!(refused(&text[..42]).contains("42 characters"));
+        assert!(refused(&format!("{text}A")).contains("44 characters"));
+        assert!(refused("").contains("0 characters"));
+        // 43 characters hold 258 bits: the last two must be zero.
+        let mut last = text.clone();
+        last.pop();
+        last.push('_');
+        assert!(refused(&last).contains("not canonical"));
     }
 }

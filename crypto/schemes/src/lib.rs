@@ -535,4 +535,16 @@ impl SecretKeyFile {
         check_aggregate(file)?;
         self.decrypter().decrypt(file)
     }
+
+    /// [`SecretKeyFile::decrypt`], except that values a sum of valid
+    /// reports cannot have (what one client of a task without input proofs
+    /// can send) are decrypted and flagged rather than refused:
+    /// [`hetally_protocol::Decrypter::decrypt_flagged`].
+    pub fn decrypt_flagged(
+        &self,
+        file: &AggregateFile,
+    ) -> Result<hetally_protocol::aggregate::Decryption, AggregateError> {
+        check_aggregate(file)?;
+        self.decrypter().decrypt_flagged(file)
+    }
 }

@@ -31,6 +31,11 @@ pub struct JobConfig {
     pub lease: LeasePolicy,
     /// Pause between passes that found nothing to do.
     pub idle: Duration,
+    /// Tests only: how long to keep each job's lease after summing it,
+    /// before storing the result, so that a test can kill the replica while
+    /// it holds one (`HETALLY_INSECURE_TEST_JOB_HOLD_MS`, honoured by debug
+    /// builds only). `None` in production.
+    pub insecure_test_hold: Option<Duration>,
 }
 
 impl Default for JobConfig {
@@ -44,6 +49,7 @@ impl Default for JobConfig {
                 max_attempts: None,
             },
             idle: Duration::from_millis(500),
+            insecure_test_hold: None,
         }
     }
 }
@@ -108,7 +114,7 @@ async fn pass(
         else {
             break;
         };
-        if let Err(e) = run_job(aggregator, &lease).await {
+        if let Err(e) = run_job(aggregator, &lease, config.insecure_test_hold).await {
             tracing::warn!(job_id = lease.job_id, attempts = lease.lease.attempts, error = %e, "aggregation job failed; it will be retried after a backoff");
             store
                 .fail_job(lease.job_id, &lease.lease, clock.now_i64(), &config.lease)
@@ -123,8 +129,12 @@ async fn pass(
 }
 
 /// Sums one leased job and stores its partial sum, if the lease is still
-/// held when it is done.
-pub(crate) async fn run_job(aggregator: &Aggregator, lease: &JobLease) -> Result<(), Error> {
+/// held when it is done (after `hold`, in tests).
+pub(crate) async fn run_job(
+    aggregator: &Aggregator,
+    lease: &JobLease,
+    hold: Option<Duration>,
+) -> Result<(), Error> {
     let task = aggregator.task(&lease.task_id).await?;
     let payloads = aggregator.store().job_payloads(lease.job_id).await?;
     if payloads.len() as u64 != lease.report_count {
@@ -143,6 +153,14 @@ pub(crate) async fn run_job(aggregator: &Aggregator, lease: &JobLease) -> Result
     .await
     .map_err(|e| Error::Internal(format!("job summing failed: {e}")))?
     .map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(hold) = hold {
+        tracing::warn!(
+            job_id = lease.job_id,
+            hold_ms = hold.as_millis() as u64,
+            "holding the job's lease before storing it (HETALLY_INSECURE_TEST_JOB_HOLD_MS)"
+        );
+        tokio::time::sleep(hold).await;
+    }
     let stored = aggregator
         .store()
         .complete_job(

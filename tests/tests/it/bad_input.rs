@@ -161,6 +161,13 @@ async fn rejected(
     assert_eq!(&env.snapshot().await, before, "{case}: stored data changed");
 }
 
+/// Asserts that a refusal's detail contains `needle`.
+#[track_caller]
+fn assert_detail(got: &(u16, Value), needle: &str) {
+    let detail = got.1["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(needle), "{needle:?} not in {:?}", got.1);
+}
+
 fn aligned_now() -> u64 {
     let t = now();
     t - t % 60
@@ -183,25 +190,43 @@ async fn upload_rejections() {
         "malformed body",
     )
     .await;
+    // Envelope errors say what is wrong with the report, in report terms
+    // (issue 18): not "malformed payload", not the file-format wording.
     let mut trailing = good.to_bytes();
     trailing.push(0);
-    rejected(
-        &env,
-        &before,
-        env.upload(trailing).await,
-        400,
-        "invalidMessage",
-        "trailing bytes",
-    )
-    .await;
+    let got = env.upload(trailing).await;
+    assert_detail(&got, "report has 1 trailing byte after its payload");
+    rejected(&env, &before, got, 400, "invalidMessage", "trailing bytes").await;
     let truncated = good.to_bytes()[..100].to_vec();
+    let got = env.upload(truncated).await;
+    assert_detail(
+        &got,
+        "report is truncated: its payload needs 516 bytes but only 71 remain",
+    );
+    rejected(&env, &before, got, 400, "invalidMessage", "truncated").await;
+    let got = env.upload(good.to_bytes()[..10].to_vec()).await;
+    assert_detail(
+        &got,
+        "report is truncated: its id needs 16 bytes but only 9 remain",
+    );
+    rejected(&env, &before, got, 400, "invalidMessage", "truncated id").await;
+    let mut version_2 = good.to_bytes();
+    version_2[0] = 2;
+    let got = env.upload(version_2).await;
+    assert_detail(
+        &got,
+        "report version 2 is not supported (this server reads report version 1)",
+    );
+    let detail = got.1["detail"].as_str().unwrap_or_default().to_string();
+    assert!(!detail.contains("format version"), "{detail}");
+    assert!(!detail.contains("malformed payload"), "{detail}");
     rejected(
         &env,
         &before,
-        env.upload(truncated).await,
+        got,
         400,
         "invalidMessage",
-        "truncated",
+        "report version 2",
     )
     .await;
 
@@ -236,6 +261,23 @@ async fn upload_rejections() {
         "no ciphertexts",
     )
     .await;
+    // One ciphertext too many is a wrong count, whether the count prefix
+    // says so or not (it was 413 payloadTooLarge: the body limit left no
+    // room for it, issue 18).
+    let mut two_and_two = 2u32.to_be_bytes().to_vec();
+    two_and_two.extend_from_slice(ct);
+    two_and_two.extend_from_slice(ct);
+    let got = env.upload(with_payload(two_and_two)).await;
+    assert_detail(&got, "the task's layout needs 1, the report has 2");
+    rejected(
+        &env,
+        &before,
+        got,
+        400,
+        "wrongCiphertextCount",
+        "two ciphertexts, count 2, for a count",
+    )
+    .await;
     let mut doubled = 1u32.to_be_bytes().to_vec();
     doubled.extend_from_slice(ct);
     doubled.extend_from_slice(ct);
@@ -243,9 +285,24 @@ async fn upload_rejections() {
         &env,
         &before,
         env.upload(with_payload(doubled)).await,
+        400,
+        "wrongCiphertextCount",
+        "two ciphertexts, count 1, for a count",
+    )
+    .await;
+    // Far beyond the task's largest report is still refused unread: the
+    // body may be at most twice the largest report.
+    let mut three = 3u32.to_be_bytes().to_vec();
+    for _ in 0..3 {
+        three.extend_from_slice(ct);
+    }
+    rejected(
+        &env,
+        &before,
+        env.upload(with_payload(three)).await,
         413,
         "payloadTooLarge",
-        "two ciphertexts for a count",
+        "three ciphertexts for a count",
     )
     .await;
 
@@ -374,6 +431,79 @@ async fn upload_rejections() {
         "upload into a released interval",
     )
     .await;
+}
+
+/// Task ids are parsed strictly (issue 18): a task id with a space, a
+/// newline or padding after it names no task, on the HE routes and the DAP
+/// routes alike, and never answers 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_ids_in_urls_are_parsed_strictly() {
+    let env = env("count", 2).await;
+    let good = env.valid(aligned_now());
+    let get = |path: String| env.http.get(env.url(&path)).send();
+    let problem = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        (status, body)
+    };
+    let (status, _) = problem(get(format!("tasks/{}", env.task)).await.unwrap()).await;
+    assert_eq!(status, 200, "the task itself");
+    let before = env.snapshot().await;
+    for bad in [
+        format!("{}%20", env.task),
+        format!("%20{}", env.task),
+        format!("{}%0A", env.task),
+        format!("{}=", env.task),
+        format!("{}%3D", env.task),
+        // The standard alphabet's '+' in place of the first character.
+        format!("+{}", &env.task[1..]),
+    ] {
+        let (status, body) = problem(get(format!("tasks/{bad}")).await.unwrap()).await;
+        assert_eq!(status, 400, "GET /tasks/{bad}: {body}");
+        assert_eq!(body["type"], "urn:hetally:error:badRequest", "{bad}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("is not a task id"),
+            "{bad}: {body}"
+        );
+        let got = env.put(&bad, good.to_bytes(), REPORT_MEDIA_TYPE).await;
+        rejected(&env, &before, got, 400, "badRequest", &format!("PUT {bad}")).await;
+    }
+    // The DAP routes parse task ids as strictly: a malformed id is an
+    // invalid message, a well-formed unknown one an unrecognized task.
+    const DAP: &str = "urn:ietf:params:ppm:dap:error:";
+    let unknown = TaskId([9; 32]).to_string();
+    let (status, body) = problem(
+        get(format!("dap/hpke_config?task_id={unknown}"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], format!("{DAP}unrecognizedTask"));
+    for bad in [
+        format!("{unknown}%20"),
+        format!("%20{unknown}"),
+        format!("{unknown}="),
+    ] {
+        let (status, body) =
+            problem(get(format!("dap/hpke_config?task_id={bad}")).await.unwrap()).await;
+        assert_eq!(status, 400, "hpke_config {bad}: {body}");
+        assert_eq!(body["type"], format!("{DAP}invalidMessage"), "{bad}");
+        let r = env
+            .http
+            .put(env.url(&format!("dap/tasks/{bad}/reports")))
+            .header("content-type", "application/dap-report")
+            .body(vec![0u8; 8])
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = problem(r).await;
+        assert_eq!(status, 400, "DAP upload {bad}: {body}");
+        assert_eq!(body["type"], format!("{DAP}invalidMessage"), "{bad}");
+    }
 }
 
 fn rug_order() -> rug::integer::Order {

@@ -1,5 +1,10 @@
 //! `kill -9` the server while `simulate` is uploading, restart it, collect:
 //! every report the client saw acknowledged is in the aggregate, once.
+//!
+//! The client talks to the server through a [`Relay`] that holds its port
+//! for the whole test; each server binds a port the system picks. The
+//! restarted server so never needs a port that was released and could have
+//! been taken by another process meanwhile.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,8 +35,9 @@ fn kill9_during_uploads_loses_no_acknowledged_report() {
     let dir = tempfile::tempdir().unwrap();
     let (sk, pk) = keygen(&dir.path().join("keys"));
     let data = dir.path().join("data");
-    let port = free_port();
-    let server = ServerProcess::start_on(&data, port).unwrap();
+    let relay = Relay::start();
+    let server = ServerProcess::start(&data).unwrap();
+    relay.forward_to(Some(server.port));
     // A durability test: proofs would only make it slower (proofs.rs
     // covers them).
     let (task, token) = create_task(&server, &pk, "histogram:4", 100, &["--no-input-proofs"]);
@@ -40,7 +46,7 @@ fn kill9_during_uploads_loses_no_acknowledged_report() {
     let truth = dir.path().join("truth.json");
     let reports = 12_000u64;
     let simulate = Command::new(bin("hetally-client"))
-        .args(["simulate", "--server", &server.url, "--task", &task])
+        .args(["simulate", "--server", &relay.url(), "--task", &task])
         .args([
             "--reports",
             &reports.to_string(),
@@ -66,11 +72,13 @@ fn kill9_during_uploads_loses_no_acknowledged_report() {
         assert!(Instant::now() < deadline, "uploads never started");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let url = server.url.clone();
+    // New connections are closed until the new server is up, as a dead
+    // server's would be refused; the killed one's port is never used again.
+    relay.forward_to(None);
     server.kill9();
     std::thread::sleep(Duration::from_millis(700));
-    let server = ServerProcess::start_on(&data, port).unwrap();
-    assert_eq!(server.url, url);
+    let server = ServerProcess::start(&data).unwrap();
+    relay.forward_to(Some(server.port));
 
     let out = simulate.wait_with_output().unwrap();
     assert!(

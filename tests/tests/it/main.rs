@@ -8,6 +8,7 @@ mod dp;
 mod flow;
 mod janus_interop;
 mod lifecycle;
+mod out_of_range;
 mod proofs;
 mod replicas;
 mod tfhe;
