@@ -5,7 +5,7 @@
 
 mod releases;
 mod reports;
-mod tasks;
+pub mod tasks;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};

@@ -50,7 +50,10 @@ pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
     }
 }
 
-fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
+/// Reads a task-creation request body into a new task's parameters:
+/// every field parsed and checked, the key decoded (and checked when the
+/// task's layout is derived from it). Public for the fuzz targets.
+pub fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
     let invalid = |s: String| Error::InvalidTask(s);
     let key_bytes = STANDARD
         .decode(req.public_key.trim())
