@@ -144,10 +144,16 @@ impl ServerConfig {
     }
 }
 
-/// Reads the admin token at `path`, creating it (mode 0600) if missing.
+/// Reads the admin token at `path`, creating it (mode 0600, in a directory
+/// created with mode 0700) if missing.
 pub fn ensure_admin_token(path: &Path) -> Result<(String, bool), ServerError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
             .map_err(|e| ServerError::AdminToken(format!("{}: {e}", dir.display())))?;
     }
     match std::fs::read_to_string(path) {

@@ -6,7 +6,9 @@
 //!   discarded, so its reports are counted once (they were counted twice
 //!   when finishing did not check the lease);
 //! * a collection job whose helper is down is retried at growing
-//!   intervals, not in a loop, and does not hold up other work.
+//!   intervals, not in a loop, and does not hold up other work;
+//! * a collection job that cannot be driven at all backs off alone: the
+//!   jobs behind it are still driven in the same tick.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,13 +41,12 @@ fn driver() -> DriverConfig {
     d
 }
 
-/// A leader task for `prio3count` whose helper is at `peer_url`.
-async fn leader(store: &Datastore, clock: &MockClock, peer_url: &str) -> (DapState, Arc<DapTask>) {
-    let (state, _writer) =
-        DapState::new(store, [0; 32], Arc::new(clock.clone()), driver()).unwrap();
+/// The provisioning request of a leader task `task_id` for `prio3count`
+/// whose helper is at `peer_url`.
+fn task_request(task_id: TaskId, peer_url: &str) -> DapTaskRequest {
     let collector = generate_keypair(1).unwrap();
-    let request: DapTaskRequest = serde_json::from_value(serde_json::json!({
-        "task_id": TaskId::from([7u8; 32]).to_string(),
+    serde_json::from_value(serde_json::json!({
+        "task_id": task_id.to_string(),
         "role": "leader",
         "vdaf": "prio3count",
         "min_batch_size": 10,
@@ -56,8 +57,14 @@ async fn leader(store: &Datastore, clock: &MockClock, peer_url: &str) -> (DapSta
         "collector_hpke_config": encode_config(collector.config()),
         "vdaf_verify_key": "AAAAAAAAAAAAAAAAAAAAAA",
     }))
-    .unwrap();
-    let (task, row) = DapTask::provision(&request).unwrap();
+    .unwrap()
+}
+
+/// A leader task for `prio3count` whose helper is at `peer_url`.
+async fn leader(store: &Datastore, clock: &MockClock, peer_url: &str) -> (DapState, Arc<DapTask>) {
+    let (state, _writer) =
+        DapState::new(store, [0; 32], Arc::new(clock.clone()), driver()).unwrap();
+    let (task, row) = DapTask::provision(&task_request(TaskId::from([7u8; 32]), peer_url)).unwrap();
     let mut tx = state.store().begin().await.unwrap();
     assert!(tx.put_task(&row, clock.now()).await.unwrap());
     tx.commit().await.unwrap();
@@ -176,12 +183,9 @@ async fn down_helper(clock: MockClock) -> (String, Arc<Mutex<Vec<u64>>>) {
     (url, seen)
 }
 
-async fn retries_back_off(store: Datastore) {
-    let clock = MockClock::new(T0);
-    let (url, seen) = down_helper(clock.clone()).await;
-    let (state, task) = leader(&store, &clock, &url).await;
-    // An interval whose reports are all aggregated (a bucket of 12), and a
-    // collection job for it: the leader asks the helper for its share.
+/// Aggregates `REPORTS` reports into the bucket of `T0` (an aggregation
+/// job leased and committed), so that the interval can be collected.
+async fn aggregated_interval(state: &DapState, task: &DapTask) {
     let vdaf = Prio3Count::new_count(2).unwrap();
     let mut tx = state.store().begin().await.unwrap();
     tx.create_job(&task.task_id, &[2; 16], 100, T0)
@@ -195,16 +199,20 @@ async fn retries_back_off(store: Datastore) {
         .unwrap()
         .unwrap();
     tx.commit().await.unwrap();
-    assert!(commit_job(&state, &task, &vdaf, &job, shares(&task))
+    assert!(commit_job(state, task, &vdaf, &job, shares(task))
         .await
         .unwrap());
-    let start = task.bucket_of(T0);
+}
+
+/// Stores a new collection job `id` of `task` for the bucket of `T0`,
+/// created at `created_at`.
+async fn collection_job(state: &DapState, task_id: TaskId, id: u8, created_at: u64) {
     let mut tx = state.store().begin().await.unwrap();
     tx.put_collection_job(
         &CollectionJobRow {
-            task_id: task.task_id,
-            collection_job_id: [3; 16],
-            batch_start: start,
+            task_id,
+            collection_job_id: [id; 16],
+            batch_start: T0 - T0 % 60,
             batch_duration: 60,
             aggregation_param: Vec::new(),
             state: CollectionState::Start,
@@ -213,11 +221,22 @@ async fn retries_back_off(store: Datastore) {
             helper_share: None,
             failure: None,
         },
-        T0,
+        created_at,
     )
     .await
     .unwrap();
     tx.commit().await.unwrap();
+}
+
+async fn retries_back_off(store: Datastore) {
+    let clock = MockClock::new(T0);
+    let (url, seen) = down_helper(clock.clone()).await;
+    let (state, task) = leader(&store, &clock, &url).await;
+    // An interval whose reports are all aggregated (a bucket of 12), and a
+    // collection job for it: the leader asks the helper for its share.
+    aggregated_interval(&state, &task).await;
+    assert_eq!(task.bucket_of(T0), T0 - T0 % 60);
+    collection_job(&state, task.task_id, 3, T0).await;
 
     // Two simulated minutes, the driver ticking twice a second.
     for half_seconds in 0..240u64 {
@@ -250,6 +269,59 @@ async fn retries_back_off(store: Datastore) {
     );
 }
 
+/// A collection job that cannot be driven (its task's stored row no longer
+/// reads: here corrupted by hand) is leased first; the good job behind it
+/// is still driven in the same tick, and the tick itself succeeds. Before,
+/// the first failing job ended the whole tick with an error.
+async fn one_bad_job_stops_nothing(store: Datastore, url_of_store: String) {
+    let clock = MockClock::new(T0);
+    let (url, seen) = down_helper(clock.clone()).await;
+    let (state, task) = leader(&store, &clock, &url).await;
+    aggregated_interval(&state, &task).await;
+
+    // A second task, whose stored parameters are then made unreadable.
+    let bad = TaskId::from([8u8; 32]);
+    let (_, row) = DapTask::provision(&task_request(bad, &url)).unwrap();
+    let mut tx = state.store().begin().await.unwrap();
+    assert!(tx.put_task(&row, clock.now()).await.unwrap());
+    tx.commit().await.unwrap();
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&url_of_store).await.unwrap();
+    let corrupt = if url_of_store.starts_with("sqlite:") {
+        "UPDATE dap_tasks SET parameters = 'not json' WHERE task_id = ?1"
+    } else {
+        "UPDATE dap_tasks SET parameters = 'not json' WHERE task_id = $1"
+    };
+    sqlx::query(corrupt)
+        .bind(bad.as_ref().to_vec())
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    collection_job(&state, bad, 4, T0 - 10).await;
+    collection_job(&state, task.task_id, 3, T0).await;
+    tick(&state)
+        .await
+        .expect("one bad job does not fail the tick");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the good job reached the helper in the same tick"
+    );
+    let bad_job = state
+        .store()
+        .collection_job(&bad, &[4; 16])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        bad_job.state,
+        CollectionState::Start,
+        "backed off, not lost"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_lease_takeover_counts_a_job_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -259,6 +331,25 @@ async fn sqlite_lease_takeover_counts_a_job_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_lease_takeover_counts_a_job_once() {
     lease_takeover(postgres("dap lease takeover").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_one_bad_collection_job_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hetally.db").display());
+    one_bad_job_stops_nothing(sqlite(&dir).await, url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_bad_collection_job_stops_nothing() {
+    let url = hetally_tests::postgres_database("dap one bad collection job");
+    let store = Datastore::open(&StoreConfig::Postgres {
+        url: url.clone(),
+        max_connections: 4,
+    })
+    .await
+    .unwrap();
+    one_bad_job_stops_nothing(store, url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -310,6 +310,32 @@ async fn sqlite_store() {
     suite(store).await;
 }
 
+/// The data directory and the database (with its WAL) are created
+/// owner-only: they hold every report and the tasks' secrets.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("new").join("data");
+    let store = Datastore::open(&StoreConfig::Sqlite {
+        data_dir: data_dir.clone(),
+    })
+    .await
+    .unwrap();
+    store.put_task(&task(1)).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir), 0o700, "data directory");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    // The database and its WAL (and shared-memory index) at least.
+    assert!(files >= 2, "{files} files in the data directory");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store() {
     let url = hetally_tests::postgres_database("server datastore suite");

@@ -463,41 +463,13 @@ async fn drive_collections(state: &DapState) -> Result<bool, DapError> {
         let Some(leased) = leased else {
             break;
         };
-        let job = &leased.job;
-        let task = state.task(&job.task_id).await?;
-        let end = job.batch_start + job.batch_duration;
-        if state
-            .store()
-            .unaggregated_reports(&job.task_id, job.batch_start, end)
-            .await?
-            > 0
-        {
-            let mut tx = state.store().begin().await?;
-            tx.back_off_collection(
-                &leased,
-                state.clock.now(),
-                policy,
-                Some(state.driver.not_ready_wait_secs),
-            )
-            .await?;
-            tx.commit().await?;
-            continue;
-        }
-        match finish_collection(state, &task, &leased).await {
-            Ok(()) => busy = true,
-            Err(e) if policy.exhausted(leased.lease.attempts) => {
-                tracing::warn!(task_id = %job.task_id, attempts = leased.lease.attempts, error = %e, "collection job given up");
-                let mut failed = job.clone();
-                failed.state = CollectionState::Failed;
-                failed.failure = Some(CollectionFailure::GaveUp {
-                    attempts: leased.lease.attempts,
-                    detail: e.to_string(),
-                });
-                conclude(state, &task, &leased, &failed).await?;
-                busy = true;
-            }
+        // One job's failure (its task unreadable, a query on its batch
+        // failing) backs that job off and never stops the others.
+        match drive_collection(state, &leased).await {
+            Ok(progress) => busy |= progress,
             Err(e) => {
-                tracing::warn!(task_id = %job.task_id, attempts = leased.lease.attempts, error = %e, "collection job not finished; it will be retried after a backoff");
+                let job = &leased.job;
+                tracing::warn!(task_id = %job.task_id, attempts = leased.lease.attempts, error = %e, "collection job could not be driven; it will be retried after a backoff");
                 let mut tx = state.store().begin().await?;
                 tx.back_off_collection(&leased, state.clock.now(), policy, None)
                     .await?;
@@ -506,6 +478,55 @@ async fn drive_collections(state: &DapState) -> Result<bool, DapError> {
         }
     }
     Ok(busy)
+}
+
+/// Drives one leased collection job: waits (backing off) while its batch
+/// has unaggregated reports, else finishes it, giving up once its
+/// attempts are spent. True if the job concluded.
+async fn drive_collection(state: &DapState, leased: &LeasedCollection) -> Result<bool, DapError> {
+    let policy = &state.driver.collection;
+    let job = &leased.job;
+    let task = state.task(&job.task_id).await?;
+    let end = job.batch_start + job.batch_duration;
+    if state
+        .store()
+        .unaggregated_reports(&job.task_id, job.batch_start, end)
+        .await?
+        > 0
+    {
+        let mut tx = state.store().begin().await?;
+        tx.back_off_collection(
+            leased,
+            state.clock.now(),
+            policy,
+            Some(state.driver.not_ready_wait_secs),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(false);
+    }
+    match finish_collection(state, &task, leased).await {
+        Ok(()) => Ok(true),
+        Err(e) if policy.exhausted(leased.lease.attempts) => {
+            tracing::warn!(task_id = %job.task_id, attempts = leased.lease.attempts, error = %e, "collection job given up");
+            let mut failed = job.clone();
+            failed.state = CollectionState::Failed;
+            failed.failure = Some(CollectionFailure::GaveUp {
+                attempts: leased.lease.attempts,
+                detail: e.to_string(),
+            });
+            conclude(state, &task, leased, &failed).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::warn!(task_id = %job.task_id, attempts = leased.lease.attempts, error = %e, "collection job not finished; it will be retried after a backoff");
+            let mut tx = state.store().begin().await?;
+            tx.back_off_collection(leased, state.clock.now(), policy, None)
+                .await?;
+            tx.commit().await?;
+            Ok(false)
+        }
+    }
 }
 
 async fn finish_collection(

@@ -175,18 +175,38 @@ fn release_from_row(row: &AnyRow, aggregate: Option<Vec<u8>>) -> Result<ReleaseR
     })
 }
 
+/// Creates the data directory (mode 0700) and the database file (mode
+/// 0600) where they do not exist yet, so that reports, task secrets and
+/// the admin token are readable by the server's user alone. SQLite gives
+/// its `-wal` and `-shm` files the database file's mode. Existing paths
+/// keep the mode an operator gave them.
+fn create_owner_only(data_dir: &std::path::Path, db: &std::path::Path) -> Result<(), StoreError> {
+    let io = |what: &str, path: &std::path::Path, e: std::io::Error| {
+        StoreError::Io(format!("cannot create {what} {}: {e}", path.display()))
+    };
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        dir.mode(0o700);
+        file.mode(0o600);
+    }
+    dir.create(data_dir)
+        .map_err(|e| io("data directory", data_dir, e))?;
+    file.open(db).map_err(|e| io("database file", db, e))?;
+    Ok(())
+}
+
 impl SqlStore {
     pub(super) async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         match config {
             StoreConfig::Sqlite { data_dir } => {
-                std::fs::create_dir_all(data_dir).map_err(|e| {
-                    StoreError::Io(format!(
-                        "cannot create data directory {}: {e}",
-                        data_dir.display()
-                    ))
-                })?;
                 let path = data_dir.join(DB_FILE);
+                create_owner_only(data_dir, &path)?;
                 let url = format!("sqlite://{}?mode=rwc", path.display());
                 let writer = AnyPoolOptions::new()
                     .max_connections(1)
