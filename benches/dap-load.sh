@@ -78,6 +78,8 @@ start_server() {
     psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
     dbs+=("$db")
     args+=(--database-url "postgres://postgres@127.0.0.1:5432/$db")
+    # PostgreSQL needs a datastore key (sealing DAP task secrets).
+    export HETALLY_DATASTORE_KEYS="${HETALLY_DATASTORE_KEYS:-$(head -c 32 /dev/urandom | basenc --base64url)}"
   fi
   "$server_bin" "${args[@]}" >"$work/$name.out" 2>>"$work/$name.log" &
   pids+=($!)

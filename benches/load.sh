@@ -4,6 +4,7 @@
 #   benches/load.sh [--store sqlite|postgres] [--replicas N] [--reports N]
 #                   [--concurrency C] [--aggregate collect|jobs]
 #                   [--measurement M] [--job-size N] [--input-proofs]
+#                   [--server-args "ARGS"]
 #
 # Tasks are created with --no-input-proofs unless --input-proofs is given:
 # the figures are then those of the storage and summing path alone (the
@@ -24,13 +25,23 @@
 #      the `collect` that then merges the partial sums.
 # 3. Decrypts the release and checks it against the truth.
 #
+# During the upload phase `/healthz` is probed every 50 ms (its slowest and
+# median answer times are reported), and afterwards the replicas' 429s are
+# read from `/metrics` (`hetally_shed_total`, and the mean verification
+# batch from `hetally_verify_batch_reports`, when the server serves them).
+# --server-args passes flags to every replica, e.g. small queues for an
+# overload run: --server-args "--verify-queue-reports 16". The simulating
+# client honours Retry-After, so a 429 costs time, never a report: the
+# release must still equal the truth.
+#
 # Prints a `RESULT` line with the figures. Data goes under a temporary
-# directory that is removed at the end (set KEEP=1 to keep it).
+# directory that is removed at the end (set KEEP=1 to keep it). SKIP_BUILD=1
+# runs the release binaries already in the target directory as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 store=sqlite replicas=1 reports=100000 concurrency=64 aggregate=collect
-measurement=count job_size=5000 proofs=(--no-input-proofs)
+measurement=count job_size=5000 proofs=(--no-input-proofs) server_args=
 while (($#)); do
   case $1 in
     --store) store=$2; shift 2 ;;
@@ -41,7 +52,8 @@ while (($#)); do
     --measurement) measurement=$2; shift 2 ;;
     --job-size) job_size=$2; shift 2 ;;
     --input-proofs) proofs=(); shift ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --server-args) server_args=$2; shift 2 ;;
+    -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +63,8 @@ if [[ $store == sqlite && $replicas != 1 ]]; then
   echo "load.sh: several replicas need --store postgres" >&2; exit 2
 fi
 
-cargo build --release --quiet --bins
+# SKIP_BUILD=1: use the release binaries already built (repeated runs).
+[[ ${SKIP_BUILD:-0} == 1 ]] || cargo build --release --quiet --bins
 bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=$(mktemp -d /tmp/hetally-load.XXXXXX)
 pids=()
@@ -70,6 +83,9 @@ trap cleanup EXIT
 if [[ $store == postgres ]]; then
   psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $pg_db" >/dev/null
   db_url="postgres://postgres@127.0.0.1:5432/$pg_db"
+  # PostgreSQL needs a datastore key (sealing DAP task secrets), shared by
+  # the replicas.
+  export HETALLY_DATASTORE_KEYS="${HETALLY_DATASTORE_KEYS:-$(head -c 32 /dev/urandom | basenc --base64url)}"
 fi
 
 # start_replicas JOB_FLAG: starts $replicas servers, fills $urls.
@@ -77,6 +93,8 @@ start_replicas() {
   pids=() urls=()
   for i in $(seq "$replicas"); do
     local args=(--data-dir "$work/data" --listen 127.0.0.1:0 --job-size "$job_size" "$@")
+    # shellcheck disable=SC2206 # split on purpose: several flags
+    [[ -n $server_args ]] && args+=($server_args)
     [[ -n $db_url ]] && args+=(--database-url "$db_url")
     "$bin/hetally-server" "${args[@]}" >"$work/server$i.out" 2>>"$work/server$i.log" &
     pids+=($!)
@@ -123,8 +141,34 @@ batch_start=$(( now - now % precision - precision ))
 task=$(sed -n 's/.*"task_id": "\([^"]*\)".*/\1/p' "$work/task.json")
 
 echo "== $store, $replicas replica(s): simulate $reports $measurement reports, concurrency $concurrency" >&2
+# /healthz answer times (seconds), one a line, while the uploads run.
+( while :; do
+    curl -s -o /dev/null -m 10 -w '%{time_total}\n' "${urls[0]}/healthz" || echo fail
+    sleep 0.05
+  done ) >"$work/healthz.txt" 2>/dev/null &
+probe=$!
 "$bin/hetally-client" simulate --server "$server_list" --task "$task" --reports "$reports" \
   --concurrency "$concurrency" --time "$batch_start" --truth-out "$work/truth.json" --json >"$work/sim.json"
+kill "$probe" 2>/dev/null || true
+wait "$probe" 2>/dev/null || true
+read -r hz_n hz_p50 hz_max hz_fail < <(python3 - "$work/healthz.txt" <<'PY'
+import sys
+lines = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+ok = sorted(float(l) * 1e3 for l in lines if l != "fail")
+fail = len(lines) - len(ok)
+p50 = ok[len(ok) // 2] if ok else float("nan")
+print(len(lines), "%.1f" % p50, "%.1f" % (ok[-1] if ok else float("nan")), fail)
+PY
+)
+shed=0 vsum=0 vcount=0
+for u in "${urls[@]}"; do
+  read -r n s c < <(curl -s -H "Authorization: Bearer $(cat "$work/data/admin.token")" "$u/metrics" |
+    awk '/^hetally_shed_total/ { n += $NF } /^hetally_verify_batch_reports_sum/ { s += $NF }
+         /^hetally_verify_batch_reports_count/ { c += $NF } END { print n + 0, s + 0, c + 0 }')
+  shed=$((shed + n)) vsum=$((vsum + ${s%.*})) vcount=$((vcount + ${c%.*}))
+done
+batch=$(python3 -c "import sys; s, c = map(float, sys.argv[1:]); print('%.1f' % (s / c) if c else 'n/a')" "$vsum" "$vcount")
+echo "   /healthz during uploads: $hz_n probes, median $hz_p50 ms, slowest $hz_max ms, $hz_fail failed; 429s: $shed; mean verification batch: $batch reports" >&2
 rate=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f %.1f %.1f" % (d["uploads_per_second"], d["encrypt_seconds"], d["upload_seconds"]))' "$work/sim.json")
 read -r ups enc_s up_s <<<"$rate"
 echo "   uploads/s $ups (encrypt $enc_s s, upload $up_s s)" >&2
@@ -157,4 +201,4 @@ if truth["values"] != got["values"] or truth["report_count"] != got["report_coun
     sys.exit("load.sh: the release does NOT equal the truth")
 PY
 total=$(python3 -c "print('%.2f' % ($jobs_s + $collect_s))")
-echo "RESULT proofs=$([[ ${#proofs[@]} == 0 ]] && echo on || echo off) store=$store replicas=$replicas measurement=$measurement reports=$reports concurrency=$concurrency uploads_per_s=$ups encrypt_s=$enc_s upload_s=$up_s aggregate=$aggregate jobs_s=$jobs_s collect_s=$collect_s aggregation_s=$total exact=yes"
+echo "RESULT proofs=$([[ ${#proofs[@]} == 0 ]] && echo on || echo off) store=$store replicas=$replicas measurement=$measurement reports=$reports concurrency=$concurrency uploads_per_s=$ups encrypt_s=$enc_s upload_s=$up_s shed_429=$shed verify_batch_mean=$batch healthz_p50_ms=$hz_p50 healthz_max_ms=$hz_max healthz_failed=$hz_fail aggregate=$aggregate jobs_s=$jobs_s collect_s=$collect_s aggregation_s=$total exact=yes"

@@ -18,9 +18,10 @@ use serde_json::json;
 
 use crate::simulate::random_seed;
 use crate::{
-    fetch_task, parse_server_url, parse_server_urls, simulate, AdminClient, Client, ClientError,
-    CollectorClient, RetryPolicy, SimulateOptions,
+    fetch_task_with, parse_server_url, parse_server_urls, simulate, AdminClient, Client,
+    ClientError, ClientOptions, CollectorClient, RetryPolicy, SimulateOptions,
 };
+use hetally_client_core::Arithmetic;
 
 /// Send encrypted measurements to a hetally server, manage tasks, collect
 /// releases.
@@ -32,6 +33,11 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(name = "hetally-client", version, about, long_about)]
 pub struct Cli {
+    /// A PEM file of CA certificates to trust for https:// servers besides
+    /// the system's (a server whose certificate a private CA signed, or a
+    /// self-signed one).
+    #[arg(long, global = true, env = "HETALLY_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -155,6 +161,13 @@ struct TaskCreateArgs {
     /// makes the task's CRS when the task is created).
     #[arg(long)]
     no_input_proofs: bool,
+    /// Seconds after which a report is too old to be accepted (the server
+    /// answers reportExpired) and the reports of intervals never released
+    /// are deleted by the server's garbage collector; at least the time
+    /// precision. Not part of the task id [default: the server's
+    /// --report-expiry-age-secs, 7 days].
+    #[arg(long)]
+    report_expiry_age_secs: Option<u64>,
     /// Also write the collector token to this file (mode 0600).
     #[arg(long)]
     token_out: Option<PathBuf>,
@@ -365,6 +378,9 @@ fn print_task(info: &TaskInfo) {
         info.min_batch_size, info.max_batch_size
     );
     println!("time precision:  {} s", info.time_precision);
+    if info.report_expiry_age > 0 {
+        println!("report expiry:   {} s", info.report_expiry_age);
+    }
     println!("dp:              {}", info.dp);
     println!("relation:        {}", info.relation);
     println!("guarantee:       {}", info.guarantee);
@@ -387,12 +403,18 @@ fn print_task(info: &TaskInfo) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let options = match &cli.ca_file {
+        Some(path) => ClientOptions::new().with_ca_file(path)?,
+        None => ClientOptions::new(),
+    };
+    let options = &options;
     match cli.command {
         #[cfg(feature = "dap")]
-        Command::Dap(c) => crate::dap_cli::run(c).await,
-        Command::Task(TaskCommand::Create(a)) => task_create(a).await,
+        Command::Dap(c) => crate::dap_cli::run(c, options).await,
+        Command::Task(TaskCommand::Create(a)) => task_create(a, options).await,
         Command::Task(TaskCommand::Get(a)) => {
-            let (info, _) = fetch_task(&server(&a.server)?, &task_id(&a.task)?).await?;
+            let (info, _) =
+                fetch_task_with(&server(&a.server)?, &task_id(&a.task)?, options).await?;
             if a.json {
                 print_json(&info);
             } else {
@@ -402,7 +424,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Task(TaskCommand::List(a)) => {
-            let admin = AdminClient::new(server(&a.server)?, read_token(&a.admin_token_file)?)?;
+            let admin = AdminClient::with_options(
+                server(&a.server)?,
+                read_token(&a.admin_token_file)?,
+                options,
+            )?;
             let list = admin.list_tasks().await?;
             if a.json {
                 print_json(&list);
@@ -418,7 +444,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Send(a) => {
-            let client = Client::connect_replicas(replicas(&a.server)?, task_id(&a.task)?).await?;
+            let client = Client::connect_with_options(
+                replicas(&a.server)?,
+                task_id(&a.task)?,
+                Arithmetic::fastest(),
+                options,
+            )
+            .await?;
             let values = client
                 .definition()
                 .measurement
@@ -428,7 +460,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("sent report {id}");
             Ok(())
         }
-        Command::Simulate(a) => simulate_command(a).await,
+        Command::Simulate(a) => simulate_command(a, options).await,
         Command::Collect(a) => {
             if a.out.exists() && !a.force {
                 return Err(usage(format!(
@@ -436,10 +468,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     a.out.display()
                 )));
             }
-            let collector = CollectorClient::new(
+            let collector = CollectorClient::with_options(
                 server(&a.server)?,
                 task_id(&a.task)?,
                 read_token(&a.token_file)?,
+                options,
             )?;
             let release = collector.release(a.start, a.duration).await?;
             keyfile::write_public_file(&a.out, &release.aggregate, a.force).map_err(|e| {
@@ -463,10 +496,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Releases(a) => {
-            let collector = CollectorClient::new(
+            let collector = CollectorClient::with_options(
                 server(&a.server)?,
                 task_id(&a.task)?,
                 read_token(&a.token_file)?,
+                options,
             )?;
             let list = collector.releases().await?;
             if a.json {
@@ -498,10 +532,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Status(a) => {
-            let collector = CollectorClient::new(
+            let collector = CollectorClient::with_options(
                 server(&a.server)?,
                 task_id(&a.task)?,
                 read_token(&a.token_file)?,
+                options,
             )?;
             let status = collector.status().await?;
             if a.json {
@@ -525,7 +560,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
+async fn task_create(a: TaskCreateArgs, options: &ClientOptions) -> Result<(), CliError> {
     // The server parses and checks the key; here only that it is a public
     // key file, so a secret key is never sent by mistake.
     let key = keyfile::read_capped(&a.public_key)
@@ -542,7 +577,11 @@ async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
     if !a.json && matches!(spec, MechanismSpec::GaussianEps { .. }) {
         eprintln!("{}", spec.explain());
     }
-    let admin = AdminClient::new(server(&a.server)?, read_token(&a.admin_token_file)?)?;
+    let admin = AdminClient::with_options(
+        server(&a.server)?,
+        read_token(&a.admin_token_file)?,
+        options,
+    )?;
     let response = admin
         .create_task(&CreateTaskRequest {
             public_key: STANDARD.encode(&key),
@@ -554,6 +593,7 @@ async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
             budget: a.budget,
             input_proofs: Some(!a.no_input_proofs),
             relation: Some(a.relation.name().to_string()),
+            report_expiry_age: a.report_expiry_age_secs,
         })
         .await?;
     if let Some(path) = &a.token_out {
@@ -581,13 +621,18 @@ async fn task_create(a: TaskCreateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn simulate_command(a: SimulateArgs) -> Result<(), CliError> {
-    let client = Client::connect_replicas(replicas(&a.server)?, task_id(&a.task)?)
-        .await?
-        .with_retry(RetryPolicy {
-            attempts: a.attempts.max(1),
-            ..RetryPolicy::default()
-        });
+async fn simulate_command(a: SimulateArgs, options: &ClientOptions) -> Result<(), CliError> {
+    let client = Client::connect_with_options(
+        replicas(&a.server)?,
+        task_id(&a.task)?,
+        Arithmetic::fastest(),
+        options,
+    )
+    .await?
+    .with_retry(RetryPolicy {
+        attempts: a.attempts.max(1),
+        ..RetryPolicy::default()
+    });
     let opts = SimulateOptions {
         reports: a.reports,
         seed: a.seed.unwrap_or_else(random_seed),

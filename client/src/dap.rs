@@ -14,7 +14,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hetally_dap::hpke::{encode_config, CollectorCredential};
-use hetally_dap::messages::{Duration as DapDuration, HpkeConfig, Interval, Query, TaskId, Time};
+use hetally_dap::messages::{
+    CollectionJobId, Duration as DapDuration, HpkeConfig, Interval, Query, TaskId, Time,
+};
 use hetally_dap::vdaf::{signed, DapVdaf, DpStrategy, VdafSpec};
 pub use janus_collector::ExponentialBackoff;
 use janus_collector::{AuthenticationToken, Collector};
@@ -328,6 +330,7 @@ async fn upload_typed<V>(
     measurements: Vec<V::Measurement>,
     concurrency: usize,
     progress: &indicatif::ProgressBar,
+    http: &reqwest::Client,
 ) -> Result<u64, DapClientError>
 where
     V: prio::vdaf::Client<16> + Clone + Send + Sync + 'static,
@@ -337,13 +340,15 @@ where
     let mut clients = Vec::with_capacity(concurrency);
     for _ in 0..concurrency.min(measurements.len().max(1)) {
         clients.push(
-            janus_client::Client::new(
+            janus_client::Client::builder(
                 task_id,
                 leader.clone(),
                 helper.clone(),
                 DapDuration::from_seconds(time_precision),
                 vdaf.clone(),
             )
+            .with_http_client(http.clone())
+            .build()
             .await
             .map_err(|e| DapClientError::Upload(e.to_string()))?,
         );
@@ -389,6 +394,7 @@ pub async fn upload(
     measurements: Vec<DapMeasurement>,
     concurrency: usize,
     progress: bool,
+    http: &reqwest::Client,
 ) -> Result<u64, DapClientError> {
     let task_id: TaskId = task_id.parse().map_err(|_| {
         DapClientError::Usage(format!("task id {task_id:?} is not base64url of 32 bytes"))
@@ -419,6 +425,7 @@ pub async fn upload(
                 ms,
                 concurrency,
                 &bar,
+                http,
             )
             .await
         }};
@@ -461,6 +468,7 @@ pub fn poll_backoff(max_wait: Duration) -> ExponentialBackoff {
 
 async fn collect_typed<V, F>(
     collector: Collector<V>,
+    job_id: CollectionJobId,
     interval: Interval,
     to_vec: F,
 ) -> Result<(u64, Vec<u128>), DapClientError>
@@ -468,10 +476,18 @@ where
     V: prio::vdaf::Collector<AggregationParam = ()>,
     F: FnOnce(V::AggregateResult) -> Vec<u128>,
 {
-    let c = collector
-        .collect(Query::new_time_interval(interval), &())
+    // PUT with the caller's job id: the leader answers a repeated, identical
+    // PUT of an existing job with 201 again, so this starts the job or
+    // resumes it, and then polls it.
+    let job = collector
+        .start_collection_with_id(job_id, Query::new_time_interval(interval), &())
         .await
-        .map_err(|e| DapClientError::Collect(e.to_string()))?;
+        .map_err(|e| DapClientError::Collect(format!("starting collection job {job_id}: {e}")))?;
+    let c = collector.poll_until_complete(&job).await.map_err(|e| {
+        DapClientError::Collect(format!(
+            "collection job {job_id}: {e} (resume it with --job-id {job_id})"
+        ))
+    })?;
     let count = c.report_count();
     // AggregateResult is not Clone for every VDAF; take it by value.
     let result = into_result(c);
@@ -487,10 +503,29 @@ where
     c.aggregate_result().clone()
 }
 
+/// A fresh random collection job id (base64url of 16 bytes), for
+/// [`collect`]. Keep it until the collection is done: the same id resumes
+/// the job, where a new one would be refused (`batchQueriedTooManyTimes`)
+/// once the leader has started the first.
+pub fn new_collection_job_id() -> String {
+    random_b64(16)
+}
+
+/// Parses a collection job id (base64url of 16 bytes).
+pub fn parse_collection_job_id(text: &str) -> Result<CollectionJobId, DapClientError> {
+    text.parse().map_err(|_| {
+        DapClientError::Usage(format!(
+            "collection job id {text:?} is not base64url of 16 bytes"
+        ))
+    })
+}
+
 /// Collects `[start, start + duration)` of a task with `janus_collector`
 /// and the collector's credential, polling the collection job on the
 /// schedule `backoff` (usually [`poll_backoff`]; the load benchmark polls
 /// every 50 ms, so that the schedule does not blur the aggregators' time).
+/// The job gets a fresh id; [`collect_with`] takes the id (to resume a
+/// job) and the HTTP client (for extra CA certificates).
 pub async fn collect(
     task_id: &str,
     leader: &Url,
@@ -500,6 +535,38 @@ pub async fn collect(
     duration: u64,
     backoff: ExponentialBackoff,
 ) -> Result<DapCollection, DapClientError> {
+    let http = crate::ClientOptions::default()
+        .http_client()
+        .map_err(|e| DapClientError::Usage(e.to_string()))?;
+    collect_with(
+        task_id,
+        leader,
+        spec,
+        credential,
+        start,
+        duration,
+        backoff,
+        &new_collection_job_id(),
+        &http,
+    )
+    .await
+}
+
+/// [`collect`] as collection job `job_id` (from [`new_collection_job_id`];
+/// the same id again resumes the job, finished or not) over `http`.
+#[allow(clippy::too_many_arguments)]
+pub async fn collect_with(
+    task_id: &str,
+    leader: &Url,
+    spec: &VdafSpec,
+    credential: &CollectorCredential,
+    start: u64,
+    duration: u64,
+    backoff: ExponentialBackoff,
+    job_id: &str,
+    http: &reqwest::Client,
+) -> Result<DapCollection, DapClientError> {
+    let job_id = parse_collection_job_id(job_id)?;
     let task_id: TaskId = task_id.parse().map_err(|_| {
         DapClientError::Usage(format!("task id {task_id:?} is not base64url of 32 bytes"))
     })?;
@@ -520,9 +587,10 @@ pub async fn collect(
         ($v:expr, $f:expr) => {{
             let collector = Collector::builder(task_id, leader.clone(), token, keypair, $v)
                 .with_collect_poll_backoff(backoff.clone())
+                .with_http_client(http.clone())
                 .build()
                 .map_err(|e| DapClientError::Collect(e.to_string()))?;
-            collect_typed(collector, interval, $f).await?
+            collect_typed(collector, job_id, interval, $f).await?
         }};
     }
     let (report_count, raw) = match vdaf {
@@ -539,4 +607,61 @@ pub async fn collect(
         values: raw.iter().map(|&v| signed(v, p)).collect(),
         raw,
     })
+}
+
+/// What an aggregator answers a rotation of a task's HPKE configuration
+/// (`POST /dap/tasks/{id}/hpke_configs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HpkeRotation {
+    /// Task id.
+    pub task_id: String,
+    /// The new active configuration, unpadded base64url.
+    pub hpke_config: String,
+    /// Its config id.
+    pub config_id: u8,
+    /// The previous configurations that still decrypt, and until when.
+    pub previous: Vec<RetiringHpkeConfig>,
+}
+
+/// A rotated-out configuration in its grace period.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetiringHpkeConfig {
+    /// Its config id.
+    pub config_id: u8,
+    /// Unix seconds from which it no longer decrypts.
+    pub expires_at: u64,
+}
+
+/// Rotates a task's HPKE configuration on one aggregator (its admin
+/// token): a new configuration becomes the one it serves; the previous
+/// ones keep decrypting for `retire_previous_after` seconds (`None`: the
+/// server's `--hpke-grace-secs`; 0: not at all).
+pub async fn rotate_hpke_config(
+    http: &reqwest::Client,
+    aggregator: &Url,
+    task_id: &str,
+    admin_token: &str,
+    retire_previous_after: Option<u64>,
+) -> Result<HpkeRotation, DapClientError> {
+    let url = aggregator
+        .join(&format!("tasks/{task_id}/hpke_configs"))
+        .map_err(|e| DapClientError::Usage(format!("task id {task_id:?}: {e}")))?;
+    let mut req = http.post(url.clone()).bearer_auth(admin_token);
+    if let Some(secs) = retire_previous_after {
+        req = req.json(&serde_json::json!({ "retire_previous_after_secs": secs }));
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| DapClientError::Server(format!("{url}: {e}")))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        return Err(DapClientError::Server(format!(
+            "rotating the HPKE configuration at {url} failed: {status}: {text}"
+        )));
+    }
+    resp.json()
+        .await
+        .map_err(|e| DapClientError::Server(format!("{url}: unreadable answer: {e}")))
 }

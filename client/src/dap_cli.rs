@@ -11,6 +11,7 @@ use rand::SeedableRng;
 
 use crate::cli::CliError;
 use crate::dap::{self, DapClientError, DapMeasurement, DapTaskConfig};
+use crate::ClientOptions;
 
 /// DAP subcommands.
 #[derive(Debug, Subcommand)]
@@ -36,6 +37,36 @@ pub enum DapCommand {
     ///
     /// Example: hetally-client dap collect --leader http://a:8080/dap/ --task TASK_ID --vdaf prio3histogram:10 --collector-credential keys/collector-credential.json --start 1700000000 --duration 3600
     Collect(CollectArgs),
+    /// Rotate a task's HPKE configuration on one aggregator (its admin
+    /// token): the aggregator makes a new key pair and serves its
+    /// configuration from then on; the previous ones keep decrypting
+    /// reports for the grace period (the server's --hpke-grace-secs, or
+    /// --retire-previous-after), then uploads naming them get
+    /// outdatedConfig. Run it on the leader and on the helper separately.
+    ///
+    /// Example: hetally-client dap hpke-rotate --aggregator http://a:8080/dap/ --admin-token-file a/admin.token --task TASK_ID
+    HpkeRotate(HpkeRotateArgs),
+}
+
+/// Arguments of `dap hpke-rotate`.
+#[derive(Debug, Args)]
+pub struct HpkeRotateArgs {
+    /// The aggregator's DAP endpoint (`http://HOST:PORT/dap/`).
+    #[arg(long)]
+    aggregator: String,
+    /// Its admin token file.
+    #[arg(long)]
+    admin_token_file: PathBuf,
+    /// Task id (base64url).
+    #[arg(long, allow_hyphen_values = true)]
+    task: String,
+    /// Seconds the previous configurations keep decrypting [default: the
+    /// server's --hpke-grace-secs]; 0 retires them at once.
+    #[arg(long)]
+    retire_previous_after: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where a task lives and what it measures.
@@ -151,9 +182,17 @@ pub struct CollectArgs {
     /// Batch interval length, seconds (a multiple of the precision).
     #[arg(long)]
     duration: u64,
-    /// Give up after this many seconds of polling.
+    /// Give up after this many seconds of polling. The collection job
+    /// goes on at the leader: run the command again with the --job-id it
+    /// printed to pick up its result.
     #[arg(long, default_value_t = 300)]
     max_wait: u64,
+    /// Resume the collection job with this id (base64url, printed on
+    /// stderr when a collection starts) instead of starting a new one. The
+    /// interval must be the same; asking for it under a new id once a job
+    /// holds it is refused (batchQueriedTooManyTimes).
+    #[arg(long, allow_hyphen_values = true)]
+    job_id: Option<String>,
 }
 
 impl From<DapClientError> for CliError {
@@ -185,8 +224,9 @@ fn spec(text: &str) -> Result<VdafSpec, CliError> {
     text.parse().map_err(|e| usage(format!("--vdaf: {e}")))
 }
 
-/// Runs a `dap` subcommand.
-pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
+/// Runs a `dap` subcommand, connecting with `options` (CA certificates).
+pub async fn run(cmd: DapCommand, options: &ClientOptions) -> Result<(), CliError> {
+    let http = options.http_client()?;
     match cmd {
         DapCommand::TaskCreate(a) => {
             let cred = CollectorCredential::from_json(&read(&a.collector_credential)?)
@@ -208,7 +248,7 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 Ok(String::from_utf8_lossy(&read(p)?).trim().to_string())
             };
             let task = dap::provision(
-                &reqwest::Client::new(),
+                &http,
                 &config,
                 &token(&a.leader_admin_token_file)?,
                 &token(&a.helper_admin_token_file)?,
@@ -242,6 +282,7 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 vec![m],
                 1,
                 false,
+                &http,
             )
             .await?;
             println!("uploaded 1 report");
@@ -277,6 +318,7 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 ms,
                 a.concurrency,
                 true,
+                &http,
             )
             .await?;
             let secs = started.elapsed().as_secs_f64();
@@ -294,11 +336,53 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        DapCommand::HpkeRotate(a) => {
+            let token = String::from_utf8_lossy(&read(&a.admin_token_file)?)
+                .trim()
+                .to_string();
+            let r = dap::rotate_hpke_config(
+                &http,
+                &dap::endpoint(&a.aggregator)?,
+                &a.task,
+                &token,
+                a.retire_previous_after,
+            )
+            .await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                println!("task id      {}", r.task_id);
+                println!("config id    {} (active)", r.config_id);
+                println!("hpke config  {}", r.hpke_config);
+                for p in &r.previous {
+                    println!(
+                        "config id    {} decrypts until {}",
+                        p.config_id, p.expires_at
+                    );
+                }
+            }
+            Ok(())
+        }
         DapCommand::Collect(a) => {
             let spec = spec(&a.vdaf)?;
             let cred = CollectorCredential::from_json(&read(&a.collector_credential)?)
                 .map_err(|e| usage(e.to_string()))?;
-            let c = dap::collect(
+            let job_id = match a.job_id {
+                Some(id) => {
+                    dap::parse_collection_job_id(&id)?;
+                    eprintln!("resuming collection job {id}");
+                    id
+                }
+                None => {
+                    let id = dap::new_collection_job_id();
+                    eprintln!(
+                        "collection job {id} (if this command stops before the result, run it \
+                         again with --job-id {id})"
+                    );
+                    id
+                }
+            };
+            let c = dap::collect_with(
                 &a.task,
                 &dap::endpoint(&a.leader)?,
                 &spec,
@@ -306,9 +390,12 @@ pub async fn run(cmd: DapCommand) -> Result<(), CliError> {
                 a.start,
                 a.duration,
                 dap::poll_backoff(Duration::from_secs(a.max_wait)),
+                &job_id,
+                &http,
             )
             .await?;
             let body = serde_json::json!({
+                "job_id": job_id,
                 "report_count": c.report_count,
                 "start": c.start,
                 "duration": c.duration,

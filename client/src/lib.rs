@@ -47,8 +47,10 @@ pub use simulate::{simulate, SimulateOptions, SimulateSummary};
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The server could not be reached (after retries, for uploads).
-    #[error("cannot reach {url}: {source}")]
+    /// The server could not be reached (after retries, for uploads). The
+    /// message carries the whole cause chain (for HTTPS, say, "invalid
+    /// peer certificate: UnknownIssuer").
+    #[error("cannot reach {url}: {}", error_chain(source))]
     Unreachable {
         /// The URL.
         url: String,
@@ -109,6 +111,22 @@ impl ClientError {
     }
 }
 
+/// An error and its sources, joined with ": " (reqwest's own message
+/// names the URL, not why the request failed).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = e.source();
+    }
+    text
+}
+
 /// Joins a path to the server's base URL.
 fn endpoint(base: &Url, path: &str) -> Result<Url, ClientError> {
     let mut base = base.clone();
@@ -136,15 +154,69 @@ pub fn parse_server_url(s: &str) -> Result<Url, ClientError> {
     Ok(url)
 }
 
-/// Builds the HTTP client every hetally client uses.
+/// How the clients connect to servers: today, CA certificates trusted
+/// for HTTPS besides the system's (a server with a private CA or a
+/// self-signed certificate). The default trusts the system's roots only.
+///
+/// ```no_run
+/// # fn main() -> Result<(), hetally_client::ClientError> {
+/// let options = hetally_client::ClientOptions::new()
+///     .with_ca_file(std::path::Path::new("/etc/hetally/ca.pem"))?;
+/// # let _ = options; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    extra_roots: Vec<reqwest::Certificate>,
+}
+
+impl ClientOptions {
+    /// The system's roots only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also trusts every certificate in `pem` (one or more PEM
+    /// `CERTIFICATE` blocks).
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, ClientError> {
+        let roots = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ClientError::Usage(format!("CA certificates: {e}")))?;
+        if roots.is_empty() {
+            return Err(ClientError::Usage(
+                "CA certificates: no PEM \"BEGIN CERTIFICATE\" block found".into(),
+            ));
+        }
+        self.extra_roots.extend(roots);
+        Ok(self)
+    }
+
+    /// Also trusts every certificate in the PEM file at `path`.
+    pub fn with_ca_file(self, path: &std::path::Path) -> Result<Self, ClientError> {
+        let pem = std::fs::read(path)
+            .map_err(|e| ClientError::Usage(format!("CA file {}: {e}", path.display())))?;
+        self.with_ca_pem(&pem)
+            .map_err(|e| ClientError::Usage(format!("CA file {}: {e}", path.display())))
+    }
+
+    /// The HTTP client every hetally client uses, with these options (the
+    /// DAP mode hands it to `janus_client` and `janus_collector`).
+    pub fn http_client(&self) -> Result<reqwest::Client, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600))
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("hetally-client/", env!("CARGO_PKG_VERSION")));
+        if !self.extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(self.extra_roots.iter().cloned());
+        }
+        builder
+            .build()
+            .map_err(|e| ClientError::Usage(format!("cannot start the HTTP client: {e}")))
+    }
+}
+
+/// Builds the HTTP client with the default options.
 fn http_client() -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(600))
-        .pool_max_idle_per_host(256)
-        .user_agent(concat!("hetally-client/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ClientError::Usage(format!("cannot start the HTTP client: {e}")))
+    ClientOptions::default().http_client()
 }
 
 /// Turns a non-success response into [`ClientError::Server`].
@@ -213,7 +285,16 @@ pub async fn fetch_task(
     server: &Url,
     task_id: &TaskId,
 ) -> Result<(TaskInfo, TaskDefinition), ClientError> {
-    let http = http_client()?;
+    fetch_task_with(server, task_id, &ClientOptions::default()).await
+}
+
+/// [`fetch_task`] with the given connection options.
+pub async fn fetch_task_with(
+    server: &Url,
+    task_id: &TaskId,
+    options: &ClientOptions,
+) -> Result<(TaskInfo, TaskDefinition), ClientError> {
+    let http = options.http_client()?;
     let info: TaskInfo =
         get_json(&http, endpoint(server, &format!("tasks/{task_id}"))?, None).await?;
     let bytes = URL_SAFE_NO_PAD
@@ -226,7 +307,14 @@ pub async fn fetch_task(
 /// Fetches the CRS of a TFHE task with input proofs. The client core checks
 /// it against the hash in the verified definition.
 pub async fn fetch_crs(server: &Url, task_id: &TaskId) -> Result<Vec<u8>, ClientError> {
-    let http = http_client()?;
+    fetch_crs_from(&http_client()?, server, task_id).await
+}
+
+async fn fetch_crs_from(
+    http: &reqwest::Client,
+    server: &Url,
+    task_id: &TaskId,
+) -> Result<Vec<u8>, ClientError> {
     let url = endpoint(server, &format!("tasks/{task_id}/crs"))?;
     let response = send(&url, http.get(url.clone())).await?;
     // TFHE-rs CRSs of the largest tasks are tens of megabytes.
@@ -281,10 +369,21 @@ impl Client {
         task_id: TaskId,
         arithmetic: Arithmetic,
     ) -> Result<Self, ClientError> {
+        Self::connect_with_options(servers, task_id, arithmetic, &ClientOptions::default()).await
+    }
+
+    /// [`Client::connect_with`] with the given connection options (extra
+    /// CA certificates).
+    pub async fn connect_with_options(
+        servers: Vec<Url>,
+        task_id: TaskId,
+        arithmetic: Arithmetic,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         let first = servers
             .first()
             .ok_or_else(|| ClientError::Usage("no server URL given".into()))?;
-        let http = http_client()?;
+        let http = options.http_client()?;
         let url = endpoint(first, &format!("tasks/{task_id}"))?;
         let info = send(&url, http.get(url.clone()))
             .await?
@@ -294,7 +393,7 @@ impl Client {
         let parsed: TaskInfo =
             serde_json::from_slice(&info).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let crs = if parsed.crs_sha256.is_some() {
-            Some(fetch_crs(first, &task_id).await?)
+            Some(fetch_crs_from(&http, first, &task_id).await?)
         } else {
             None
         };
@@ -411,8 +510,17 @@ pub struct AdminClient {
 impl AdminClient {
     /// A client for `server` using the admin token.
     pub fn new(server: Url, token: String) -> Result<Self, ClientError> {
+        Self::with_options(server, token, &ClientOptions::default())
+    }
+
+    /// [`AdminClient::new`] with the given connection options.
+    pub fn with_options(
+        server: Url,
+        token: String,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         Ok(AdminClient {
-            http: http_client()?,
+            http: options.http_client()?,
             server,
             token,
         })
@@ -471,8 +579,18 @@ pub struct CollectorClient {
 impl CollectorClient {
     /// A client for one task using its collector token.
     pub fn new(server: Url, task_id: TaskId, token: String) -> Result<Self, ClientError> {
+        Self::with_options(server, task_id, token, &ClientOptions::default())
+    }
+
+    /// [`CollectorClient::new`] with the given connection options.
+    pub fn with_options(
+        server: Url,
+        task_id: TaskId,
+        token: String,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         Ok(CollectorClient {
-            http: http_client()?,
+            http: options.http_client()?,
             server,
             task_id,
             token,

@@ -25,12 +25,16 @@ use crate::auth::{hash_token, new_token, token_matches};
 use crate::cache::TaskCache;
 use crate::clock::SharedClock;
 use crate::datastore::{Datastore, InsertOutcome, NewReport, StoreError, TaskRecord};
-use crate::writer::{spawn_report_writer, ReportWriter};
+use crate::queue::{Full, QueueLimit};
+use crate::writer::{spawn_report_writer, ReportWriter, WriteError};
 pub use release::ReleaseOutcome;
-use verifier::ReportVerifier;
+use verifier::{ReportVerifier, Verdict};
 
 /// Reports may carry a time at most this many seconds in the future.
 pub const TOLERABLE_CLOCK_SKEW: u64 = 60;
+
+/// Longest report expiry age a task may have, seconds (100 years).
+pub const MAX_REPORT_EXPIRY_AGE: u64 = 100 * 365 * 24 * 3600;
 
 /// Default most reports per release: the slot layout is sized for it.
 pub const DEFAULT_MAX_BATCH_SIZE: u64 = u32::MAX as u64;
@@ -98,6 +102,19 @@ pub enum Error {
         /// Server time.
         now: u64,
     },
+    /// The report's time is older than the task's report expiry age.
+    #[error(
+        "report time {time} is older than the task's report expiry age ({age} s): the oldest \
+         report time accepted now is {oldest}; such reports are no longer collected"
+    )]
+    ReportExpired {
+        /// Report time.
+        time: u64,
+        /// The task's report expiry age, seconds.
+        age: u64,
+        /// The oldest report time accepted now.
+        oldest: u64,
+    },
     /// A report with this id was already accepted.
     #[error("report {0} was already uploaded")]
     ReportReplayed(ReportId),
@@ -159,6 +176,10 @@ pub enum Error {
     /// The release would spend more budget than is left.
     #[error("{0}")]
     BudgetExhausted(String),
+    /// The server is too busy to take the upload now: the verifier's or
+    /// the writer's queue is full. Answered 429 with `Retry-After`.
+    #[error("{0}; the report was not stored")]
+    Overloaded(#[from] Full),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -187,6 +208,8 @@ pub struct TaskState {
     token_hash: [u8; 32],
     /// Unix seconds.
     pub created_at: i64,
+    /// Seconds after which reports expire ([`crate::gc`]).
+    pub report_expiry_age: u64,
     /// Serialises this process's releases of the task.
     release_lock: tokio::sync::Mutex<()>,
 }
@@ -218,6 +241,7 @@ impl TaskState {
             crs: record.crs.clone().map(Arc::new),
             token_hash: record.collector_token_hash,
             created_at: record.created_at,
+            report_expiry_age: record.report_expiry_age,
             release_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -244,6 +268,9 @@ pub struct NewTask {
     pub input_proofs: bool,
     /// The neighbouring relation of the DP guarantee.
     pub relation: Relation,
+    /// Seconds after which reports expire; the server's default if `None`.
+    /// Not part of the definition (nor of the task id).
+    pub report_expiry_age: Option<u64>,
 }
 
 /// Who is asking, among those allowed to read a task's progress.
@@ -277,6 +304,25 @@ pub struct TaskStatus {
     pub budget_spent: Rational,
 }
 
+/// How much the upload queues may hold before uploads are refused with
+/// 429 ([`Error::Overloaded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadQueues {
+    /// Reports waiting for, or in, input proof verification.
+    pub verifier: QueueLimit,
+    /// Reports waiting for, or in, a group commit.
+    pub writer: QueueLimit,
+}
+
+impl Default for UploadQueues {
+    fn default() -> Self {
+        UploadQueues {
+            verifier: QueueLimit::VERIFIER,
+            writer: QueueLimit::WRITER,
+        }
+    }
+}
+
 /// The service's state; see the module docs.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -287,26 +333,40 @@ pub struct Aggregator {
     admin_token_hash: [u8; 32],
     clock: SharedClock,
     noise_seed: Option<[u8; 32]>,
+    default_report_expiry_age: u64,
 }
 
 impl Aggregator {
-    /// Starts the aggregator (and its report writer) on a store. The writer
-    /// stops when the aggregator is dropped and its queue has drained.
+    /// Starts the aggregator (and its report writer) on a store, with the
+    /// default [`UploadQueues`]. The writer stops when the aggregator is
+    /// dropped and its queue has drained.
     pub fn new(
         store: Datastore,
         admin_token_hash: [u8; 32],
         clock: SharedClock,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (writer, handle) = spawn_report_writer(store.clone());
+        Self::with_queues(store, admin_token_hash, clock, UploadQueues::default())
+    }
+
+    /// [`Aggregator::new`] with the upload queues bounded by `queues`.
+    pub fn with_queues(
+        store: Datastore,
+        admin_token_hash: [u8; 32],
+        clock: SharedClock,
+        queues: UploadQueues,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (writer, handle) = spawn_report_writer(store.clone(), queues.writer);
+        let verifier = ReportVerifier::spawn(queues.verifier, store.clone());
         (
             Aggregator {
                 store,
                 writer,
-                verifier: ReportVerifier::spawn(),
+                verifier,
                 tasks: TaskCache::new(),
                 admin_token_hash,
                 clock,
                 noise_seed: None,
+                default_report_expiry_age: crate::gc::DEFAULT_REPORT_EXPIRY_AGE,
             },
             handle,
         )
@@ -320,6 +380,13 @@ impl Aggregator {
     /// `main.rs`).
     pub fn with_insecure_noise_seed(mut self, seed: [u8; 32]) -> Self {
         self.noise_seed = Some(seed);
+        self
+    }
+
+    /// The report expiry age of tasks created without one (the server's
+    /// `--report-expiry-age-secs`).
+    pub fn with_default_report_expiry_age(mut self, seconds: u64) -> Self {
+        self.default_report_expiry_age = seconds;
         self
     }
 
@@ -383,6 +450,18 @@ impl Aggregator {
             input_proofs: new.input_proofs,
             relation: Some(new.relation),
         };
+        let report_expiry_age = new
+            .report_expiry_age
+            .unwrap_or(self.default_report_expiry_age);
+        if report_expiry_age < new.time_precision.max(1)
+            || report_expiry_age > MAX_REPORT_EXPIRY_AGE
+        {
+            return Err(Error::InvalidTask(format!(
+                "report_expiry_age {report_expiry_age} s must be at least the time precision \
+                 ({} s) and at most {MAX_REPORT_EXPIRY_AGE} s (100 years)",
+                new.time_precision
+            )));
+        }
         let public_key = new.public_key;
         let (definition, crs) = tokio::task::spawn_blocking(move || {
             hetally_schemes::define_task(
@@ -403,6 +482,7 @@ impl Aggregator {
             budget_spent: Rational::zero(),
             created_at: self.clock.now_i64(),
             crs,
+            report_expiry_age,
         };
         match self.store.put_task(&record).await {
             Ok(()) => {}
@@ -467,7 +547,10 @@ impl Aggregator {
     }
 
     /// Validates and durably stores one uploaded report. Returns once the
-    /// report is committed.
+    /// report is committed. Refuses it with [`Error::Overloaded`] when the
+    /// verifier's or the writer's queue is full; on a task with input
+    /// proofs, refuses a replay or a report of a released interval before
+    /// verifying its proofs.
     pub async fn upload(&self, task: Arc<TaskState>, body: Vec<u8>) -> Result<ReportId, Error> {
         let now = self.clock.now();
         let cap = report::payload_cap(task.aggregator.max_payload_len());
@@ -486,12 +569,34 @@ impl Aggregator {
                 now,
             });
         }
+        // Expired reports: the garbage collector deletes unreleased reports
+        // before the same cutoff, so one it deleted is never stored again.
+        let oldest = crate::gc::oldest_accepted(now, task.report_expiry_age, precision);
+        if report.time < oldest {
+            return Err(Error::ReportExpired {
+                time: report.time,
+                age: task.report_expiry_age,
+                oldest,
+            });
+        }
         let (report, stored) = if task.aggregator.input_proofs() {
-            // Proofs are verified in batches across concurrent uploads.
-            self.verifier
-                .verify(task.clone(), report)
+            // A place in the verifier's queue first (refusing is cheapest
+            // when overloaded); the verifier looks replays up before it
+            // verifies proofs, in batches across concurrent uploads.
+            let ticket = self.verifier.admit(body.len())?;
+            drop(body);
+            let verdict = self
+                .verifier
+                .verify(task.clone(), report, ticket)
                 .await
-                .map_err(|_| Error::Internal("the report verifier has stopped".into()))?
+                .map_err(|_| Error::Internal("the report verifier has stopped".into()))?;
+            match verdict {
+                Verdict::Checked(report, stored) => (report, stored),
+                Verdict::Refused(report, InsertOutcome::IntervalReleased) => {
+                    return Err(Error::BatchCollected(report.id))
+                }
+                Verdict::Refused(report, _) => return Err(Error::ReportReplayed(report.id)),
+            }
         } else {
             let checker = task.clone();
             tokio::task::spawn_blocking(move || {
@@ -511,16 +616,23 @@ impl Aggregator {
             .map_err(|e| Error::Internal(format!("report check failed: {e}")))?
         };
         let stored = stored.map_err(Error::InvalidReport)?;
+        let bytes = stored.len();
         let outcome = self
             .writer
-            .write(NewReport {
-                task_id: task.id,
-                report_id: report.id,
-                time: report.time,
-                payload: stored,
-            })
+            .write(
+                NewReport {
+                    task_id: task.id,
+                    report_id: report.id,
+                    time: report.time,
+                    payload: stored,
+                },
+                bytes,
+            )
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| match e {
+                WriteError::Full(full) => Error::Overloaded(full),
+                WriteError::Failed(message) => Error::Internal(message.to_string()),
+            })?;
         match outcome {
             InsertOutcome::Stored => Ok(report.id),
             InsertOutcome::Duplicate => Err(Error::ReportReplayed(report.id)),

@@ -15,6 +15,7 @@
 //! encrypted to the collector's HPKE key, make up the collection.
 //!
 //! * [`task`]: the task definition, admin provisioning, body limits;
+//! * [`hpke_keys`]: each task's HPKE key pairs, their rotation and cache;
 //! * [`aggregation`]: checksums, bucket aggregates, sealed shares (both
 //!   roles);
 //! * [`leader`]: the leader's job driver; [`helper`]: the helper's side;
@@ -31,24 +32,33 @@
 pub mod aggregation;
 pub mod handlers;
 pub mod helper;
+pub mod hpke_keys;
 pub mod leader;
 pub mod task;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use hetally_dap::hpke::generate_keypair;
 use hetally_dap::messages::problem_type::DapProblemType;
-use hetally_dap::messages::{Role, TaskId};
+use hetally_dap::messages::{HpkeConfigId, Role, TaskId};
+use rand::Rng;
 use thiserror::Error;
 
 use crate::body::BodyError;
 use crate::cache::TaskCache;
 use crate::clock::SharedClock;
+use crate::datastore::crypter::{Crypter, CrypterError};
 use crate::datastore::dap::{DapStore, StoredReport, UploadOutcome};
 use crate::datastore::{Datastore, StoreError};
 use crate::problem::{respond, ProblemDocument};
-use crate::writer::GroupWriter;
+use crate::queue::QueueLimit;
+use crate::writer::{GroupWriter, WriteError};
+use hpke_keys::{
+    HpkeKeyCache, HpkeKeySet, Rotation, CACHE_TTL, DEFAULT_HPKE_GRACE_SECS, MIN_RELOAD,
+};
 use leader::DriverConfig;
 use task::DapTask;
 
@@ -129,6 +139,15 @@ pub enum DapError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A task's stored secrets could not be sealed or opened with the
+    /// datastore keys.
+    #[error("DAP task {task_id}: {source}")]
+    Secrets {
+        /// The task.
+        task_id: String,
+        /// What went wrong (never key material).
+        source: CrypterError,
+    },
     /// The peer aggregator failed or answered nonsense.
     #[error("peer aggregator: {0}")]
     Peer(String),
@@ -141,6 +160,10 @@ pub enum DapError {
         /// Its detail, or the type's description.
         detail: String,
     },
+    /// The leader's upload queue is full: answered 429 with
+    /// `Retry-After` (DAP-09 defines no problem type for it).
+    #[error("{0}; the report was not stored")]
+    Overloaded(crate::queue::Full),
     /// A bug or an unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -191,7 +214,10 @@ impl DapError {
             DapError::InvalidTask(_) => (StatusCode::BAD_REQUEST, Some(P::InvalidTask)),
             DapError::Peer(_) => (StatusCode::BAD_GATEWAY, None),
             DapError::HelperRefused { kind, .. } => (StatusCode::BAD_REQUEST, Some(*kind)),
-            DapError::Store(_) | DapError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            DapError::Overloaded(_) => (StatusCode::TOO_MANY_REQUESTS, None),
+            DapError::Store(_) | DapError::Secrets { .. } | DapError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, None)
+            }
         }
     }
 
@@ -211,6 +237,9 @@ impl DapError {
                 .unwrap_or("Error")
                 .to_string(),
         );
+        if let DapError::Overloaded(full) = self {
+            doc.retry_after = Some(full.retry_after);
+        }
         doc.task_id = match self {
             DapError::UnrecognizedTask(id) => Some(id.to_string()),
             _ => task_id.map(ToString::to_string),
@@ -265,6 +294,11 @@ pub struct DapState {
     http: reqwest::Client,
     /// The leader's upload group commit.
     uploads: GroupWriter<(TaskId, StoredReport), UploadOutcome>,
+    /// Each task's HPKE key pairs, cached ([`hpke_keys`]).
+    hpke: HpkeKeyCache,
+    /// Seconds rotated-out HPKE configurations keep decrypting by default
+    /// (`--hpke-grace-secs`).
+    pub hpke_grace_secs: u64,
     /// The clock.
     pub clock: SharedClock,
     /// The leader's job driver settings.
@@ -274,40 +308,73 @@ pub struct DapState {
 impl DapState {
     /// DAP state on the server's datastore, and the handle of its upload
     /// writer, which stops once the state is dropped and every queued
-    /// upload is committed (await it on shutdown). Call inside a Tokio
-    /// runtime.
+    /// upload is committed (await it on shutdown). Task secrets are sealed
+    /// and opened with `crypter`. Call inside a Tokio runtime.
     pub fn new(
         store: &Datastore,
         admin_token_hash: [u8; 32],
         clock: SharedClock,
         driver: DriverConfig,
+        crypter: Arc<Crypter>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), DapError> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(driver.peer_timeout_secs))
-            .user_agent(concat!("hetally-server/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("hetally-server/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &driver.helper_ca_file {
+            // Trusted besides the system's roots, for helpers whose
+            // certificate a private CA signed.
+            let pem = std::fs::read(path).map_err(|e| {
+                DapError::Internal(format!("helper CA file {}: {e}", path.display()))
+            })?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|roots| !roots.is_empty())
+                .ok_or_else(|| {
+                    DapError::Internal(format!(
+                        "helper CA file {}: no PEM certificate in it",
+                        path.display()
+                    ))
+                })?;
+            http = http.tls_certs_merge(roots);
+        }
+        let http = http
             .build()
             .map_err(|e| DapError::Internal(format!("HTTP client: {e}")))?;
-        let store = DapStore::new(store);
+        let store = DapStore::new(store, crypter);
         let writer_store = store.clone();
-        let (uploads, handle) = GroupWriter::spawn(move |reports: Vec<(TaskId, StoredReport)>| {
-            let store = writer_store.clone();
-            async move {
-                store
-                    .insert_reports(&reports)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        });
+        let (uploads, handle) = GroupWriter::spawn(
+            "dap_writer",
+            QueueLimit::WRITER,
+            move |reports: Vec<(TaskId, StoredReport)>| {
+                let store = writer_store.clone();
+                async move {
+                    store
+                        .insert_reports(&reports)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            },
+        );
         let state = DapState {
             store,
             admin_token_hash,
             tasks: TaskCache::new(),
             http,
             uploads,
+            hpke: HpkeKeyCache::default(),
+            hpke_grace_secs: DEFAULT_HPKE_GRACE_SECS,
             clock,
             driver,
         };
         Ok((state, handle))
+    }
+
+    /// Bounds the leader's upload queue by `limit` instead of the default
+    /// [`QueueLimit::WRITER`]; a full queue answers 429. Call before the
+    /// state serves requests.
+    pub fn with_upload_queue(mut self, limit: QueueLimit) -> Self {
+        self.uploads = self.uploads.with_limit(limit);
+        self
     }
 
     /// Leader: stores an uploaded report with the next group commit and
@@ -317,10 +384,16 @@ impl DapState {
         task_id: TaskId,
         report: StoredReport,
     ) -> Result<UploadOutcome, DapError> {
+        let bytes = report.public_share.len()
+            + report.leader_input_share.len()
+            + report.helper_encrypted.len();
         self.uploads
-            .write((task_id, report))
+            .write((task_id, report), bytes)
             .await
-            .map_err(|e| DapError::Internal(e.to_string()))
+            .map_err(|e| match e {
+                WriteError::Full(full) => DapError::Overloaded(full),
+                WriteError::Failed(message) => DapError::Internal(message.to_string()),
+            })
     }
 
     /// The store.
@@ -335,6 +408,87 @@ impl DapState {
             .get_or_load(task_id, || self.store.get_task(task_id))
             .await?
             .ok_or(DapError::UnrecognizedTask(*task_id))
+    }
+
+    /// A task's HPKE key pairs: the cached set, read again once it is
+    /// [`CACHE_TTL`] old.
+    pub async fn hpke_keys(&self, task_id: &TaskId) -> Result<Arc<HpkeKeySet>, DapError> {
+        match self.hpke.get(task_id) {
+            Some((set, at)) if at.elapsed() < CACHE_TTL => Ok(set),
+            _ => self.reload_hpke_keys(task_id).await,
+        }
+    }
+
+    /// A task's HPKE key pairs for reports naming `ids` at `now`: if one of
+    /// them is not in the cached set, the set is read again (at most once
+    /// per [`MIN_RELOAD`]), so that a rotation made on another replica is
+    /// seen by the first report that uses it.
+    pub async fn hpke_keys_for(
+        &self,
+        task_id: &TaskId,
+        ids: impl IntoIterator<Item = HpkeConfigId>,
+        now: u64,
+    ) -> Result<Arc<HpkeKeySet>, DapError> {
+        let set = self.hpke_keys(task_id).await?;
+        let fresh = self
+            .hpke
+            .get(task_id)
+            .is_some_and(|(_, at)| at.elapsed() < MIN_RELOAD);
+        if !fresh && ids.into_iter().any(|id| set.get(&id, now).is_none()) {
+            return self.reload_hpke_keys(task_id).await;
+        }
+        Ok(set)
+    }
+
+    async fn reload_hpke_keys(&self, task_id: &TaskId) -> Result<Arc<HpkeKeySet>, DapError> {
+        let loaded = Instant::now();
+        let now = self.clock.now();
+        let keys = self.store.hpke_keys(task_id).await?;
+        if keys.iter().any(|k| k.expires_at.is_some_and(|e| e <= now)) {
+            // Past their grace: delete the private keys now rather than at
+            // the next rotation or restart.
+            let mut tx = self.store.begin().await?;
+            tx.lock_task(task_id).await?;
+            tx.delete_expired_hpke_keys(task_id, now).await?;
+            tx.commit().await?;
+        }
+        let set = Arc::new(HpkeKeySet::new(keys));
+        self.hpke.put(*task_id, set.clone(), loaded);
+        Ok(set)
+    }
+
+    /// Rotates a task's HPKE configuration: a new key pair becomes the
+    /// active one, and the previous ones decrypt for `retire_after` more
+    /// seconds (0: not at all); those already expired are deleted.
+    pub async fn rotate_hpke_config(
+        &self,
+        task_id: &TaskId,
+        retire_after: u64,
+    ) -> Result<Rotation, DapError> {
+        self.task(task_id).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_task(task_id).await?;
+        let taken = tx.hpke_config_ids(task_id).await?;
+        let free: Vec<u8> = (0..=u8::MAX).filter(|id| !taken.contains(id)).collect();
+        if free.is_empty() {
+            return Err(DapError::Conflict(format!(
+                "task {task_id} holds 256 HPKE configurations; retire some first \
+                 (retire_previous_after_secs: 0)"
+            )));
+        }
+        // A random free id, not one a stale client may still hold.
+        let id = free[rand::rngs::OsRng.gen_range(0..free.len())];
+        let keypair = generate_keypair(id).map_err(|e| DapError::Internal(e.to_string()))?;
+        tx.retire_hpke_keys(task_id, now.saturating_add(retire_after), now)
+            .await?;
+        tx.put_hpke_key(task_id, &keypair, now).await?;
+        tx.commit().await?;
+        let keys = self.reload_hpke_keys(task_id).await?;
+        Ok(Rotation {
+            config: keypair.config().clone(),
+            keys,
+        })
     }
 
     /// A task that must have `role` here.

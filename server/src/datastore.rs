@@ -15,6 +15,7 @@
 //! releases), so the batch rules and budget arithmetic stay in the
 //! aggregator while the check and the write are atomic.
 
+pub mod crypter;
 #[cfg(feature = "dap")]
 pub mod dap;
 mod sql;
@@ -67,6 +68,11 @@ pub struct TaskRecord {
     /// The CRS of a TFHE task with input proofs (its hash is in the
     /// definition).
     pub crs: Option<Vec<u8>>,
+    /// Seconds after which a report is too old to be accepted, and after
+    /// which the reports of an interval never released are deleted by the
+    /// garbage collector ([`crate::gc`]). An operational setting, not part
+    /// of the definition.
+    pub report_expiry_age: u64,
 }
 
 impl std::fmt::Debug for TaskRecord {
@@ -77,6 +83,7 @@ impl std::fmt::Debug for TaskRecord {
             .field("budget_spent", &self.budget_spent)
             .field("created_at", &self.created_at)
             .field("crs_bytes", &self.crs.as_ref().map(Vec::len))
+            .field("report_expiry_age", &self.report_expiry_age)
             .finish_non_exhaustive()
     }
 }
@@ -252,6 +259,37 @@ pub struct JobLease {
     pub report_count: u64,
 }
 
+/// What a garbage-collection step deleted ([`Datastore::gc_task_chunk`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcDeleted {
+    /// Reports.
+    pub reports: u64,
+    /// Aggregation jobs (with their partial sums).
+    pub jobs: u64,
+}
+
+/// Connections of one database pool at a moment ([`Datastore::pool_use`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUse {
+    /// `writer` and `reader` on SQLite, `shared` on PostgreSQL.
+    pub name: &'static str,
+    /// Connections lent out.
+    pub in_use: u32,
+    /// Connections open and idle.
+    pub idle: u32,
+}
+
+/// Report times (Unix seconds) of the oldest reports in no aggregation job
+/// ([`Datastore::oldest_unassigned_report_times`]); `None` when there are
+/// none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OldestUnassigned {
+    /// HE reports.
+    pub he: Option<i64>,
+    /// Reports of DAP tasks this server leads.
+    pub dap: Option<i64>,
+}
+
 /// Handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Datastore {
@@ -278,6 +316,18 @@ impl Datastore {
         self.store.describe()
     }
 
+    /// The connections of each pool now (for metrics; no query is made).
+    pub fn pool_use(&self) -> Vec<PoolUse> {
+        self.store.pool_use()
+    }
+
+    /// The oldest report times of reports in no aggregation job yet, HE
+    /// and DAP (for the aggregation-lag metric; served by the partial
+    /// indexes on unassigned reports).
+    pub async fn oldest_unassigned_report_times(&self) -> Result<OldestUnassigned, StoreError> {
+        self.store.oldest_unassigned_report_times().await
+    }
+
     /// Stores a new task. Fails with [`StoreError::Conflict`] if it exists.
     pub async fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
         self.store.put_task(task).await
@@ -299,6 +349,22 @@ impl Datastore {
         reports: &[NewReport],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         self.store.insert_reports(reports).await
+    }
+
+    /// What storing each of `reports` (id and time) in `task_id` would
+    /// answer, as far as indexed reads can tell: `Duplicate` if the id is
+    /// stored already, `IntervalReleased` if the time falls in a released
+    /// (or claimed) interval, `None` if it could be stored now; one per
+    /// report, in order. The verifier asks this before verifying input
+    /// proofs, so a replay costs a lookup rather than a verification;
+    /// [`Datastore::insert_reports`] stays the final check (a concurrent
+    /// upload of the same id may still win).
+    pub async fn report_precheck(
+        &self,
+        task_id: &TaskId,
+        reports: &[(ReportId, u64)],
+    ) -> Result<Vec<Option<InsertOutcome>>, StoreError> {
+        self.store.report_precheck(task_id, reports).await
     }
 
     /// Number of reports a task has stored, and the number not yet in any
@@ -422,5 +488,48 @@ impl Datastore {
     /// Jobs pending, running and done, over every task.
     pub async fn job_counts(&self) -> Result<(u64, u64, u64), StoreError> {
         self.store.job_counts().await
+    }
+
+    /// Garbage collection, one bounded transaction: deletes up to about
+    /// `chunk` reports of the task (whole aggregation jobs with their
+    /// reports and partial sums, then reports in no job) whose time falls
+    /// in a release that is done or withheld, or before `cutoff` (the
+    /// oldest report time still accepted) in no release at all. Releases
+    /// being computed are left alone; releases themselves are never
+    /// deleted. Returns what it deleted: call it again until it deletes
+    /// nothing. Idempotent, and safe beside uploads, jobs and releases.
+    pub async fn gc_task_chunk(
+        &self,
+        task_id: &TaskId,
+        cutoff: u64,
+        chunk: u64,
+    ) -> Result<GcDeleted, StoreError> {
+        self.store.gc_task_chunk(task_id, cutoff, chunk).await
+    }
+
+    /// Leases the garbage collector's run, if no replica holds it and the
+    /// next run is due ([`crate::lease::acquire`] on a one-row table).
+    pub async fn acquire_gc_lease(
+        &self,
+        now: i64,
+        policy: &LeasePolicy,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.store.acquire_gc_lease(now, policy).await
+    }
+
+    /// Gives the garbage collector's run back: due again at `next_run` if
+    /// it `succeeded`, after the policy's backoff if not. False if the
+    /// lease had been taken over meanwhile.
+    pub async fn finish_gc_lease(
+        &self,
+        lease: &Lease,
+        succeeded: bool,
+        now: i64,
+        next_run: i64,
+        policy: &LeasePolicy,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .finish_gc_lease(lease, succeeded, now, next_run, policy)
+            .await
     }
 }

@@ -96,6 +96,7 @@ impl Error {
             },
             Error::MisalignedReportTime { .. } => P::MisalignedTime,
             Error::ReportTooEarly { .. } => P::ReportTooEarly,
+            Error::ReportExpired { .. } => P::ReportExpired,
             Error::ReportReplayed(_) => P::ReportReplayed,
             Error::BatchCollected(_) => P::BatchCollected,
             Error::MisalignedInterval { .. } => P::BatchInvalid,
@@ -103,6 +104,7 @@ impl Error {
             Error::BatchOverlap { .. } => P::BatchOverlap,
             Error::BatchWithheld { .. } => P::BatchWithheld,
             Error::BudgetExhausted(_) => P::BudgetExhausted,
+            Error::Overloaded(_) => P::TooManyRequests,
             Error::Store(_) | Error::Internal(_) => P::Internal,
         }
     }
@@ -121,6 +123,9 @@ impl ResponseError for Error {
             problem
                 .extensions
                 .push(("noisy_report_count", serde_json::json!(noisy)));
+        }
+        if let Error::Overloaded(full) = self {
+            problem.retry_after = Some(full.retry_after);
         }
         respond(problem)
     }

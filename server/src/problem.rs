@@ -4,10 +4,13 @@
 //! (`urn:ietf:params:ppm:dap:error:*`) alike.
 //!
 //! Each error type says what it is ([`ProblemDocument`]); [`respond`]
-//! writes it: server errors are logged with their cause and answered with
-//! a generic detail (the cause may name internals), refusals are logged at
-//! debug with their reason, 401 answers carry `WWW-Authenticate`, 429 and
-//! 503 answers carry `Retry-After`, and DAP problems name their task.
+//! writes it: server errors are answered with a generic detail (the cause
+//! may name internals), 401 answers carry `WWW-Authenticate`, 429 and 503
+//! answers carry `Retry-After`, and DAP problems name their task. The
+//! problem type and the reason (for server errors, the cause) go in the
+//! response's extensions as a [`ProblemSummary`], never on the wire: the
+//! request middleware (`crate::run`) logs them, refusals at debug and
+//! server errors at error, and counts uploads by problem type.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -50,15 +53,48 @@ impl ProblemDocument {
     }
 }
 
+/// What a problem response was about, kept in its extensions for the
+/// request middleware to log and count (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ProblemSummary {
+    type_uri: String,
+    /// The reason given to the client; for a server error, the cause
+    /// (which the client does not see).
+    pub detail: String,
+}
+
+impl ProblemSummary {
+    /// The problem type's short name: `reportReplayed` for both
+    /// `urn:hetally:error:reportReplayed` and
+    /// `urn:ietf:params:ppm:dap:error:reportReplayed`; other URIs whole.
+    pub fn name(&self) -> &str {
+        ["urn:hetally:error:", "urn:ietf:params:ppm:dap:error:"]
+            .iter()
+            .find_map(|prefix| self.type_uri.strip_prefix(prefix))
+            .unwrap_or(&self.type_uri)
+    }
+
+    /// The full problem type URI.
+    pub fn type_uri(&self) -> &str {
+        &self.type_uri
+    }
+}
+
 /// The response for `problem`; see the module docs.
 pub fn respond(problem: ProblemDocument) -> HttpResponse {
     let status = problem.status;
-    let detail = if status.is_server_error() {
-        tracing::error!(status = status.as_u16(), problem = %problem.type_uri, error = %problem.detail, "request failed");
-        "the server failed to handle this request; it has been logged, try again later".to_string()
+    let (detail, summary_detail) = if status.is_server_error() {
+        (
+            "the server failed to handle this request; it has been logged, try again later"
+                .to_string(),
+            problem.detail,
+        )
     } else {
-        tracing::debug!(status = status.as_u16(), problem = %problem.type_uri, reason = %problem.detail, "request refused");
-        problem.detail
+        (problem.detail.clone(), problem.detail)
+    };
+    let summary = ProblemSummary {
+        type_uri: problem.type_uri.clone(),
+        detail: summary_detail,
     };
     let mut body = json!({
         "type": problem.type_uri,
@@ -87,5 +123,7 @@ pub fn respond(problem: ProblemDocument) -> HttpResponse {
     if let Some(seconds) = problem.retry_after {
         response.insert_header((header::RETRY_AFTER, seconds.to_string()));
     }
-    response.body(body.to_string())
+    let mut response = response.body(body.to_string());
+    response.extensions_mut().insert(summary);
+    response
 }

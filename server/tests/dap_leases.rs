@@ -62,8 +62,14 @@ fn task_request(task_id: TaskId, peer_url: &str) -> DapTaskRequest {
 
 /// A leader task for `prio3count` whose helper is at `peer_url`.
 async fn leader(store: &Datastore, clock: &MockClock, peer_url: &str) -> (DapState, Arc<DapTask>) {
-    let (state, _writer) =
-        DapState::new(store, [0; 32], Arc::new(clock.clone()), driver()).unwrap();
+    let (state, _writer) = DapState::new(
+        store,
+        [0; 32],
+        Arc::new(clock.clone()),
+        driver(),
+        Arc::new(hetally_server::datastore::crypter::Crypter::ephemeral()),
+    )
+    .unwrap();
     let (task, row) = DapTask::provision(&task_request(TaskId::from([7u8; 32]), peer_url)).unwrap();
     let mut tx = state.store().begin().await.unwrap();
     assert!(tx.put_task(&row, clock.now()).await.unwrap());

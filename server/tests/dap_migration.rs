@@ -76,7 +76,10 @@ macro_rules! seed_0004 {
 /// Opens the store (which runs every migration) and reads the job back.
 async fn check_upgraded(config: StoreConfig) {
     let store = Datastore::open(&config).await.unwrap();
-    let dap = DapStore::new(&store);
+    let dap = DapStore::new(
+        &store,
+        std::sync::Arc::new(hetally_server::datastore::crypter::Crypter::ephemeral()),
+    );
     let task = TaskId::from(TASK);
     let reports = dap.job_reports(&task, &JOB).await.unwrap();
     assert_eq!(reports.len(), 1);

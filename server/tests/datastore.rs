@@ -22,6 +22,7 @@ fn task(n: u8) -> TaskRecord {
         budget_spent: Rational::zero(),
         created_at: 1_700_000_000,
         crs: None,
+        report_expiry_age: 7 * 24 * 3600,
     }
 }
 

@@ -54,6 +54,7 @@ async fn legacy_tasks_keep_working_and_state_the_guarantee_that_holds() {
             budget_spent: Rational::zero(),
             created_at: 0,
             crs: None,
+            report_expiry_age: 7 * 24 * 3600,
         })
         .await
         .unwrap();

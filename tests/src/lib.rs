@@ -245,6 +245,10 @@ pub fn postgres_database(key: &str) -> String {
     url.to_string()
 }
 
+/// The datastore key [`ServerProcess`] gives servers on PostgreSQL
+/// (`HETALLY_DATASTORE_KEYS`): a test key, public, never for real data.
+pub const TEST_DATASTORE_KEY: &str = "dGVzdCBkYXRhc3RvcmUga2V5LCBub3QgYSBzZWNyZXQ";
+
 /// A running `hetally-server`; killed when dropped.
 pub struct ServerProcess {
     child: Child,
@@ -307,6 +311,12 @@ impl ServerProcess {
         env: &[(&str, &str)],
     ) -> Result<Self> {
         let mut cmd = Command::new(bin("hetally-server"));
+        // PostgreSQL needs a datastore key (SQLite makes its own in the data
+        // directory): one fixed test key, so that a restarted server, or a
+        // replica, opens what another sealed.
+        if database_url.is_some() && !extra.contains(&"--datastore-keys-file") {
+            cmd.env("HETALLY_DATASTORE_KEYS", TEST_DATASTORE_KEY);
+        }
         cmd.envs(env.iter().copied());
         cmd.args(["--data-dir", &data_dir.display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -71,7 +71,9 @@ pub enum Outcome {
 impl RetryPolicy {
     /// What to do after `attempt` number `n` (1 for the first) got
     /// `result`. `jitter` in `[0.5, 1.0]` spreads clients' retries apart
-    /// (draw it at random; it scales the backoff, not `Retry-After`).
+    /// (draw it at random): the backoff is scaled by it, and a
+    /// `Retry-After` of `t` becomes a wait in `[t, 1.5 t]` (`t` when
+    /// `jitter` is 1), never shorter than the server asked.
     pub fn after(&self, n: u32, result: &Attempt, jitter: f64) -> Outcome {
         let (retryable, retry_after) = match result {
             Attempt::Unreachable => (true, None),
@@ -94,10 +96,14 @@ impl RetryPolicy {
         if !retryable || n >= self.attempts {
             return Outcome::GiveUp;
         }
+        let jitter = jitter.clamp(0.5, 1.0);
         match retry_after {
             Some(wait) if wait > self.max_retry_after => Outcome::GiveUp,
-            Some(wait) => Outcome::RetryAfter(wait),
-            None => Outcome::RetryAfter(self.backoff(n).mul_f64(jitter.clamp(0.5, 1.0))),
+            // Never sooner than asked; up to half as long again, so that
+            // the clients one busy server refused at the same moment do not
+            // all come back at the same moment.
+            Some(wait) => Outcome::RetryAfter(wait + wait.mul_f64(1.0 - jitter)),
+            None => Outcome::RetryAfter(self.backoff(n).mul_f64(jitter)),
         }
     }
 
@@ -162,8 +168,36 @@ mod tests {
     fn retry_after_is_honoured_up_to_its_cap() {
         let p = RetryPolicy::default();
         assert_eq!(
-            p.after(1, &answer(429, None, Some(7)), 0.5),
+            p.after(1, &answer(429, None, Some(7)), 1.0),
             Outcome::RetryAfter(Duration::from_secs(7))
+        );
+        // Jitter only lengthens a Retry-After, by at most half.
+        assert_eq!(
+            p.after(1, &answer(429, None, Some(2)), 0.5),
+            Outcome::RetryAfter(Duration::from_secs(3))
+        );
+        assert_eq!(
+            p.after(4, &answer(503, None, Some(1)), 0.75),
+            Outcome::RetryAfter(Duration::from_millis(1250))
+        );
+        // A jitter outside [0.5, 1] is clamped, never shortening the wait.
+        assert_eq!(
+            p.after(1, &answer(429, None, Some(2)), 7.0),
+            Outcome::RetryAfter(Duration::from_secs(2))
+        );
+        // The problem type does not matter, only the status.
+        assert_eq!(
+            p.after(
+                2,
+                &answer(429, Some(ProblemType::TooManyRequests), Some(1)),
+                1.0
+            ),
+            Outcome::RetryAfter(Duration::from_secs(1))
+        );
+        // A 429 without Retry-After backs off like any transient failure.
+        assert_eq!(
+            p.after(2, &answer(429, None, None), 1.0),
+            Outcome::RetryAfter(Duration::from_millis(200))
         );
         assert_eq!(
             p.after(1, &answer(429, None, Some(3600)), 1.0),
@@ -175,7 +209,12 @@ mod tests {
             Outcome::GiveUp
         );
         assert_eq!(parse_retry_after(" 12 "), Some(12));
+        assert_eq!(parse_retry_after("0"), Some(0));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("1.5"), None);
+        assert_eq!(parse_retry_after(""), None);
+        assert_eq!(parse_retry_after("99999999999999999999999"), None);
     }
 
     #[test]

@@ -47,6 +47,13 @@ pub struct CreateTaskRequest {
     /// is released with noise, never exactly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relation: Option<String>,
+    /// Seconds after which a report is too old to be accepted
+    /// (`reportExpired`) and the reports of intervals never released are
+    /// deleted; the server's default (`--report-expiry-age-secs`, 7 days)
+    /// if absent. At least the time precision. An operational setting, not
+    /// part of the definition nor of the task id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_expiry_age: Option<u64>,
 }
 
 /// A task as the server describes it.
@@ -90,6 +97,11 @@ pub struct TaskInfo {
     pub crs_sha256: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Seconds after which reports expire (see
+    /// [`CreateTaskRequest::report_expiry_age`]); 0 from a server that
+    /// predates it.
+    #[serde(default)]
+    pub report_expiry_age: u64,
 }
 
 /// Response of `POST /tasks`.

@@ -62,6 +62,7 @@ problem_types! {
     InvalidReport = "invalidReport", 400, "The report is not valid for the task.";
     MisalignedTime = "misalignedTime", 400, "The report's time is not a multiple of the task's time precision.";
     ReportTooEarly = "reportTooEarly", 400, "The report's time is too far ahead of the server's clock.";
+    ReportExpired = "reportExpired", 400, "The report's time is older than the task's report expiry age; it would never be collected.";
     ReportReplayed = "reportReplayed", 409, "A report with this id was already accepted.";
     BatchCollected = "batchCollected", 409, "The report's time falls in a batch that has been released.";
     BatchInvalid = "batchInvalid", 400, "The batch interval is not aligned to the task's time precision.";
@@ -69,6 +70,7 @@ problem_types! {
     BatchOverlap = "batchOverlap", 409, "The batch overlaps a batch released earlier.";
     BatchWithheld = "batchWithheld", 409, "Add-remove tasks: the batch's report count as released with DP noise fell outside the task's batch size limits, so no values were released; the interval is closed and its budget spent.";
     BudgetExhausted = "budgetExhausted", 409, "The release would spend more privacy budget than the task has left.";
+    TooManyRequests = "tooManyRequests", 429, "The server is busy: the queue the request needs is full. Retry after the seconds in the Retry-After header.";
     Internal = "internal", 500, "The server failed; the request may be retried.";
 }
 

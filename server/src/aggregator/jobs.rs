@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics::counter;
 use rand::RngCore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 use super::{Aggregator, Error};
 use crate::datastore::JobLease;
 use crate::lease::LeasePolicy;
+use crate::metrics::names;
 
 /// Job driver settings.
 #[derive(Debug, Clone)]
@@ -115,6 +117,7 @@ async fn pass(
             break;
         };
         if let Err(e) = run_job(aggregator, &lease, config.insecure_test_hold).await {
+            job_outcome("failed");
             tracing::warn!(job_id = lease.job_id, attempts = lease.lease.attempts, error = %e, "aggregation job failed; it will be retried after a backoff");
             store
                 .fail_job(lease.job_id, &lease.lease, clock.now_i64(), &config.lease)
@@ -170,11 +173,19 @@ pub(crate) async fn run_job(
             aggregator.clock().now_i64(),
         )
         .await?;
-    if !stored {
+    if stored {
+        job_outcome("done");
+    } else {
+        job_outcome("lease_lost");
         tracing::warn!(
             job_id = lease.job_id,
             "lost the lease on a job before finishing it; its result was discarded"
         );
     }
     Ok(())
+}
+
+/// Counts a finished HE aggregation job ([`names::AGGREGATION_JOBS`]).
+fn job_outcome(outcome: &'static str) {
+    counter!(names::AGGREGATION_JOBS, "api" => "he", "outcome" => outcome).increment(1);
 }

@@ -32,6 +32,7 @@
 
 use std::sync::Arc;
 
+use ::metrics::counter;
 use hetally_dp::{try_spend, Rational};
 use hetally_protocol::aggregate::{AggregateFile, ReportCount};
 use hetally_protocol::{SchemeError, TaskId};
@@ -43,6 +44,7 @@ use zeroize::Zeroize;
 
 use super::{Aggregator, Error, TaskState};
 use crate::datastore::{BatchChunk, ClaimDecision, ClaimFacts, ReleaseRecord, ReleaseState};
+use crate::metrics::{self, names};
 
 /// Reports per chunk streamed from the store to the summing thread.
 const CHUNK: usize = 4096;
@@ -158,12 +160,23 @@ impl Aggregator {
         }
         let _guard = task.release_lock.lock().await;
         let mut count_rng = self.noise_rng(&task.id, start, NoiseStream::Count);
+        // Whether the (last) decision claimed a new release, for metrics.
+        let mut claimed = false;
         let record = self
             .store
             .claim_release(&task.id, start, duration, now, |facts| {
-                decide(&task, facts, &mut count_rng)
+                let decision = decide(&task, facts, &mut count_rng);
+                claimed = matches!(decision, Ok(ClaimDecision::Claim { .. }));
+                decision
             })
             .await??;
+        if claimed {
+            metrics::set_budget_spent(&task.id, record.budget_spent_after.to_f64());
+            if record.state == ReleaseState::Withheld {
+                counter!(names::RELEASES, "task_id" => task.id.to_string(), "outcome" => "withheld")
+                    .increment(1);
+            }
+        }
         if record.state == ReleaseState::Withheld {
             let def = &task.definition;
             return Err(Error::BatchWithheld {
@@ -191,6 +204,8 @@ impl Aggregator {
             .store
             .finish_release(&task.id, start, &aggregate, now)
             .await?;
+        counter!(names::RELEASES, "task_id" => task.id.to_string(), "outcome" => "released")
+            .increment(1);
         tracing::info!(
             task_id = %task.id,
             start,

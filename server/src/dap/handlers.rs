@@ -4,7 +4,8 @@
 //! | method, path | who | what |
 //! |---|---|---|
 //! | `POST /dap/tasks` | admin | provision a task ([`super::task`]) |
-//! | `GET /dap/hpke_config?task_id=` | client | this aggregator's HPKE config list |
+//! | `GET /dap/hpke_config?task_id=` | client | this aggregator's active HPKE config (a list of one) |
+//! | `POST /dap/tasks/{id}/hpke_configs` | admin | rotate the task's HPKE config ([`super::hpke_keys`]), 201 |
 //! | `PUT /dap/tasks/{id}/reports` | client | upload a report (leader) |
 //! | `PUT /dap/tasks/{id}/aggregation_jobs/{job}` | leader | initialise an aggregation job (helper) |
 //! | `POST /dap/tasks/{id}/aggregate_shares` | leader | the helper's aggregate share |
@@ -35,6 +36,7 @@ use hetally_dap::vdaf::{check_aggregation_parameter, check_shares, DpStrategy};
 use hetally_dap::with_dap_vdaf;
 
 use super::aggregation::interval;
+use super::hpke_keys::{HpkeKeySet, RetiringConfig, RotateRequest, RotateResponse};
 use super::leader::failure_error;
 use super::task::{DapTask, DapTaskRequest, DapTaskResponse};
 use super::{helper, DapError, DapFailure, DapState};
@@ -52,6 +54,10 @@ type Shared = web::Data<DapState>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/tasks", web::post().to(create_task))
         .route("/hpke_config", web::get().to(hpke_config))
+        .route(
+            "/tasks/{task_id}/hpke_configs",
+            web::post().to(rotate_hpke_config),
+        )
         .route("/tasks/{task_id}/reports", web::put().to(upload))
         .route(
             "/tasks/{task_id}/aggregation_jobs/{job_id}",
@@ -152,6 +158,7 @@ async fn create_task(
     let request: DapTaskRequest = serde_json::from_slice(&body)
         .map_err(|e| DapError::InvalidTask(format!("invalid JSON: {e}")))?;
     let (task, row) = blocking(move || DapTask::provision(&request)).await?;
+    let hpke_config = row.hpke_config()?;
     let mut tx = state.store.begin().await?;
     if !tx.put_task(&row, state.clock.now()).await? {
         return Err(DapError::Conflict(format!("task {} already exists", task.task_id)).into());
@@ -164,8 +171,59 @@ async fn create_task(
         vdaf: task.spec.to_string(),
         relation: DpStrategy::RELATION.to_string(),
         guarantee: task.dp.guarantee(&task.spec),
-        hpke_config: encode_config(task.hpke_keypair.config()),
+        hpke_config: encode_config(&hpke_config),
     }))
+}
+
+/// Admin: rotates a task's HPKE configuration (module docs of
+/// [`super::hpke_keys`]). The body is empty or
+/// `{"retire_previous_after_secs": N}`.
+async fn rotate_hpke_config(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: Shared,
+) -> Result<HttpResponse, DapFailure> {
+    for_task(&path, |task_id| async move {
+        let token = dap_token(&req).ok_or(DapError::Unauthorized("no admin token presented"))?;
+        if !token_matches(token, &state.admin_token_hash) {
+            return Err(DapError::Unauthorized("wrong admin token"));
+        }
+        let body = body::read(&req, payload, MAX_SMALL).await?;
+        let request = if body.iter().all(u8::is_ascii_whitespace) {
+            RotateRequest::default()
+        } else {
+            expect_media_type(&req, "application/json")?;
+            serde_json::from_slice::<RotateRequest>(&body)
+                .map_err(|e| DapError::InvalidMessage(format!("invalid JSON: {e}")))?
+        };
+        let retire_after = request
+            .retire_previous_after_secs
+            .unwrap_or(state.hpke_grace_secs);
+        let rotation = state.rotate_hpke_config(&task_id, retire_after).await?;
+        let config_id = u8::from(*rotation.config.id());
+        tracing::info!(%task_id, config_id, retire_after, "DAP HPKE configuration rotated");
+        let now = state.clock.now();
+        Ok(HttpResponse::Created().json(RotateResponse {
+            task_id: task_id.to_string(),
+            hpke_config: encode_config(&rotation.config),
+            config_id,
+            previous: rotation
+                .keys
+                .keys()
+                .iter()
+                .filter_map(|k| {
+                    k.expires_at
+                        .filter(|&e| e > now)
+                        .map(|expires_at| RetiringConfig {
+                            config_id: u8::from(*k.keypair.config().id()),
+                            expires_at,
+                        })
+                })
+                .collect(),
+        }))
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -179,8 +237,12 @@ async fn hpke_config(
 ) -> Result<HttpResponse, DapFailure> {
     let raw = query.task_id.as_deref().ok_or(DapError::MissingTaskId)?;
     for_task(raw, |task_id| async move {
-        let task = state.task(&task_id).await?;
-        let list = HpkeConfigList::new(vec![task.hpke_keypair.config().clone()]);
+        state.task(&task_id).await?;
+        let keys = state.hpke_keys(&task_id).await?;
+        let active = keys.active().ok_or_else(|| {
+            DapError::Internal("the task has no active HPKE configuration".into())
+        })?;
+        let list = HpkeConfigList::new(vec![active.config().clone()]);
         let mut resp = binary(
             HpkeConfigList::MEDIA_TYPE,
             actix_web::http::StatusCode::OK,
@@ -211,7 +273,15 @@ async fn upload(
         let body = body::read(&req, payload, task.limits.upload).await?;
         let t = task.clone();
         let now = state.clock.now();
-        let stored = blocking(move || open_report(&t, &body, now)).await?;
+        let report: Report = decode(&body, "report")?;
+        let keys = state
+            .hpke_keys_for(
+                &task_id,
+                [*report.leader_encrypted_input_share().config_id()],
+                now,
+            )
+            .await?;
+        let stored = blocking(move || open_report(&t, &keys, report, now)).await?;
         match state.store_upload(task_id, stored).await? {
             UploadOutcome::Stored => Ok(HttpResponse::Created().finish()),
             UploadOutcome::Collected => Err(DapError::ReportRejected(
@@ -225,31 +295,45 @@ async fn upload(
     .await
 }
 
-/// Decodes, time-checks and decrypts an uploaded report.
-fn open_report(task: &DapTask, body: &[u8], now: u64) -> Result<StoredReport, DapError> {
-    let report: Report = decode(body, "report")?;
+/// Time-checks and decrypts an uploaded report. A report encrypted to a
+/// config id the task does not have (never had, or past its grace) is
+/// `outdatedConfig`: the client should fetch `hpke_config` again.
+fn open_report(
+    task: &DapTask,
+    keys: &HpkeKeySet,
+    report: Report,
+    now: u64,
+) -> Result<StoredReport, DapError> {
     let time = report.metadata().time().as_seconds_since_epoch();
     let limit = now.saturating_add(task.params.tolerable_clock_skew);
     if time > limit {
         return Err(DapError::ReportTooEarly { time, limit });
     }
-    if time < now.saturating_sub(task.params.report_expiry_age) {
+    // The garbage collector deletes what is older than the same cutoff, so
+    // a report it deleted is never stored again.
+    let oldest = crate::gc::oldest_accepted(
+        now,
+        task.params.report_expiry_age,
+        task.params.time_precision,
+    );
+    if time < oldest {
         return Err(DapError::ReportRejected(format!(
-            "report time {time} is older than the task's report expiry age ({} s)",
+            "report time {time} is older than the task's report expiry age ({} s): the oldest \
+             report time accepted now is {oldest}",
             task.params.report_expiry_age
         )));
     }
     let ct = report.leader_encrypted_input_share();
-    if ct.config_id() != task.hpke_keypair.config().id() {
-        return Err(DapError::OutdatedConfig(u8::from(*ct.config_id())));
-    }
+    let keypair = keys
+        .get(ct.config_id(), now)
+        .ok_or(DapError::OutdatedConfig(u8::from(*ct.config_id())))?;
     let aad = encode(&InputShareAad::new(
         task.task_id,
         report.metadata().clone(),
         report.public_share().to_vec(),
     ))?;
     let plaintext = hpke::open(
-        &task.hpke_keypair,
+        keypair,
         &HpkeApplicationInfo::new(&Label::InputShare, &Role::Client, &Role::Leader),
         ct,
         &aad,

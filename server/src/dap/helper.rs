@@ -25,6 +25,7 @@ use hetally_dap::with_dap_vdaf;
 use rayon::prelude::*;
 
 use super::aggregation::{body_hash, checksum_add, merge_buckets, seal_share, sum_buckets};
+use super::hpke_keys::HpkeKeySet;
 use super::task::{DapTask, MAX_JOB_REPORTS};
 use super::{DapError, DapState};
 use crate::datastore::dap::AggregateShareRow;
@@ -51,6 +52,7 @@ struct Prepared<O> {
 fn prepare_one<V: DapPrepare>(
     vdaf: &V,
     task: &DapTask,
+    keys: &HpkeKeySet,
     init: &PrepareInit,
     now: u64,
 ) -> Result<(V::OutputShare, PingPongMessage), PrepareError> {
@@ -61,10 +63,22 @@ fn prepare_one<V: DapPrepare>(
     {
         return Err(PrepareError::ReportTooEarly);
     }
-    let ct = share.encrypted_input_share();
-    if ct.config_id() != task.hpke_keypair.config().id() {
-        return Err(PrepareError::HpkeUnknownConfigId);
+    // Too old: its replay record may have been garbage-collected
+    // (`crate::gc`), so it could not be told from a replay.
+    if metadata.time().as_seconds_since_epoch()
+        < crate::gc::oldest_accepted(
+            now,
+            task.params.report_expiry_age,
+            task.params.time_precision,
+        )
+    {
+        return Err(PrepareError::ReportDropped);
     }
+    let ct = share.encrypted_input_share();
+    // Any of the task's configurations still in their grace period.
+    let keypair = keys
+        .get(ct.config_id(), now)
+        .ok_or(PrepareError::HpkeUnknownConfigId)?;
     let aad = InputShareAad::new(
         task.task_id,
         metadata.clone(),
@@ -73,7 +87,7 @@ fn prepare_one<V: DapPrepare>(
     .get_encoded()
     .map_err(|_| PrepareError::InvalidMessage)?;
     let plaintext = hpke::open(
-        &task.hpke_keypair,
+        keypair,
         &HpkeApplicationInfo::new(&Label::InputShare, &Role::Client, &Role::Helper),
         ct,
         &aad,
@@ -155,6 +169,16 @@ where
     let vdaf = Arc::new(vdaf);
     let v = vdaf.clone();
     let now = state.clock.now();
+    let keys = state
+        .hpke_keys_for(
+            &task.task_id,
+            request
+                .prepare_inits()
+                .iter()
+                .map(|i| *i.report_share().encrypted_input_share().config_id()),
+            now,
+        )
+        .await?;
     let prepared: Vec<Prepared<V::OutputShare>> = tokio::task::spawn_blocking(move || {
         request
             .prepare_inits()
@@ -166,7 +190,7 @@ where
                     .metadata()
                     .time()
                     .as_seconds_since_epoch(),
-                result: prepare_one(&*v, &t, init, now),
+                result: prepare_one(&*v, &t, &keys, init, now),
             })
             .collect()
     })

@@ -13,6 +13,12 @@
 //! sums its buckets, checks the minimum batch size, asks the helper for its
 //! aggregate share, and stores both encrypted shares.
 //!
+//! The helper's answers are read with a cap worked out from the job
+//! ([`aggregation_answer_limit`], [`aggregate_share_answer_limit`]):
+//! `Content-Length` is checked first and a longer body is dropped as it
+//! arrives, failing the job, so a hostile helper cannot make the leader
+//! buffer more than the job needs.
+//!
 //! A job that fails (the helper is down, say) is given back with its next
 //! attempt delayed exponentially, and the driver moves on to the next one:
 //! one failing job never holds up the others, and a peer that is down sees
@@ -36,6 +42,7 @@ use hetally_dap::messages::{
 use hetally_dap::prio::codec::{Decode, Encode};
 use hetally_dap::vdaf::{leader_finish, leader_initialize, DapPrepare, LeaderState};
 use hetally_dap::with_dap_vdaf;
+use metrics::counter;
 use rand::RngCore;
 use rayon::prelude::*;
 use tokio::sync::watch;
@@ -48,6 +55,35 @@ use crate::datastore::dap::{
     CollectionFailure, CollectionJobRow, CollectionState, LeasedCollection, LeasedJob, StoredReport,
 };
 use crate::lease::LeasePolicy;
+use crate::metrics::names;
+
+/// Room in the helper's aggregation-job answer for each report beside its
+/// prepare message: the report id, the result's tag, the ping-pong
+/// message's framing, with margin.
+const ANSWER_PER_REPORT_OVERHEAD: usize = 64;
+
+/// Room in any answer from the helper beyond what its content needs: the
+/// message's own framing, the HPKE encapsulated key and tag of an
+/// aggregate share, or a problem document.
+const ANSWER_SLACK: usize = 16 << 10;
+
+/// The most the leader reads of the helper's answer to an aggregation job
+/// whose leader prepare messages have these encoded sizes. Prio3 is one
+/// round: the helper answers each report with its prepare message (the
+/// joint randomness seed, or a rejection), never larger than the leader's
+/// own prepare share, so a larger answer is refused before it is buffered.
+pub fn aggregation_answer_limit(leader_messages: impl IntoIterator<Item = usize>) -> usize {
+    leader_messages.into_iter().fold(ANSWER_SLACK, |cap, len| {
+        cap.saturating_add(len.saturating_add(ANSWER_PER_REPORT_OVERHEAD))
+    })
+}
+
+/// The most the leader reads of the helper's aggregate share, given the
+/// size of the leader's own (unencrypted) aggregate share of the same
+/// batch: the helper's is as large, sealed with HPKE.
+pub fn aggregate_share_answer_limit(leader_share_len: usize) -> usize {
+    leader_share_len.saturating_add(ANSWER_SLACK)
+}
 
 /// The leader's driver settings.
 #[derive(Debug, Clone)]
@@ -70,6 +106,9 @@ pub struct DriverConfig {
     pub idle: Duration,
     /// Timeout of a request to the helper, seconds.
     pub peer_timeout_secs: u64,
+    /// A PEM file of CA certificates trusted, besides the system's, for
+    /// HTTPS to helpers (`--helper-ca-file`).
+    pub helper_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for DriverConfig {
@@ -94,6 +133,7 @@ impl Default for DriverConfig {
             not_ready_wait_secs: 1,
             idle: Duration::from_millis(200),
             peer_timeout_secs: 120,
+            helper_ca_file: None,
         }
     }
 }
@@ -165,6 +205,7 @@ pub async fn tick(state: &DapState) -> Result<bool, DapError> {
             match result {
                 Ok(finished) => busy |= finished,
                 Err(e) => {
+                    job_outcome("failed");
                     tracing::warn!(task_id = %job.task_id, attempts = job.lease.attempts, error = %e, "aggregation job failed; it will be retried after a backoff");
                     let mut tx = state.store().begin().await?;
                     tx.back_off_job(job, state.clock.now(), &state.driver.aggregation)
@@ -274,6 +315,11 @@ async fn run_job_typed<V: DapPrepare>(
         )
         .get_encoded()
         .map_err(|e| DapError::Internal(e.to_string()))?;
+        let answer_limit = aggregation_answer_limit(inits.iter().map(|(_, _, p)| {
+            p.message()
+                .get_encoded()
+                .map_or(ANSWER_PER_REPORT_OVERHEAD, |m| m.len())
+        }));
         let url = task
             .peer_url
             .join(&format!(
@@ -289,6 +335,7 @@ async fn run_job_typed<V: DapPrepare>(
             AggregationJobInitializeReq::<TimeInterval>::MEDIA_TYPE,
             request,
             AggregationJobResp::MEDIA_TYPE,
+            answer_limit,
         )
         .await?;
         let resp = AggregationJobResp::get_decoded(&body)
@@ -361,17 +408,28 @@ pub async fn commit_job<V: DapPrepare>(
     tx.lock_task(&task.task_id).await?;
     if !tx.finish_job(job).await? {
         drop(tx);
+        job_outcome("lease_lost");
         tracing::warn!(task_id = %task.task_id, "lost the lease on an aggregation job before finishing it; its result was discarded");
         return Ok(false);
     }
     merge_buckets(&mut tx, task, vdaf, per_bucket).await?;
     tx.commit().await?;
+    job_outcome("done");
     Ok(true)
 }
 
+/// Counts a finished DAP aggregation job ([`names::AGGREGATION_JOBS`]).
+fn job_outcome(outcome: &'static str) {
+    counter!(names::AGGREGATION_JOBS, "api" => "dap", "outcome" => outcome).increment(1);
+}
+
 /// Sends a DAP request to the helper with the task's token and returns the
-/// body of a 2xx answer of media type `accept`, read up to the task's
-/// largest body.
+/// body of a 2xx answer of media type `accept`. At most `max` bytes are
+/// read: a larger `Content-Length` is refused before any of the body is,
+/// and a body that grows past `max` is dropped as soon as it does, so a
+/// hostile or broken helper cannot make the leader buffer more than the
+/// job can need. Either fails the job with [`DapError::Peer`] (it backs
+/// off and is retried).
 async fn send(
     _state: &DapState,
     task: &DapTask,
@@ -379,6 +437,7 @@ async fn send(
     content_type: &'static str,
     body: Vec<u8>,
     accept: &'static str,
+    max: usize,
 ) -> Result<Vec<u8>, DapError> {
     let token = task
         .peer_auth_token
@@ -398,10 +457,10 @@ async fn send(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let max = task.limits.aggregation_job;
-    if resp.content_length().is_some_and(|n| n > max as u64) {
+    if let Some(n) = resp.content_length().filter(|&n| n > max as u64) {
         return Err(DapError::Peer(format!(
-            "the helper's answer is larger than {max} bytes"
+            "the helper announced an answer of {n} bytes; at most {max} are read for this \
+             request (HTTP {status})"
         )));
     }
     let mut bytes = Vec::new();
@@ -412,7 +471,8 @@ async fn send(
     {
         if bytes.len() + chunk.len() > max {
             return Err(DapError::Peer(format!(
-                "the helper's answer is larger than {max} bytes"
+                "the helper's answer is larger than the {max} bytes read for this request \
+                 (HTTP {status}); it was dropped unread"
             )));
         }
         bytes.extend_from_slice(&chunk);
@@ -574,6 +634,7 @@ async fn finish_collection(
         AggregateShareReq::<TimeInterval>::MEDIA_TYPE,
         request,
         AggregateShare::MEDIA_TYPE,
+        aggregate_share_answer_limit(share.len()),
     )
     .await
     {
@@ -609,6 +670,7 @@ async fn finish_collection(
             .map_err(|e| DapError::Internal(e.to_string()))?,
     );
     conclude(state, task, leased, &job).await?;
+    counter!(names::DAP_COLLECTIONS, "task_id" => task.task_id.to_string()).increment(1);
     tracing::info!(task_id = %task.task_id, count, "collection job finished");
     Ok(())
 }

@@ -3,14 +3,15 @@
 //! Both aggregators of a task are provisioned with the same task id, VDAF,
 //! verification key, batch rules and aggregator token; the leader also gets
 //! the collector's token. Each aggregator makes its own HPKE key pair for
-//! the task, served at `GET /dap/hpke_config?task_id=...`.
+//! the task, served at `GET /dap/hpke_config?task_id=...`; later key pairs
+//! come from rotation ([`super::hpke_keys`]), so the key pairs are not part
+//! of the (immutable, cached) [`DapTask`].
 
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hetally_dap::hpke::{decode_config, encode_config, generate_keypair};
-use hetally_dap::janus_core::hpke::HpkeKeypair;
 use hetally_dap::messages::{HpkeConfig, Role, TaskId};
 use hetally_dap::vdaf::{DapVdaf, DpStrategy, VdafSpec, VERIFY_KEY_LEN};
 use rand::RngCore;
@@ -139,8 +140,6 @@ pub struct DapTask {
     pub collector_hpke_config: HpkeConfig,
     /// Prio3 verification key (secret).
     pub verify_key: [u8; VERIFY_KEY_LEN],
-    /// This aggregator's HPKE key pair for the task (secret).
-    pub hpke_keypair: HpkeKeypair,
     /// Leader: the token sent to the helper (secret).
     pub peer_auth_token: Option<String>,
     /// Helper: SHA-256 of the token the leader must present.
@@ -197,7 +196,9 @@ impl fmt::Debug for DapTask {
     }
 }
 
-/// Stored form of a task (see the `dap_tasks` table).
+/// A task's row with its secrets in plaintext, as it goes to and comes
+/// from the store (`crate::datastore::dap` seals and opens the secret
+/// columns; see the `dap_tasks` table).
 #[derive(Clone)]
 pub struct DapTaskRow {
     /// Task id bytes.
@@ -208,7 +209,8 @@ pub struct DapTaskRow {
     pub parameters: String,
     /// Verification key.
     pub vdaf_verify_key: Vec<u8>,
-    /// HPKE key pair as JSON.
+    /// The task's first HPKE key pair as JSON, on its way into the store
+    /// (which keeps key pairs in `dap_hpke_keys`); empty when read back.
     pub hpke_keypair: String,
     /// Leader's outgoing token.
     pub peer_auth_token: Option<String>,
@@ -216,6 +218,17 @@ pub struct DapTaskRow {
     pub aggregator_token_hash: Option<Vec<u8>>,
     /// Leader's collector token hash.
     pub collector_token_hash: Option<Vec<u8>>,
+}
+
+impl DapTaskRow {
+    /// The configuration of the HPKE key pair the row carries (a row made
+    /// by [`DapTask::provision`]).
+    pub fn hpke_config(&self) -> Result<HpkeConfig, DapError> {
+        let keypair: hetally_dap::janus_core::hpke::HpkeKeypair =
+            serde_json::from_str(&self.hpke_keypair)
+                .map_err(|e| DapError::Internal(format!("the task's HPKE key pair: {e}")))?;
+        Ok(keypair.config().clone())
+    }
 }
 
 fn hash32(v: Option<Vec<u8>>) -> Result<Option<[u8; 32]>, DapError> {
@@ -227,8 +240,8 @@ fn hash32(v: Option<Vec<u8>>) -> Result<Option<[u8; 32]>, DapError> {
 }
 
 impl DapTask {
-    /// Validates an admin request and makes the task (with a fresh HPKE key
-    /// pair) and its stored row.
+    /// Validates an admin request and makes the task and its row, which
+    /// carries a fresh HPKE key pair ([`DapTaskRow::hpke_config`]).
     pub fn provision(req: &DapTaskRequest) -> Result<(DapTask, DapTaskRow), DapError> {
         let invalid = |m: String| DapError::InvalidTask(m);
         let task_id: TaskId = req
@@ -345,8 +358,6 @@ impl DapTask {
             decode_config(&params.collector_hpke_config).map_err(|e| corrupt(e.to_string()))?;
         let verify_key = <[u8; VERIFY_KEY_LEN]>::try_from(row.vdaf_verify_key.as_slice())
             .map_err(|_| corrupt("verify key length".into()))?;
-        let hpke_keypair: HpkeKeypair =
-            serde_json::from_str(&row.hpke_keypair).map_err(|e| corrupt(e.to_string()))?;
         let limits = BodyLimits::of(&spec)?;
         Ok(DapTask {
             task_id,
@@ -358,7 +369,6 @@ impl DapTask {
             peer_url,
             collector_hpke_config,
             verify_key,
-            hpke_keypair,
             peer_auth_token: row.peer_auth_token,
             aggregator_token_hash: hash32(row.aggregator_token_hash)?,
             collector_token_hash: hash32(row.collector_token_hash)?,

@@ -8,16 +8,33 @@
 //! `BEGIN IMMEDIATE` on the single writer connection; on PostgreSQL a
 //! transaction first locks its task row (`FOR UPDATE`), which serialises the
 //! writers of one task across replicas.
+//!
+//! Task secrets are sealed with the datastore keys ([`Crypter`]) on their
+//! way in and opened on their way out, so that nothing above this module
+//! sees a sealed value and no secret reaches the database in plaintext:
+//! `dap_tasks.vdaf_verify_key`, `dap_tasks.peer_auth_token` (sealed, then
+//! unpadded base64url in its text column) and `dap_hpke_keys.keypair`
+//! (migration `0009_dap_secrets.sql`). Incoming tokens are stored as
+//! SHA-256 hashes and are not sealed. [`DapStore::secure_secrets`] runs on
+//! start: it seals the plaintext rows of databases from before, re-seals
+//! values sealed under an older datastore key, and fails, naming the task,
+//! if a value opens under none.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hetally_dap::janus_core::hpke::HpkeKeypair;
 use hetally_dap::messages::problem_type::DapProblemType;
 use hetally_dap::messages::TaskId;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use crate::dap::hpke_keys::HpkeKey;
 use crate::dap::task::{DapTask, DapTaskRow};
 use crate::dap::DapError;
+use crate::datastore::crypter::{Crypter, CrypterError, SecretSlot};
 use crate::datastore::{placeholders as sql, Datastore, StoreError};
 use crate::lease::{self, JobTable, KeyKind, KeyValue, Lease, LeasePolicy};
 
@@ -250,25 +267,161 @@ pub struct DapStore {
     postgres: bool,
     writer: AnyPool,
     readers: AnyPool,
+    crypter: Arc<Crypter>,
 }
 
 /// A write transaction on the DAP tables.
 pub struct DapTx {
     postgres: bool,
     tx: Transaction<'static, Any>,
+    crypter: Arc<Crypter>,
 }
 
-fn task_row(row: &AnyRow) -> Result<DapTaskRow, sqlx::Error> {
+/// `dap_tasks` columns holding sealed secrets.
+const TASKS: &str = "dap_tasks";
+const VERIFY_KEY: &str = "vdaf_verify_key";
+const PEER_TOKEN: &str = "peer_auth_token";
+/// `dap_hpke_keys.keypair`.
+const HPKE_KEYS: &str = "dap_hpke_keys";
+const KEYPAIR: &str = "keypair";
+
+fn task_slot<'a>(column: &'static str, task_id: &'a [u8]) -> SecretSlot<'a> {
+    SecretSlot {
+        table: TASKS,
+        column,
+        row: task_id,
+    }
+}
+
+/// The row key of an HPKE key pair: task id, then config id.
+fn hpke_row(task_id: &[u8], config_id: u8) -> Vec<u8> {
+    let mut row = task_id.to_vec();
+    row.push(config_id);
+    row
+}
+
+fn secrets_error(task_id: &[u8], source: CrypterError) -> DapError {
+    DapError::Secrets {
+        task_id: TaskId::try_from(task_id)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| hex::encode(task_id)),
+        source,
+    }
+}
+
+/// Opens a sealed text column (base64url of the sealed bytes).
+fn open_text(
+    crypter: &Crypter,
+    slot: SecretSlot<'_>,
+    text: &str,
+) -> Result<(String, bool), CrypterError> {
+    let sealed = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| CrypterError::Malformed {
+            table: slot.table,
+            column: slot.column,
+            len: text.len(),
+        })?;
+    let opened = crypter.open(slot, &sealed)?;
+    let text =
+        String::from_utf8(opened.plaintext.to_vec()).map_err(|_| CrypterError::Malformed {
+            table: slot.table,
+            column: slot.column,
+            len: sealed.len(),
+        })?;
+    Ok((text, opened.stale))
+}
+
+fn seal_text(crypter: &Crypter, slot: SecretSlot<'_>, text: &str) -> Result<String, CrypterError> {
+    Ok(URL_SAFE_NO_PAD.encode(crypter.seal(slot, text.as_bytes())?))
+}
+
+/// A `dap_tasks` row with its secrets opened.
+fn open_task_row(crypter: &Crypter, row: &AnyRow) -> Result<DapTaskRow, DapError> {
+    let task_id: Vec<u8> = row.try_get("task_id")?;
+    let sealed: i64 = row.try_get("secrets_sealed")?;
+    if sealed != 1 {
+        return Err(DapError::Internal(format!(
+            "DAP task {}: its secrets are stored in plaintext by an older server; restart this              one to seal them",
+            TaskId::try_from(task_id.as_slice())
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        )));
+    }
+    let err = |e| secrets_error(&task_id, e);
+    let sealed_key: Vec<u8> = row.try_get(VERIFY_KEY)?;
+    let verify_key = crypter
+        .open(task_slot(VERIFY_KEY, &task_id), &sealed_key)
+        .map_err(err)?;
+    let peer_auth_token = row
+        .try_get::<Option<String>, _>(PEER_TOKEN)?
+        .map(|t| open_text(crypter, task_slot(PEER_TOKEN, &task_id), &t).map(|(t, _)| t))
+        .transpose()
+        .map_err(err)?;
     Ok(DapTaskRow {
-        task_id: row.try_get("task_id")?,
+        task_id: task_id.clone(),
         role: row.try_get("role")?,
         parameters: row.try_get("parameters")?,
-        vdaf_verify_key: row.try_get("vdaf_verify_key")?,
-        hpke_keypair: row.try_get("hpke_keypair")?,
-        peer_auth_token: row.try_get("peer_auth_token")?,
+        vdaf_verify_key: verify_key.plaintext.to_vec(),
+        hpke_keypair: String::new(),
+        peer_auth_token,
         aggregator_token_hash: row.try_get("aggregator_token_hash")?,
         collector_token_hash: row.try_get("collector_token_hash")?,
     })
+}
+
+/// An HPKE key pair row, opened.
+fn open_hpke_row(
+    crypter: &Crypter,
+    task_id: &[u8],
+    row: &AnyRow,
+) -> Result<(HpkeKey, bool), DapError> {
+    let config_id = u8::try_from(row.try_get::<i64, _>("config_id")?)
+        .map_err(|_| DapError::Store(StoreError::Corrupt("HPKE config id".into())))?;
+    let sealed: Vec<u8> = row.try_get(KEYPAIR)?;
+    let row_key = hpke_row(task_id, config_id);
+    let opened = crypter
+        .open(
+            SecretSlot {
+                table: HPKE_KEYS,
+                column: KEYPAIR,
+                row: &row_key,
+            },
+            &sealed,
+        )
+        .map_err(|e| secrets_error(task_id, e))?;
+    let keypair: HpkeKeypair = serde_json::from_slice(&opened.plaintext)
+        .map_err(|e| DapError::Store(StoreError::Corrupt(format!("HPKE key pair: {e}"))))?;
+    if u8::from(*keypair.config().id()) != config_id {
+        return Err(DapError::Store(StoreError::Corrupt(
+            "HPKE key pair under another config id".into(),
+        )));
+    }
+    Ok((
+        HpkeKey {
+            keypair,
+            created_at: u(row.try_get("created_at")?)?,
+            expires_at: row
+                .try_get::<Option<i64>, _>("expires_at")?
+                .map(u)
+                .transpose()?,
+        },
+        opened.stale,
+    ))
+}
+
+/// What [`DapStore::secure_secrets`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecretsPass {
+    /// Tasks whose secrets were checked.
+    pub tasks: u64,
+    /// Tasks stored in plaintext (before migration 0009), now sealed.
+    pub migrated: u64,
+    /// Sealed values that opened under an older datastore key and were
+    /// sealed again under the first.
+    pub resealed: u64,
+    /// HPKE key pairs past their expiry, deleted.
+    pub expired_hpke_keys: u64,
 }
 
 fn failure_of(row: &AnyRow) -> Result<Option<CollectionFailure>, DapError> {
@@ -326,12 +479,14 @@ const COLLECTION_COLUMNS: &str = "task_id, collection_job_id, batch_start, batch
 
 impl DapStore {
     /// The DAP tables of `store`'s database.
-    pub fn new(store: &Datastore) -> Self {
+    /// Secrets are sealed and opened with `crypter`.
+    pub fn new(store: &Datastore, crypter: Arc<Crypter>) -> Self {
         let (postgres, writer, readers) = store.pools();
         DapStore {
             postgres,
             writer,
             readers,
+            crypter,
         }
     }
 
@@ -389,6 +544,7 @@ impl DapStore {
         Ok(DapTx {
             postgres: self.postgres,
             tx,
+            crypter: self.crypter.clone(),
         })
     }
 
@@ -399,7 +555,51 @@ impl DapStore {
             .bind(task_id.as_ref().to_vec())
             .fetch_optional(&self.readers)
             .await?;
-        row.map(|r| DapTask::from_row(task_row(&r)?)).transpose()
+        row.map(|r| DapTask::from_row(open_task_row(&self.crypter, &r)?))
+            .transpose()
+    }
+
+    /// A task's HPKE key pairs, opened (expired ones included; the caller
+    /// filters by time).
+    pub async fn hpke_keys(&self, task_id: &TaskId) -> Result<Vec<HpkeKey>, DapError> {
+        let q = self.sql(
+            "SELECT config_id, keypair, created_at, expires_at FROM dap_hpke_keys \
+             WHERE task_id = ?1",
+        );
+        let rows = sqlx::query(&q)
+            .bind(task_id.as_ref().to_vec())
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(open_hpke_row(&self.crypter, task_id.as_ref(), r)?.0))
+            .collect()
+    }
+
+    /// On start: seals the secrets of tasks stored in plaintext (databases
+    /// from before migration 0009, whose HPKE key pair moves into
+    /// `dap_hpke_keys`), re-seals values that opened under an older
+    /// datastore key, and deletes expired HPKE key pairs; one transaction
+    /// per task, so that replicas starting together do the work once.
+    /// Fails on the first task with a value that opens under no key, naming
+    /// it: the server must not start without its secrets.
+    pub async fn secure_secrets(&self, now: u64) -> Result<SecretsPass, DapError> {
+        let ids: Vec<Vec<u8>> = sqlx::query("SELECT task_id FROM dap_tasks ORDER BY task_id")
+            .fetch_all(&self.readers)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let mut pass = SecretsPass::default();
+        for id in ids {
+            let task_id = TaskId::try_from(id.as_slice())
+                .map_err(|_| DapError::Store(StoreError::Corrupt("task id".into())))?;
+            let mut tx = self.begin().await?;
+            tx.lock_task(&task_id).await?;
+            tx.secure_task(&task_id, now, &mut pass).await?;
+            tx.commit().await?;
+            pass.tasks += 1;
+        }
+        Ok(pass)
     }
 
     /// The reports of a leader aggregation job.
@@ -556,26 +756,266 @@ impl DapTx {
         Ok(())
     }
 
-    /// Stores a new task; false if one with this id exists.
+    /// Stores a new task, its secrets sealed, and its first HPKE key pair
+    /// (`row.hpke_keypair`, JSON) as the active one; false if a task with
+    /// this id exists.
     pub async fn put_task(&mut self, row: &DapTaskRow, now: u64) -> Result<bool, DapError> {
+        let id = row.task_id.as_slice();
+        let err = |e| secrets_error(id, e);
+        let verify_key = self
+            .crypter
+            .seal(task_slot(VERIFY_KEY, id), &row.vdaf_verify_key)
+            .map_err(err)?;
+        let peer_token = row
+            .peer_auth_token
+            .as_deref()
+            .map(|t| seal_text(&self.crypter, task_slot(PEER_TOKEN, id), t))
+            .transpose()
+            .map_err(err)?;
+        let keypair: HpkeKeypair = serde_json::from_str(&row.hpke_keypair)
+            .map_err(|e| DapError::Internal(format!("the task's HPKE key pair: {e}")))?;
         let q = self.sql(
             "INSERT INTO dap_tasks (task_id, role, parameters, vdaf_verify_key, hpke_keypair, \
-             peer_auth_token, aggregator_token_hash, collector_token_hash, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (task_id) DO NOTHING",
+             peer_auth_token, aggregator_token_hash, collector_token_hash, created_at, \
+             secrets_sealed) VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7, ?8, 1) \
+             ON CONFLICT (task_id) DO NOTHING",
         );
         let done = sqlx::query(&q)
             .bind(row.task_id.clone())
             .bind(row.role.clone())
             .bind(row.parameters.clone())
-            .bind(row.vdaf_verify_key.clone())
-            .bind(row.hpke_keypair.clone())
-            .bind(row.peer_auth_token.clone())
+            .bind(verify_key)
+            .bind(peer_token)
             .bind(row.aggregator_token_hash.clone())
             .bind(row.collector_token_hash.clone())
             .bind(i(now)?)
             .execute(&mut *self.tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let task_id = TaskId::try_from(id)
+            .map_err(|_| DapError::InvalidTask("task id is not 32 bytes".into()))?;
+        self.put_hpke_key(&task_id, &keypair, now).await?;
+        Ok(true)
+    }
+
+    /// Stores an HPKE key pair of a task, sealed, as its active one (the
+    /// caller retires the previous ones first: [`DapTx::retire_hpke_keys`]).
+    pub async fn put_hpke_key(
+        &mut self,
+        task_id: &TaskId,
+        keypair: &HpkeKeypair,
+        now: u64,
+    ) -> Result<(), DapError> {
+        let config_id = u8::from(*keypair.config().id());
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(keypair).map_err(|e| DapError::Internal(e.to_string()))?,
+        );
+        let row_key = hpke_row(task_id.as_ref(), config_id);
+        let sealed = self
+            .crypter
+            .seal(
+                SecretSlot {
+                    table: HPKE_KEYS,
+                    column: KEYPAIR,
+                    row: &row_key,
+                },
+                &json,
+            )
+            .map_err(|e| secrets_error(task_id.as_ref(), e))?;
+        let q = self.sql(
+            "INSERT INTO dap_hpke_keys (task_id, config_id, keypair, created_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+        );
+        sqlx::query(&q)
+            .bind(task_id.as_ref().to_vec())
+            .bind(i64::from(config_id))
+            .bind(sealed)
+            .bind(i(now)?)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The config ids of every stored HPKE key pair of a task, expired or
+    /// not.
+    pub async fn hpke_config_ids(&mut self, task_id: &TaskId) -> Result<Vec<u8>, DapError> {
+        let q = self.sql("SELECT config_id FROM dap_hpke_keys WHERE task_id = ?1");
+        let rows = sqlx::query(&q)
+            .bind(task_id.as_ref().to_vec())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                u8::try_from(r.try_get::<i64, _>(0)?)
+                    .map_err(|_| DapError::Store(StoreError::Corrupt("HPKE config id".into())))
+            })
+            .collect()
+    }
+
+    /// Gives every HPKE key pair of a task that would decrypt past
+    /// `expires_at` that expiry (the active one included), then deletes
+    /// those expired at `now`; returns how many were deleted.
+    pub async fn retire_hpke_keys(
+        &mut self,
+        task_id: &TaskId,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<u64, DapError> {
+        let q = self.sql(
+            "UPDATE dap_hpke_keys SET expires_at = ?1 WHERE task_id = ?2 \
+             AND (expires_at IS NULL OR expires_at > ?1)",
+        );
+        sqlx::query(&q)
+            .bind(i(expires_at)?)
+            .bind(task_id.as_ref().to_vec())
+            .execute(&mut *self.tx)
+            .await?;
+        self.delete_expired_hpke_keys(task_id, now).await
+    }
+
+    /// Deletes a task's HPKE key pairs expired at `now`.
+    pub async fn delete_expired_hpke_keys(
+        &mut self,
+        task_id: &TaskId,
+        now: u64,
+    ) -> Result<u64, DapError> {
+        let q = self.sql("DELETE FROM dap_hpke_keys WHERE task_id = ?1 AND expires_at <= ?2");
+        Ok(sqlx::query(&q)
+            .bind(task_id.as_ref().to_vec())
+            .bind(i(now)?)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected())
+    }
+
+    /// [`DapStore::secure_secrets`] for one task, whose row is locked.
+    async fn secure_task(
+        &mut self,
+        task_id: &TaskId,
+        now: u64,
+        pass: &mut SecretsPass,
+    ) -> Result<(), DapError> {
+        let id = task_id.as_ref();
+        let err = |e| secrets_error(id, e);
+        let q = self.sql(
+            "SELECT vdaf_verify_key, hpke_keypair, peer_auth_token, secrets_sealed, created_at \
+             FROM dap_tasks WHERE task_id = ?1",
+        );
+        let row = sqlx::query(&q)
+            .bind(id.to_vec())
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let verify_key: Vec<u8> = row.try_get(0)?;
+        let legacy_keypair: String = row.try_get(1)?;
+        let token: Option<String> = row.try_get(2)?;
+        let sealed: i64 = row.try_get(3)?;
+        let created_at: i64 = row.try_get(4)?;
+        let (verify_key, token, changed) = if sealed == 1 {
+            let opened = self
+                .crypter
+                .open(task_slot(VERIFY_KEY, id), &verify_key)
+                .map_err(err)?;
+            let token = token
+                .map(|t| open_text(&self.crypter, task_slot(PEER_TOKEN, id), &t))
+                .transpose()
+                .map_err(err)?;
+            let stale = opened.stale || token.as_ref().is_some_and(|(_, s)| *s);
+            pass.resealed +=
+                u64::from(opened.stale) + u64::from(token.as_ref().is_some_and(|(_, s)| *s));
+            (
+                opened.plaintext,
+                token.map(|(t, _)| zeroize::Zeroizing::new(t)),
+                stale,
+            )
+        } else {
+            // A row from before migration 0009: plaintext columns, and its
+            // one HPKE key pair in the legacy column.
+            if !legacy_keypair.trim().is_empty() {
+                let keypair: HpkeKeypair = serde_json::from_str(&legacy_keypair).map_err(|e| {
+                    DapError::Store(StoreError::Corrupt(format!(
+                        "DAP task {task_id}: legacy HPKE key pair: {e}"
+                    )))
+                })?;
+                let config_id = u8::from(*keypair.config().id());
+                if !self.hpke_config_ids(task_id).await?.contains(&config_id) {
+                    self.put_hpke_key(task_id, &keypair, u(created_at)?).await?;
+                }
+            }
+            pass.migrated += 1;
+            (
+                zeroize::Zeroizing::new(verify_key),
+                token.map(zeroize::Zeroizing::new),
+                true,
+            )
+        };
+        if changed {
+            let verify_key = self
+                .crypter
+                .seal(task_slot(VERIFY_KEY, id), &verify_key)
+                .map_err(err)?;
+            let token = token
+                .as_deref()
+                .map(|t| seal_text(&self.crypter, task_slot(PEER_TOKEN, id), t))
+                .transpose()
+                .map_err(err)?;
+            let q = self.sql(
+                "UPDATE dap_tasks SET vdaf_verify_key = ?1, peer_auth_token = ?2, \
+                 hpke_keypair = '', secrets_sealed = 1 WHERE task_id = ?3",
+            );
+            sqlx::query(&q)
+                .bind(verify_key)
+                .bind(token)
+                .bind(id.to_vec())
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        // The HPKE key pairs: every one must open; stale ones are re-sealed.
+        let q = self.sql(
+            "SELECT config_id, keypair, created_at, expires_at FROM dap_hpke_keys \
+             WHERE task_id = ?1",
+        );
+        let rows = sqlx::query(&q)
+            .bind(id.to_vec())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut stale_keys = Vec::new();
+        for r in &rows {
+            let (key, stale) = open_hpke_row(&self.crypter, id, r)?;
+            if stale {
+                stale_keys.push(key);
+            }
+        }
+        for key in stale_keys {
+            let config_id = u8::from(*key.keypair.config().id());
+            let json = zeroize::Zeroizing::new(
+                serde_json::to_vec(&key.keypair).map_err(|e| DapError::Internal(e.to_string()))?,
+            );
+            let row_key = hpke_row(id, config_id);
+            let sealed = self
+                .crypter
+                .seal(
+                    SecretSlot {
+                        table: HPKE_KEYS,
+                        column: KEYPAIR,
+                        row: &row_key,
+                    },
+                    &json,
+                )
+                .map_err(err)?;
+            let q = self
+                .sql("UPDATE dap_hpke_keys SET keypair = ?1 WHERE task_id = ?2 AND config_id = ?3");
+            sqlx::query(&q)
+                .bind(sealed)
+                .bind(id.to_vec())
+                .bind(i64::from(config_id))
+                .execute(&mut *self.tx)
+                .await?;
+            pass.resealed += 1;
+        }
+        pass.expired_hpke_keys += self.delete_expired_hpke_keys(task_id, now).await?;
+        Ok(())
     }
 
     /// Leader: whether `time` falls in an interval held by a collection job.
@@ -1134,6 +1574,200 @@ impl DapTx {
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+}
+
+/// What a DAP garbage-collection step deleted ([`DapStore::gc_task_chunk`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DapGcDeleted {
+    /// Reports: the leader's reports with their shares, or the helper's
+    /// replay records.
+    pub reports: u64,
+    /// Aggregation jobs (the leader's finished ones, or the helper's stored
+    /// answers).
+    pub jobs: u64,
+    /// Time buckets of output-share sums.
+    pub buckets: u64,
+}
+
+impl DapGcDeleted {
+    /// True if nothing was deleted.
+    pub fn is_empty(&self) -> bool {
+        self.reports == 0 && self.jobs == 0 && self.buckets == 0
+    }
+}
+
+/// A DAP task as the garbage collector sees it.
+#[derive(Debug, Clone)]
+pub struct DapGcTask {
+    /// The task.
+    pub task_id: TaskId,
+    /// True on the leader, false on the helper.
+    pub leader: bool,
+    /// Its public parameters, as stored (JSON of
+    /// [`crate::dap::task::DapParameters`]).
+    pub parameters: String,
+}
+
+impl DapStore {
+    /// Every DAP task, with its role and public parameters (for the garbage
+    /// collector; no secrets are read).
+    pub async fn gc_tasks(&self) -> Result<Vec<DapGcTask>, DapError> {
+        let rows = sqlx::query("SELECT task_id, role, parameters FROM dap_tasks ORDER BY task_id")
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: Vec<u8> = r.try_get(0)?;
+                Ok(DapGcTask {
+                    task_id: TaskId::try_from(id.as_slice())
+                        .map_err(|_| DapError::Store(StoreError::Corrupt("task id".into())))?,
+                    leader: r.try_get::<String, _>(1)? == "leader",
+                    parameters: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Garbage collection of one DAP task, one bounded transaction:
+    /// deletes up to about `chunk` rows of each kind whose time falls in a
+    /// collected interval (the leader: a finished collection job's; the
+    /// helper: an aggregate share handed out), or before `cutoff` (the
+    /// oldest report time still accepted) in no such interval nor in one
+    /// a collection job still holds. On the leader: reports with their
+    /// shares (never those of an aggregation job still running), finished
+    /// aggregation jobs left without reports, buckets. On the helper:
+    /// replay records, buckets, and stored aggregation-job answers older
+    /// than the cutoff. Collection jobs and aggregate shares are kept for
+    /// ever. Call again until it deletes nothing.
+    pub async fn gc_task_chunk(
+        &self,
+        task: &DapGcTask,
+        cutoff: u64,
+        chunk: u64,
+    ) -> Result<DapGcDeleted, DapError> {
+        let id = task.task_id.as_ref().to_vec();
+        let chunk = i(chunk.max(1))?;
+        let mut tx = self.begin().await?;
+        tx.lock_task(&task.task_id).await?;
+        let held = if task.leader {
+            "SELECT batch_start, batch_duration, state FROM dap_collection_jobs \
+             WHERE task_id = ?1 AND state <> 'failed'"
+        } else {
+            "SELECT batch_start, batch_duration, 'finished' AS state FROM dap_aggregate_shares \
+             WHERE task_id = ?1"
+        };
+        let rows = sqlx::query(&self.sql(held))
+            .bind(id.clone())
+            .fetch_all(&mut *tx.tx)
+            .await?;
+        // A collection job that is not finished (or was abandoned) still
+        // holds its interval: nothing of it is deleted.
+        let intervals = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>(0)?,
+                    r.try_get::<i64, _>(1)?,
+                    r.try_get::<String, _>(2)? != CollectionState::Finished.code(),
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let mut deleted = DapGcDeleted::default();
+        let ranges = super::sql::deletable_ranges(&intervals, i(cutoff)?);
+        let mut budget = chunk;
+        for &(start, end) in &ranges {
+            if budget <= 0 {
+                break;
+            }
+            let reports = if task.leader {
+                let pick = self.sql(
+                    "SELECT report_id FROM dap_reports r WHERE r.task_id = ?1 AND r.time >= ?2 \
+                     AND r.time < ?3 AND (r.job_id IS NULL OR EXISTS (SELECT 1 FROM \
+                     dap_aggregation_jobs j WHERE j.task_id = r.task_id AND j.job_id = r.job_id \
+                     AND j.state = 'done')) LIMIT ?4",
+                );
+                let ids: Vec<Vec<u8>> = sqlx::query_scalar(&pick)
+                    .bind(id.clone())
+                    .bind(start)
+                    .bind(end)
+                    .bind(budget)
+                    .fetch_all(&mut *tx.tx)
+                    .await?;
+                let delete_shares =
+                    self.sql("DELETE FROM dap_report_shares WHERE task_id = ?1 AND report_id = ?2");
+                let delete_report =
+                    self.sql("DELETE FROM dap_reports WHERE task_id = ?1 AND report_id = ?2");
+                for report_id in &ids {
+                    for q in [&delete_shares, &delete_report] {
+                        sqlx::query(q)
+                            .bind(id.clone())
+                            .bind(report_id.clone())
+                            .execute(&mut *tx.tx)
+                            .await?;
+                    }
+                }
+                ids.len() as u64
+            } else {
+                sqlx::query(&self.sql(
+                    "DELETE FROM dap_helper_reports WHERE task_id = ?1 AND report_id IN \
+                     (SELECT report_id FROM dap_helper_reports WHERE task_id = ?1 \
+                      AND time >= ?2 AND time < ?3 LIMIT ?4)",
+                ))
+                .bind(id.clone())
+                .bind(start)
+                .bind(end)
+                .bind(budget)
+                .execute(&mut *tx.tx)
+                .await?
+                .rows_affected()
+            };
+            deleted.reports += reports;
+            budget -= reports as i64;
+            if budget <= 0 {
+                break;
+            }
+            let buckets = sqlx::query(&self.sql(
+                "DELETE FROM dap_batch_aggregations WHERE task_id = ?1 AND bucket_start IN \
+                 (SELECT bucket_start FROM dap_batch_aggregations WHERE task_id = ?1 \
+                  AND bucket_start >= ?2 AND bucket_start < ?3 LIMIT ?4)",
+            ))
+            .bind(id.clone())
+            .bind(start)
+            .bind(end)
+            .bind(budget)
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected();
+            deleted.buckets += buckets;
+            budget -= buckets as i64;
+        }
+        if budget > 0 {
+            // Jobs: the leader's finished jobs whose reports are all gone
+            // (wherever they were), the helper's stored answers older than
+            // the cutoff (a leader retries a job within minutes, not days).
+            let q = if task.leader {
+                self.sql(
+                    "DELETE FROM dap_aggregation_jobs WHERE task_id = ?1 AND job_id IN \
+                     (SELECT job_id FROM dap_aggregation_jobs j WHERE j.task_id = ?1 \
+                      AND j.state = 'done' AND NOT EXISTS (SELECT 1 FROM dap_reports r \
+                      WHERE r.task_id = j.task_id AND r.job_id = j.job_id) LIMIT ?2)",
+                )
+            } else {
+                self.sql(
+                    "DELETE FROM dap_aggregation_jobs WHERE task_id = ?1 AND job_id IN \
+                     (SELECT job_id FROM dap_aggregation_jobs WHERE task_id = ?1 \
+                      AND created_at < ?3 LIMIT ?2)",
+                )
+            };
+            let mut query = sqlx::query(&q).bind(id.clone()).bind(budget);
+            if !task.leader {
+                query = query.bind(i(cutoff)?);
+            }
+            deleted.jobs += query.execute(&mut *tx.tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 }
 

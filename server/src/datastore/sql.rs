@@ -27,15 +27,22 @@ use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::mpsc;
 
 use super::{
-    BatchChunk, BatchRead, ClaimDecision, ClaimFacts, InsertOutcome, JobLease, NewReport,
-    ReleaseRecord, ReleaseState, StoreConfig, StoreError, TaskRecord,
+    BatchChunk, BatchRead, ClaimDecision, ClaimFacts, GcDeleted, InsertOutcome, JobLease,
+    NewReport, ReleaseRecord, ReleaseState, StoreConfig, StoreError, TaskRecord,
 };
+use super::{OldestUnassigned, PoolUse};
 use crate::lease::{self, JobTable, KeyKind, KeyValue, Lease, LeasePolicy};
 
 /// The HE aggregation jobs, as [`crate::lease`] sees them.
 const AGGREGATION_JOBS: JobTable = JobTable {
     name: "aggregation_jobs",
     key: &[("job_id", KeyKind::Int)],
+};
+
+/// The garbage collector's one-row lease ([`crate::gc`]).
+const GC_LEASE: JobTable = JobTable {
+    name: "gc_lease",
+    key: &[("id", KeyKind::Int)],
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -142,11 +149,12 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
         budget_spent: rational(&row.try_get::<String, _>("budget_spent")?)?,
         created_at: row.try_get("created_at")?,
         crs: row.try_get("crs")?,
+        report_expiry_age: to_u64(row.try_get("report_expiry_age")?, "report expiry age")?,
     })
 }
 
 const TASK_COLUMNS: &str =
-    "task_id, definition, collector_token_hash, budget_spent, created_at, crs";
+    "task_id, definition, collector_token_hash, budget_spent, created_at, crs, report_expiry_age";
 
 const RELEASE_COLUMNS: &str =
     "task_id, batch_start, batch_duration, report_count, noisy_report_count, state, mechanism, \
@@ -286,14 +294,50 @@ impl SqlStore {
         self.description.clone()
     }
 
+    pub(super) fn pool_use(&self) -> Vec<PoolUse> {
+        let use_of = |name, pool: &AnyPool| {
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            PoolUse {
+                name,
+                in_use: pool.size().saturating_sub(idle),
+                idle,
+            }
+        };
+        match self.dialect {
+            Dialect::Sqlite => vec![
+                use_of("writer", &self.writer),
+                use_of("reader", &self.readers),
+            ],
+            // One pool serves both.
+            Dialect::Postgres => vec![use_of("shared", &self.writer)],
+        }
+    }
+
+    pub(super) async fn oldest_unassigned_report_times(
+        &self,
+    ) -> Result<OldestUnassigned, StoreError> {
+        let he: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(time) FROM reports WHERE job_id IS NULL")
+                .fetch_one(&self.readers)
+                .await?;
+        let dap: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(r.time) FROM dap_reports r JOIN dap_tasks t ON t.task_id = r.task_id \
+             WHERE r.job_id IS NULL AND t.role = 'leader'",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(OldestUnassigned { he, dap })
+    }
+
     fn sql(&self, text: &str) -> String {
         self.dialect.sql(text)
     }
 
     pub(super) async fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
         let sql = self.sql(
-            "INSERT INTO tasks (task_id, definition, collector_token_hash, budget_spent, created_at, crs) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (task_id) DO NOTHING",
+            "INSERT INTO tasks (task_id, definition, collector_token_hash, budget_spent, created_at, \
+             crs, report_expiry_age) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (task_id) DO NOTHING",
         );
         let result = sqlx::query(&sql)
             .bind(task.task_id.0.to_vec())
@@ -302,6 +346,7 @@ impl SqlStore {
             .bind(task.budget_spent.to_string())
             .bind(task.created_at)
             .bind(task.crs.clone())
+            .bind(to_i64(task.report_expiry_age, "report expiry age")?)
             .execute(&self.writer)
             .await?;
         if result.rows_affected() == 0 {
@@ -420,6 +465,72 @@ impl SqlStore {
             }
         }
         tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    pub(super) async fn report_precheck(
+        &self,
+        task_id: &TaskId,
+        reports: &[(hetally_protocol::ReportId, u64)],
+    ) -> Result<Vec<Option<InsertOutcome>>, StoreError> {
+        let mut outcomes = vec![None; reports.len()];
+        // Released first, as in `insert_reports`: a duplicate inside a
+        // released interval is answered as released. A batch's reports
+        // share a handful of times, so one lookup per distinct time.
+        let mut times: Vec<u64> = reports.iter().map(|&(_, t)| t).collect();
+        times.sort_unstable();
+        times.dedup();
+        let released = self.sql(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM releases WHERE task_id = ?1 \
+             AND batch_start <= ?2 AND ?2 < batch_start + batch_duration",
+        );
+        let mut released_times = HashSet::new();
+        for time in times {
+            let n: i64 = sqlx::query_scalar(&released)
+                .bind(task_id.0.to_vec())
+                .bind(to_i64(time, "report time")?)
+                .fetch_one(&self.readers)
+                .await?;
+            if n > 0 {
+                released_times.insert(time);
+            }
+        }
+        let mut open = Vec::with_capacity(reports.len());
+        for (i, (id, time)) in reports.iter().enumerate() {
+            if released_times.contains(time) {
+                outcomes[i] = Some(InsertOutcome::IntervalReleased);
+            } else {
+                open.push((i, id));
+            }
+        }
+        // Stored ids: one indexed `IN` lookup per chunk.
+        for chunk in open.chunks(INSERT_CHUNK) {
+            let mut sql =
+                String::from("SELECT report_id FROM reports WHERE task_id = ?1 AND report_id IN (");
+            for k in 0..chunk.len() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("?{}", k + 2));
+            }
+            sql.push(')');
+            let sql = self.sql(&sql);
+            let mut query = sqlx::query(&sql).bind(task_id.0.to_vec());
+            for (_, id) in chunk {
+                query = query.bind(id.0.to_vec());
+            }
+            let stored = query
+                .fetch_all(&self.readers)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<Vec<u8>, _>(0))
+                .collect::<Result<HashSet<_>, sqlx::Error>>()?;
+            for &(i, id) in chunk {
+                if stored.contains(id.0.as_slice()) {
+                    outcomes[i] = Some(InsertOutcome::Duplicate);
+                }
+            }
+        }
         Ok(outcomes)
     }
 
@@ -855,9 +966,228 @@ impl SqlStore {
     }
 }
 
+/// The time ranges `[start, end)` of a task whose reports and jobs the
+/// garbage collector may delete: the intervals of releases that are done
+/// or withheld, and everything before `cutoff` that no release (of any
+/// state) covers. Sorted, and merged where they touch. `releases` are
+/// (start, duration, pending).
+pub(super) fn deletable_ranges(releases: &[(i64, i64, bool)], cutoff: i64) -> Vec<(i64, i64)> {
+    let mut held: Vec<(i64, i64)> = releases
+        .iter()
+        .map(|&(s, d, _)| (s, s.saturating_add(d)))
+        .collect();
+    held.sort_unstable();
+    let mut ranges: Vec<(i64, i64)> = releases
+        .iter()
+        .filter(|&&(_, _, pending)| !pending)
+        .map(|&(s, d, _)| (s, s.saturating_add(d)))
+        .collect();
+    // The gaps between held intervals, below the cutoff.
+    let mut from = 0i64;
+    for &(s, e) in &held {
+        if s >= cutoff {
+            break;
+        }
+        if s > from {
+            ranges.push((from, s));
+        }
+        from = from.max(e);
+    }
+    if from < cutoff {
+        ranges.push((from, cutoff));
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+    for (s, e) in ranges {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// Most aggregation jobs one garbage-collection transaction deletes.
+const GC_JOBS_PER_CHUNK: i64 = 64;
+
+impl SqlStore {
+    pub(super) async fn gc_task_chunk(
+        &self,
+        task_id: &TaskId,
+        cutoff: u64,
+        chunk: u64,
+    ) -> Result<GcDeleted, StoreError> {
+        let id = task_id.0.to_vec();
+        let cutoff = to_i64(cutoff, "expiry cutoff")?;
+        let chunk = to_i64(chunk.max(1), "chunk")?;
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        // FOR SHARE excludes release claims (FOR UPDATE) of the task until
+        // we commit, but not uploads: a claim either counts the batch
+        // before we delete anything of it, or its release row is seen
+        // below and its interval left alone.
+        sqlx::query(&self.sql(&format!(
+            "SELECT task_id FROM tasks WHERE task_id = ?1{}",
+            self.dialect.lock(" FOR SHARE")
+        )))
+        .bind(id.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            &self.sql("SELECT batch_start, batch_duration, state FROM releases WHERE task_id = ?1"),
+        )
+        .bind(id.clone())
+        .fetch_all(&mut *tx)
+        .await?;
+        let releases = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>(0)?,
+                    r.try_get::<i64, _>(1)?,
+                    r.try_get::<String, _>(2)? == ReleaseState::Pending.name(),
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let pick_jobs = self.sql(&format!(
+            "SELECT job_id, report_count FROM aggregation_jobs WHERE task_id = ?1 \
+             AND bucket_start >= ?2 AND bucket_start < ?3 ORDER BY job_id LIMIT ?4{}",
+            self.dialect.lock(" FOR UPDATE SKIP LOCKED")
+        ));
+        let delete_job_reports = self.sql("DELETE FROM reports WHERE job_id = ?1");
+        let delete_job = self.sql("DELETE FROM aggregation_jobs WHERE job_id = ?1");
+        let delete_loose = self.sql(&format!(
+            "DELETE FROM reports WHERE id IN (SELECT id FROM reports WHERE task_id = ?1 \
+             AND job_id IS NULL AND time >= ?2 AND time < ?3 LIMIT ?4{})",
+            self.dialect.lock(" FOR UPDATE SKIP LOCKED")
+        ));
+        let mut deleted = GcDeleted::default();
+        let mut budget = chunk;
+        for (start, end) in deletable_ranges(&releases, cutoff) {
+            if budget <= 0 {
+                break;
+            }
+            // Whole jobs with their reports, in one transaction: a job's
+            // partial sum never outlives, or is outlived by, its reports.
+            let jobs = sqlx::query(&pick_jobs)
+                .bind(id.clone())
+                .bind(start)
+                .bind(end)
+                .bind(GC_JOBS_PER_CHUNK)
+                .fetch_all(&mut *tx)
+                .await?;
+            for job in &jobs {
+                let job_id: i64 = job.try_get(0)?;
+                let count: i64 = job.try_get(1)?;
+                if budget <= 0 || (count > budget && budget < chunk) {
+                    // Left for the next transaction (a job larger than
+                    // the whole chunk goes alone).
+                    budget = 0;
+                    break;
+                }
+                let reports = sqlx::query(&delete_job_reports)
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(&delete_job)
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await?;
+                deleted.jobs += 1;
+                deleted.reports += reports;
+                budget -= count.max(reports as i64).max(1);
+            }
+            if budget <= 0 {
+                break;
+            }
+            let loose = sqlx::query(&delete_loose)
+                .bind(id.clone())
+                .bind(start)
+                .bind(end)
+                .bind(budget)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            deleted.reports += loose;
+            budget -= loose as i64;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Leases the garbage collector's one-row lease (`gc_lease`) if it is
+    /// free and the next run is due.
+    pub(super) async fn acquire_gc_lease(
+        &self,
+        now: i64,
+        policy: &LeasePolicy,
+    ) -> Result<Option<Lease>, StoreError> {
+        let postgres = self.dialect == Dialect::Postgres;
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        let leased = lease::acquire(
+            &mut tx, postgres, &GC_LEASE, "id", "id = 1", "id", "", now, policy,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(leased.map(|(_, lease)| lease))
+    }
+
+    /// Gives the garbage collector's lease back, with the next run due at
+    /// `next_run` (on success) or after the policy's backoff (on failure).
+    /// False if the lease had been taken over meanwhile.
+    pub(super) async fn finish_gc_lease(
+        &self,
+        lease: &Lease,
+        succeeded: bool,
+        now: i64,
+        next_run: i64,
+        policy: &LeasePolicy,
+    ) -> Result<bool, StoreError> {
+        let postgres = self.dialect == Dialect::Postgres;
+        let key = [KeyValue::Int(1)];
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        let given_back = if succeeded {
+            sqlx::query(&self.sql(
+                "UPDATE gc_lease SET lease_token = NULL, lease_expiry = NULL, attempts = 0, \
+                 next_attempt_at = ?1, last_run_at = ?2 WHERE id = 1 AND lease_token = ?3",
+            ))
+            .bind(next_run)
+            .bind(now)
+            .bind(lease.token.to_vec())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1
+        } else {
+            lease::back_off(&mut tx, postgres, &GC_LEASE, &key, lease, now, policy).await?
+        };
+        tx.commit().await?;
+        Ok(given_back)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Dialect;
+
+    #[test]
+    fn deletable_ranges_are_released_intervals_and_unheld_expired_time() {
+        use super::deletable_ranges;
+        // Done [100, 160), pending [160, 220), withheld [300, 360); cutoff 400.
+        let releases = [(100, 60, false), (160, 60, true), (300, 60, false)];
+        assert_eq!(deletable_ranges(&releases, 400), vec![(0, 160), (220, 400)]);
+        // Cutoff inside the pending release: nothing of it, nor after it
+        // but the done release.
+        assert_eq!(deletable_ranges(&releases, 180), vec![(0, 160), (300, 360)]);
+        // No releases.
+        assert_eq!(deletable_ranges(&[], 60), vec![(0, 60)]);
+        assert_eq!(deletable_ranges(&[], 0), vec![]);
+        // A done release after the cutoff.
+        assert_eq!(
+            deletable_ranges(&[(500, 60, false)], 60),
+            vec![(0, 60), (500, 560)]
+        );
+    }
 
     #[test]
     fn placeholders_are_rewritten_for_postgres() {

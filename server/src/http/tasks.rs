@@ -47,6 +47,7 @@ pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
         guarantee: task.guarantee.describe(None),
         crs_sha256: def.layout.crs_hash().map(hex::encode),
         created_at: task.created_at,
+        report_expiry_age: task.report_expiry_age,
     }
 }
 
@@ -86,6 +87,7 @@ pub fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
             None => Relation::ReplaceOne,
             Some(s) => Relation::from_str(s).map_err(|e| invalid(e.to_string()))?,
         },
+        report_expiry_age: req.report_expiry_age,
     })
 }
 

@@ -3,12 +3,19 @@
 
 mod bad_input;
 mod client_core;
+mod connections;
 mod crash;
+mod dap_hpke_rotation;
+mod dap_js_interop;
+mod dap_resume;
 mod dp;
 mod flow;
 mod janus_interop;
 mod lifecycle;
 mod out_of_range;
+mod overload;
 mod proofs;
 mod replicas;
+mod retention;
 mod tfhe;
+mod tls;
