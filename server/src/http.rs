@@ -1,8 +1,11 @@
 //! The HE API's HTTP surface: thin actix-web handlers that parse,
 //! authenticate and call the [`Aggregator`]. Routes and messages are listed
-//! in [`hetally_protocol::api`]; errors become problem documents through
-//! [`crate::problem`], with the types of [`hetally_protocol::problem`].
+//! in [`hetally_protocol::api`] and described, with every status and media
+//! type, by the OpenAPI document served at `/openapi.json` ([`openapi`]);
+//! errors become problem documents through [`crate::problem`], with the
+//! types of [`hetally_protocol::problem`].
 
+pub mod openapi;
 mod releases;
 mod reports;
 pub mod tasks;
@@ -27,6 +30,7 @@ pub(crate) const MAX_JSON_BODY: usize = 1 << 20;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
+        .route("/openapi.json", web::get().to(openapi::document))
         .route("/tasks", web::post().to(tasks::create))
         .route("/tasks", web::get().to(tasks::list))
         .route("/tasks/{task_id}", web::get().to(tasks::get))

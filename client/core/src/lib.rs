@@ -12,7 +12,9 @@
 //!   task asks) into a report, ready for `PUT /tasks/{id}/reports` with
 //!   media type [`REPORT_MEDIA_TYPE`];
 //! * [`retry`] says, from an answer's status, problem type and
-//!   `Retry-After`, whether and when to try an upload again.
+//!   `Retry-After`, whether and when to try an upload again;
+//! * [`Task::prepare_from_tape`] replays a test vector's recorded
+//!   randomness (`test-vectors/v1`), for tests only.
 //!
 //! Paillier tasks use pure-Rust big integers by default, so the core builds
 //! without a C toolchain and cross-compiles to phones; the `gmp` feature
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod retry;
+mod tape;
 
 use std::sync::Arc;
 
@@ -52,6 +55,30 @@ pub enum CoreError {
     /// The server's description of the task could not be read.
     #[error("the server's task description is not valid: {0}")]
     Protocol(String),
+    /// [`Task::prepare_from_tape`]: the tape ran out before the report was
+    /// prepared.
+    #[error(
+        "the randomness tape has {len} bytes, but preparing this report draws {needed}: the \
+         tape does not belong to this task, measurement or report"
+    )]
+    TapeTooShort {
+        /// Bytes on the tape.
+        len: usize,
+        /// Bytes preparing the report drew.
+        needed: usize,
+    },
+    /// [`Task::prepare_from_tape`]: the report was prepared with bytes of
+    /// the tape left over.
+    #[error(
+        "the randomness tape has {len} bytes, but preparing this report drew only {used}: a \
+         tape must be used up exactly, so it does not belong to this task, measurement or report"
+    )]
+    TapeNotUsedUp {
+        /// Bytes on the tape.
+        len: usize,
+        /// Bytes preparing the report drew.
+        used: usize,
+    },
 }
 
 /// A task, verified against its id and ready to prepare reports.
@@ -159,6 +186,30 @@ impl Task {
             time: report.time,
             bytes: report.to_bytes(),
         })
+    }
+
+    /// [`Task::prepare`] with every random byte taken, in order, from
+    /// `tape`: the `randomness` of a report test vector
+    /// (`test-vectors/v1`). The tape must be used up exactly; one that runs
+    /// out is [`CoreError::TapeTooShort`], one with bytes left over
+    /// [`CoreError::TapeNotUsedUp`]. The order in which a report draws its
+    /// bytes (report id first, then the scheme's encryption and proof
+    /// randomness) is in `docs/protocol.md`, section 15.
+    ///
+    /// **For test vectors only.** The report's secrecy rests entirely on
+    /// the tape: anyone who knows it can decrypt the report, and a tape
+    /// used twice repeats every exponent and proof mask. Apps use
+    /// [`Task::prepare`].
+    pub fn prepare_from_tape(
+        &self,
+        values: &[u64],
+        unix_time: u64,
+        tape: &[u8],
+    ) -> Result<PreparedReport, CoreError> {
+        let mut rng = tape::Tape::new(tape);
+        let report = self.prepare_with_rng(values, unix_time, &mut rng)?;
+        rng.finish()?;
+        Ok(report)
     }
 
     /// [`Task::prepare_with_rng`], as the decoded report (for callers that

@@ -85,7 +85,9 @@ impl<B: Int> Ciphertext<B> {
     }
 
     /// Wraps a value known to be a unit below n^2 because it was computed
-    /// from validated ciphertexts.
+    /// from validated ciphertexts (only the aggregator's batch verifier
+    /// makes them).
+    #[cfg(feature = "aggregator")]
     pub(crate) fn from_checked(c: B) -> Self {
         Ciphertext(c)
     }

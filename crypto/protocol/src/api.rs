@@ -5,6 +5,7 @@
 //! | method and path | auth | request | response |
 //! |---|---|---|---|
 //! | `GET /healthz` | none | | 200 `{"status":"ok"}` |
+//! | `GET /openapi.json` | none | | 200, the OpenAPI 3.1 document of these routes (`server/openapi.json`) |
 //! | `POST /tasks` | admin | [`CreateTaskRequest`] | 201 [`CreateTaskResponse`] |
 //! | `GET /tasks` | admin | | [`TaskList`] |
 //! | `GET /tasks/{id}` | none | | [`TaskInfo`] |
@@ -56,7 +57,11 @@ pub struct CreateTaskRequest {
     pub report_expiry_age: Option<u64>,
 }
 
-/// A task as the server describes it.
+/// A task as the server describes it. The binary `definition` is the
+/// authority: a client hashes it, checks the hash against the task id and
+/// takes every parameter from it (docs/protocol.md section 7.6). The other
+/// fields restate it as plain JSON, for people and for tools that do not
+/// decode definitions; they are informative.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskInfo {
     /// The task id.
@@ -102,6 +107,28 @@ pub struct TaskInfo {
     /// predates it.
     #[serde(default)]
     pub report_expiry_age: u64,
+    /// Paillier: the slot width w in bits (docs/protocol.md section 9.2),
+    /// with room for the DP noise's tail bound; the same number as the
+    /// definition's layout. `None` for TFHE tasks, which pack no slots
+    /// (each value is an LWE ciphertext of its own, scaled by Delta; see
+    /// `delta_log2`), and from a server that predates the field.
+    #[serde(default)]
+    pub slot_bits: Option<u32>,
+    /// Paillier: slots per ciphertext, `floor((modulus_bits - 2) /
+    /// slot_bits)`; `None` as `slot_bits` is.
+    #[serde(default)]
+    pub slots_per_ciphertext: Option<u32>,
+    /// TFHE: log2 of the plaintext scale Delta (section 10.4); `None` for
+    /// Paillier tasks and from a server that predates the field.
+    #[serde(default)]
+    pub delta_log2: Option<u32>,
+    /// Ciphertexts a report carries: Paillier, the packed ciphertexts of a
+    /// payload without proofs (section 9.3), which is also what the server
+    /// keeps of a report with proofs (that payload carries one ciphertext
+    /// per bit instead, section 9.4); TFHE, the compact ciphertext lists
+    /// (section 10.3). 0 from a server that predates the field.
+    #[serde(default)]
+    pub ciphertexts_per_report: u64,
 }
 
 /// Response of `POST /tasks`.
@@ -213,4 +240,44 @@ pub struct Problem {
     pub status: u16,
     /// What was wrong and what to do.
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_info_without_the_layout_fields_still_parses() {
+        // An answer of a server that predates the layout fields.
+        let old = serde_json::json!({
+            "task_id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "definition": "AQ",
+            "scheme": "paillier",
+            "measurement": "count",
+            "min_batch_size": 1,
+            "max_batch_size": 10,
+            "time_precision": 60,
+            "dp": "none",
+            "budget": null,
+            "key_fingerprint": "00",
+            "input_proofs": true,
+            "created_at": 0
+        });
+        let info: TaskInfo = serde_json::from_value(old).unwrap();
+        assert_eq!(info.slot_bits, None);
+        assert_eq!(info.slots_per_ciphertext, None);
+        assert_eq!(info.delta_log2, None);
+        assert_eq!(info.ciphertexts_per_report, 0);
+        // A new answer carries them, TFHE's as null.
+        let new = serde_json::to_value(TaskInfo {
+            slot_bits: None,
+            delta_log2: Some(39),
+            ciphertexts_per_report: 1,
+            ..info
+        })
+        .unwrap();
+        assert_eq!(new["slot_bits"], serde_json::Value::Null);
+        assert_eq!(new["delta_log2"], 39);
+        assert_eq!(new["ciphertexts_per_report"], 1);
+    }
 }

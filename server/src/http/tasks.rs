@@ -9,8 +9,10 @@ use base64::Engine;
 use hetally_protocol::api::{
     BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo,
 };
+use hetally_protocol::codec::{FileKind, Reader};
 use hetally_protocol::dp::{DpMechanism, Rational, Relation};
-use hetally_protocol::{Measurement, TaskId};
+use hetally_protocol::keyfile;
+use hetally_protocol::{Layout, Measurement, TaskDefinition, TaskId};
 
 use super::read_json;
 use super::AppState;
@@ -29,9 +31,80 @@ fn budget_unit(dp: &DpMechanism) -> &'static str {
     }
 }
 
-pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
+/// What a client needs of a task's layout, restated as plain numbers for
+/// [`TaskInfo`]: the layout's own parameter and how many ciphertexts a
+/// report carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LayoutFacts {
+    /// Paillier: slot width.
+    pub(crate) slot_bits: Option<u32>,
+    /// Paillier: slots per ciphertext.
+    pub(crate) slots_per_ciphertext: Option<u32>,
+    /// TFHE: log2 of Delta.
+    pub(crate) delta_log2: Option<u32>,
+    /// Paillier: packed ciphertexts; TFHE: compact lists.
+    pub(crate) ciphertexts_per_report: u64,
+}
+
+/// The [`LayoutFacts`] of a definition, read from its layout and its key
+/// file's framing: the Paillier modulus size, or the TFHE parameter set
+/// (which fixes the LWE dimension, the most values one list holds). The
+/// definition was checked whole when the task was created or loaded, so
+/// the key is not validated again here (that would cost a modular
+/// exponentiation on every `GET /tasks/{id}`).
+pub(crate) fn layout_facts(def: &TaskDefinition) -> Result<LayoutFacts, Error> {
+    let broken = |e: String| Error::Internal(format!("a stored task's definition: {e}"));
+    let mut key = Reader::new(&def.public_key);
+    keyfile::read_key_header(&mut key, FileKind::PublicKey).map_err(|e| broken(e.to_string()))?;
+    let len = def.measurement.len();
+    match def.layout {
+        Layout::Paillier { slot_bits } => {
+            let modulus_bits =
+                u32::from(key.u16("modulus size").map_err(|e| broken(e.to_string()))?);
+            let packing = hetally_schemes::paillier::Packing::new(slot_bits, modulus_bits)
+                .map_err(|e| broken(e.to_string()))?;
+            Ok(LayoutFacts {
+                slot_bits: Some(slot_bits),
+                slots_per_ciphertext: Some(packing.slots_per_plaintext()),
+                delta_log2: None,
+                ciphertexts_per_report: packing.plaintext_count(len) as u64,
+            })
+        }
+        Layout::Tfhe { delta_log2, .. } => {
+            let set = key
+                .u8("TFHE parameter set")
+                .map_err(|e| broken(e.to_string()))?;
+            Ok(LayoutFacts {
+                slot_bits: None,
+                slots_per_ciphertext: None,
+                delta_log2: Some(delta_log2),
+                ciphertexts_per_report: tfhe_lists(set, len)? as u64,
+            })
+        }
+    }
+}
+
+/// How many compact lists a TFHE report of `len` values carries under
+/// parameter set `set` (docs/protocol.md section 10.3).
+#[cfg(feature = "tfhe")]
+fn tfhe_lists(set: u8, len: usize) -> Result<usize, Error> {
+    let params = hetally_schemes::lwe::ParameterSet::from_id(set)
+        .map_err(|e| Error::Internal(format!("a stored task's definition: {e}")))?;
+    Ok(hetally_schemes::lwe::list_lengths(len, params.lwe_dimension).len())
+}
+
+/// Without TFHE support no TFHE task loads, so this is never reached.
+#[cfg(not(feature = "tfhe"))]
+fn tfhe_lists(_set: u8, _len: usize) -> Result<usize, Error> {
+    Err(Error::Internal(
+        "this build has no TFHE support, yet holds a TFHE task".into(),
+    ))
+}
+
+pub(crate) fn task_info(task: &TaskState) -> Result<TaskInfo, Error> {
     let def = &task.definition;
-    TaskInfo {
+    let facts = layout_facts(def)?;
+    Ok(TaskInfo {
         task_id: task.id.to_string(),
         definition: URL_SAFE_NO_PAD.encode(&task.definition_bytes),
         scheme: task.aggregator.scheme().to_string(),
@@ -48,7 +121,11 @@ pub(crate) fn task_info(task: &TaskState) -> TaskInfo {
         crs_sha256: def.layout.crs_hash().map(hex::encode),
         created_at: task.created_at,
         report_expiry_age: task.report_expiry_age,
-    }
+        slot_bits: facts.slot_bits,
+        slots_per_ciphertext: facts.slots_per_ciphertext,
+        delta_log2: facts.delta_log2,
+        ciphertexts_per_report: facts.ciphertexts_per_report,
+    })
 }
 
 /// Reads a task-creation request body into a new task's parameters:
@@ -102,7 +179,7 @@ pub(crate) async fn create(
     Ok(HttpResponse::Created().json(CreateTaskResponse {
         task_id: task.id.to_string(),
         collector_token: token,
-        task: task_info(&task),
+        task: task_info(&task)?,
     }))
 }
 
@@ -110,13 +187,16 @@ pub(crate) async fn list(state: AppState, req: HttpRequest) -> Result<HttpRespon
     state.check_admin(bearer(&req))?;
     let tasks = state.list_tasks().await?;
     Ok(HttpResponse::Ok().json(TaskList {
-        tasks: tasks.iter().map(|t| task_info(t)).collect(),
+        tasks: tasks
+            .iter()
+            .map(|t| task_info(t))
+            .collect::<Result<_, _>>()?,
     }))
 }
 
 pub(crate) async fn get(state: AppState, path: web::Path<String>) -> Result<HttpResponse, Error> {
     let task = state.task(&parse_task_id(&path)?).await?;
-    Ok(HttpResponse::Ok().json(task_info(&task)))
+    Ok(HttpResponse::Ok().json(task_info(&task)?))
 }
 
 /// Media type of a TFHE task's CRS (hetally's encoding, see

@@ -12,6 +12,7 @@ mod dp;
 mod flow;
 mod janus_interop;
 mod lifecycle;
+mod openapi;
 mod out_of_range;
 mod overload;
 mod proofs;
