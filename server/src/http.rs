@@ -5,6 +5,7 @@
 //! errors become problem documents through [`crate::problem`], with the
 //! types of [`hetally_protocol::problem`].
 
+pub mod cors;
 pub mod openapi;
 mod releases;
 mod reports;
@@ -19,6 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::aggregator::{Aggregator, Error};
 use crate::body::{self, BodyError};
 use crate::problem::{respond, ProblemDocument};
+use cors::CorsPolicy;
 
 /// Shared state of every handler.
 pub type AppState = web::Data<Aggregator>;
@@ -27,21 +29,49 @@ pub type AppState = web::Data<Aggregator>;
 /// definitions are the biggest part (a TFHE key is about 34 KB).
 pub(crate) const MAX_JSON_BODY: usize = 1 << 20;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route. The routes a web page calls answer cross-origin
+/// requests as `cors` says ([`cors`]); the admin and collector routes
+/// never do.
+pub fn configure(cfg: &mut web::ServiceConfig, cors: &CorsPolicy) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/openapi.json", web::get().to(openapi::document))
         .route("/tasks", web::post().to(tasks::create))
         .route("/tasks", web::get().to(tasks::list))
-        .route("/tasks/{task_id}", web::get().to(tasks::get))
         .route("/tasks/{task_id}/status", web::get().to(tasks::status))
-        .route("/tasks/{task_id}/crs", web::get().to(tasks::crs))
-        .route("/tasks/{task_id}/reports", web::put().to(reports::upload))
         .route(
             "/tasks/{task_id}/releases",
             web::post().to(releases::create),
         )
         .route("/tasks/{task_id}/releases", web::get().to(releases::list));
+    PageRoutes { cfg, cors }
+        .route("/openapi.json", web::get().to(openapi::document))
+        .route("/tasks/{task_id}", web::get().to(tasks::get))
+        .route("/tasks/{task_id}/crs", web::get().to(tasks::crs))
+        .route("/tasks/{task_id}/reports", web::put().to(reports::upload));
+}
+
+/// Registers the routes a web page calls, one path each, under the CORS
+/// policy. With CORS on, the middleware wraps the path's whole resource, so
+/// that it also answers the path's `OPTIONS` preflight (and another method
+/// on the path gets 405 rather than 404); with it off, the route is
+/// registered as the others are.
+struct PageRoutes<'a> {
+    cfg: &'a mut web::ServiceConfig,
+    cors: &'a CorsPolicy,
+}
+
+impl PageRoutes<'_> {
+    fn route(self, path: &str, route: actix_web::Route) -> Self {
+        match self.cors.middleware() {
+            Some(cors) => {
+                self.cfg
+                    .service(web::resource(path).wrap(cors).route(route));
+            }
+            None => {
+                self.cfg.route(path, route);
+            }
+        }
+        self
+    }
 }
 
 async fn healthz() -> HttpResponse {

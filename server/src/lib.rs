@@ -115,6 +115,9 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsFiles>,
     /// Connection limits and timeouts of the listener.
     pub connections: ConnectionLimits,
+    /// Which web origins may call the routes a page calls
+    /// ([`http::cors`]); off by default.
+    pub cors: http::cors::CorsPolicy,
     /// Run the aggregation job driver in this process.
     pub job_driver: bool,
     /// Job driver settings.
@@ -210,6 +213,7 @@ impl ServerConfig {
             workers: None,
             tls: None,
             connections: ConnectionLimits::default(),
+            cors: http::cors::CorsPolicy::Off,
             job_driver: true,
             jobs: JobConfig::default(),
             #[cfg(feature = "dap")]
@@ -465,6 +469,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let app_dap_state = dap_state.clone();
     let body_timeout = body::BodyTimeout(config.body_timeout);
     let serve_metrics = config.metrics;
+    let cors = config.cors.clone();
     let mut server = HttpServer::new(move || {
         let app = App::new()
             .app_data(app_state.clone())
@@ -478,7 +483,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
                     Ok(res)
                 }
             })
-            .configure(http::configure);
+            .configure(|cfg| http::configure(cfg, &cors));
         let app = if serve_metrics {
             app.route("/metrics", web::get().to(metrics::scrape))
         } else {
@@ -537,6 +542,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         store = %store.describe(),
         admin_token = %token_path.display(),
         tls = config.tls.is_some(),
+        cors = %config.cors.describe(),
         workers,
         max_connections_per_worker = limits.per_worker(workers),
         "hetally-server started"

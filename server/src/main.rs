@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hetally_server::datastore::crypter::{DatastoreKeys, KEYS_ENV};
+use hetally_server::http::cors::{CorsOrigin, CorsPolicy};
 use hetally_server::queue::QueueLimit;
 use hetally_server::{run, ServerConfig};
 
@@ -128,6 +129,21 @@ struct Args {
         value_name = "FILE"
     )]
     tls_key: Option<PathBuf>,
+    /// A web origin (scheme://host[:port], as browsers send it in
+    /// `Origin`) whose pages may call the routes a page needs: GET
+    /// /tasks/{id}, GET /tasks/{id}/crs, PUT /tasks/{id}/reports and GET
+    /// /openapi.json. Repeat it for several; `*` allows every origin
+    /// (uploads carry no credentials). The environment variable takes a
+    /// comma-separated list. Without it no CORS header is sent, so only
+    /// pages of the server's own origin can call it. Admin and collector
+    /// routes never answer other origins (see docs/operations.md, CORS).
+    #[arg(
+        long = "cors-origin",
+        env = "HETALLY_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<CorsOrigin>,
     /// Most open HTTP connections, all workers together. actix-web counts
     /// connections per worker, so each of the W workers gets
     /// ceil(N / W); a worker at its limit stops accepting, and new
@@ -238,6 +254,13 @@ fn main() -> ExitCode {
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         config.tls = Some(hetally_server::tls::TlsFiles { cert, key });
     }
+    config.cors = match CorsPolicy::from_origins(&args.cors_origins) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("hetally-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     config.connections = hetally_server::ConnectionLimits {
         max_connections: args.max_http_connections.max(1),
         keep_alive: std::time::Duration::from_secs(args.keep_alive_secs),

@@ -123,10 +123,25 @@ pub fn parse_problem(body: &[u8]) -> Option<(ProblemType, Problem)> {
     Some((ProblemType::from_uri(&problem.kind)?, problem))
 }
 
-/// Reads a `Retry-After` header's value: delay-seconds only (an HTTP date
-/// is treated as absent).
+/// Reads a `Retry-After` header's value as a delay in seconds: either
+/// delay-seconds or an HTTP date (RFC 9110, section 10.2.3), counted from
+/// the system clock; a date in the past is a delay of 0.
 pub fn parse_retry_after(value: &str) -> Option<u64> {
-    value.trim().parse().ok()
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    parse_retry_after_at(value, now)
+}
+
+/// [`parse_retry_after`] with the current time given, in Unix seconds.
+pub fn parse_retry_after_at(value: &str, now_unix: u64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse() {
+        return Some(seconds);
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    let at = date.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(at.saturating_sub(now_unix))
 }
 
 #[cfg(test)]
@@ -210,7 +225,18 @@ mod tests {
         );
         assert_eq!(parse_retry_after(" 12 "), Some(12));
         assert_eq!(parse_retry_after("0"), Some(0));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        // HTTP dates, counted from now: 07:28:00 is 1445412480.
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(parse_retry_after_at(date, 1_445_412_480 - 30), Some(30));
+        assert_eq!(parse_retry_after_at(date, 1_445_412_480 + 5), Some(0));
+        assert_eq!(parse_retry_after(date), Some(0));
+        // The obsolete forms RFC 9110 requires recipients to accept.
+        let rfc850 = "Wednesday, 21-Oct-15 07:28:00 GMT";
+        assert_eq!(parse_retry_after_at(rfc850, 1_445_412_470), Some(10));
+        let asctime = "Wed Oct 21 07:28:00 2015";
+        assert_eq!(parse_retry_after_at(asctime, 1_445_412_470), Some(10));
+        assert_eq!(parse_retry_after("Wed, 32 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
         assert_eq!(parse_retry_after("1.5"), None);
         assert_eq!(parse_retry_after(""), None);

@@ -4,6 +4,7 @@
 mod bad_input;
 mod client_core;
 mod connections;
+mod cors;
 mod crash;
 mod dap_hpke_rotation;
 mod dap_js_interop;
