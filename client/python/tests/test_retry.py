@@ -20,8 +20,10 @@ def test_retry_after_is_honoured_up_to_its_cap():
     assert p.after(1, 429, None, "7", 1.0) == ("retry", 7.0)
     assert p.after(1, 429, None, "2", 0.5) == ("retry", 3.0)
     assert p.after(1, 429, None, "3600", 1.0) == ("give_up", 0.0)
-    # An HTTP date is not understood, so the backoff applies.
-    assert p.after(2, 429, None, "Wed, 21 Oct 2015 07:28:00 GMT", 1.0) == ("retry", 0.2)
+    # An HTTP date counts from now: one in the past means no wait.
+    assert p.after(2, 429, None, "Wed, 21 Oct 2015 07:28:00 GMT", 1.0) == ("retry", 0.0)
+    # A value that is neither form is ignored, so the backoff applies.
+    assert p.after(2, 429, None, "soon", 1.0) == ("retry", 0.2)
 
 
 def test_a_replay_answer_to_a_retry_means_stored():
