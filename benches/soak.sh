@@ -12,7 +12,8 @@
 # that the machine's drift hits every configuration alike. Prints the
 # median uploads/s of each, the cost of metrics (against plain HTTP
 # without them) and the cost of TLS (against plain HTTP with metrics).
-# TLS uses the repository's test-only certificate (tests/testdata/tls).
+# TLS uses a throw-away CA and certificate for 127.0.0.1 that the script
+# makes with openssl in its temporary directory.
 #
 # Phase 2 (soak): one server (SQLite, job driver and garbage collector on,
 # GC every interval) with a count task of time precision S (default 60 s).
@@ -92,11 +93,22 @@ new_task() {
 
 # --- phase 1: the cost of metrics and TLS ----------------------------------
 if ((skip_cost == 0)); then
-  # The repository's test-only certificate for 127.0.0.1 (tests/testdata/tls).
-  cp tests/testdata/tls/server.pem "$work/tls.crt"
-  cp tests/testdata/tls/server.key "$work/tls.key"
-  cp tests/testdata/tls/ca.pem "$work/ca.pem"
-  chmod 600 "$work/tls.key"
+  # A throw-away CA and a certificate for 127.0.0.1 that it signed (ECDSA
+  # P-256, one day); the CA's key is deleted at once.
+  (
+    cd "$work"
+    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+      -keyout ca.key -out ca.pem -days 1 -subj "/CN=hetally soak CA" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+      -keyout tls.key -out tls.csr -subj "/CN=127.0.0.1" 2>/dev/null
+    printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n' >tls.ext
+    openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -out tls.crt -days 1 -extfile tls.ext 2>/dev/null
+    rm -f ca.key ca.srl tls.csr tls.ext
+    chmod 600 tls.key
+  )
   declare -A rates=()
   for run in $(seq "$cost_runs"); do
     for config in plain metrics tls; do

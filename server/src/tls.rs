@@ -147,40 +147,46 @@ fn warn_if_readable_by_others(path: &Path) {
 mod tests {
     use super::*;
 
-    /// The TEST-ONLY certificates of `tests/testdata/tls`.
-    fn testdata(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/testdata/tls")
-            .join(name)
+    use hetally_tests::tls::TestCertificates;
+
+    /// Fresh throw-away certificates in a temporary folder.
+    fn certs() -> (tempfile::TempDir, TestCertificates) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = TestCertificates::write(dir.path());
+        (dir, certs)
     }
 
-    fn files(cert: &str, key: &str) -> TlsFiles {
+    fn files(cert: &Path, key: &Path) -> TlsFiles {
         TlsFiles {
-            cert: testdata(cert),
-            key: testdata(key),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
         }
     }
 
     #[test]
     fn a_matching_pair_is_served() {
-        server_config(&files("server.pem", "server.key")).unwrap();
+        let (_dir, c) = certs();
+        server_config(&files(&c.cert, &c.key)).unwrap();
     }
 
     #[test]
     fn a_key_of_another_certificate_is_refused() {
-        let e = server_config(&files("server.pem", "other.key")).unwrap_err();
+        let (_dir, c) = certs();
+        let e = server_config(&files(&c.cert, &c.other_key)).unwrap_err();
         assert!(matches!(e, TlsError::Pair { .. }), "{e}");
         assert!(e.to_string().contains("does not belong"), "{e}");
     }
 
     #[test]
     fn missing_or_wrong_files_are_named() {
-        let e = server_config(&files("absent.pem", "server.key")).unwrap_err();
+        let (dir, c) = certs();
+        let absent = dir.path().join("absent.pem");
+        let e = server_config(&files(&absent, &c.key)).unwrap_err();
         assert!(matches!(e, TlsError::Certificate { .. }), "{e}");
         assert!(e.to_string().contains("absent.pem"), "{e}");
-        let e = server_config(&files("server.key", "server.key")).unwrap_err();
+        let e = server_config(&files(&c.key, &c.key)).unwrap_err();
         assert!(e.to_string().contains("no certificate"), "{e}");
-        let e = server_config(&files("server.pem", "server.pem")).unwrap_err();
+        let e = server_config(&files(&c.cert, &c.cert)).unwrap_err();
         assert!(matches!(e, TlsError::Key { .. }), "{e}");
         assert!(e.to_string().contains("no private key"), "{e}");
     }

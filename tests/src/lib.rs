@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+pub mod tls;
 pub mod vectors;
 
 /// The directory holding the workspace's binaries for this profile.

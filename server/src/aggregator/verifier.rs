@@ -128,19 +128,28 @@ impl ReportVerifier {
     }
 }
 
-/// Reports waiting, per task, and the order in which tasks are served.
-#[derive(Default)]
-struct Waiting {
-    by_task: HashMap<TaskId, VecDeque<Job>>,
+/// Reports (`J`: a [`Job`], or a plain number in the tests) waiting, per
+/// task, and the order in which tasks are served.
+struct Waiting<J> {
+    by_task: HashMap<TaskId, VecDeque<J>>,
     /// Tasks with waiting reports, next to serve first.
     turn: VecDeque<TaskId>,
     /// Batches running, per task.
     running: HashMap<TaskId, usize>,
 }
 
-impl Waiting {
-    fn push(&mut self, job: Job) {
-        let id = job.task.id;
+impl<J> Default for Waiting<J> {
+    fn default() -> Self {
+        Waiting {
+            by_task: HashMap::new(),
+            turn: VecDeque::new(),
+            running: HashMap::new(),
+        }
+    }
+}
+
+impl<J> Waiting<J> {
+    fn push(&mut self, id: TaskId, job: J) {
         let queue = self.by_task.entry(id).or_default();
         if queue.is_empty() {
             self.turn.push_back(id);
@@ -152,7 +161,7 @@ impl Waiting {
     /// line that has no batch running, or at least [`MIN_SIDE_BATCH`]
     /// reports waiting; the task goes to the back of the line if it has
     /// more. Counts the batch as running until [`Waiting::finished`].
-    fn next_batch(&mut self) -> Option<(TaskId, Vec<Job>)> {
+    fn next_batch(&mut self) -> Option<(TaskId, Vec<J>)> {
         let pos = self.turn.iter().position(|id| {
             !self.running.contains_key(id)
                 || self.by_task.get(id).map_or(0, VecDeque::len) >= MIN_SIDE_BATCH
@@ -160,7 +169,7 @@ impl Waiting {
         let id = self.turn.remove(pos)?;
         let queue = self.by_task.get_mut(&id)?;
         let n = queue.len().min(MAX_BATCH);
-        let batch: Vec<Job> = queue.drain(..n).collect();
+        let batch: Vec<J> = queue.drain(..n).collect();
         if queue.is_empty() {
             self.by_task.remove(&id);
         } else {
@@ -186,7 +195,7 @@ impl Waiting {
 }
 
 async fn run(mut rx: mpsc::UnboundedReceiver<Job>, store: Datastore, cores: usize) {
-    let mut waiting = Waiting::default();
+    let mut waiting = Waiting::<Job>::default();
     let mut running = JoinSet::new();
     // The task of each running batch, by the batch's tokio task.
     let mut batch_tasks = HashMap::new();
@@ -205,11 +214,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Job>, store: Datastore, cores: usiz
         tokio::select! {
             job = rx.recv(), if open => match job {
                 Some(job) => {
-                    waiting.push(job);
+                    waiting.push(job.task.id, job);
                     // Take everything already queued, so that batches are
                     // formed from all of it.
                     while let Ok(job) = rx.try_recv() {
-                        waiting.push(job);
+                        waiting.push(job.task.id, job);
                     }
                 }
                 None => open = false,
@@ -291,5 +300,80 @@ fn verify_batch(jobs: Vec<Job>) {
     for (job, outcome) in jobs.into_iter().zip(outcomes) {
         // The upload may have gone away (client disconnected): fine.
         let _ = job.reply.send(Verdict::Checked(job.report, outcome));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(n: u8) -> TaskId {
+        TaskId([n; 32])
+    }
+
+    /// Pushes `count` numbered reports of task `n`, from `from` on.
+    fn push(w: &mut Waiting<u32>, n: u8, from: u32, count: u32) {
+        for i in from..from + count {
+            w.push(task(n), i);
+        }
+    }
+
+    #[test]
+    fn tasks_are_served_in_turn_and_a_batch_takes_all_that_wait() {
+        let mut w = Waiting::default();
+        push(&mut w, 1, 0, 5);
+        push(&mut w, 2, 100, 3);
+        push(&mut w, 3, 200, 1);
+        // One batch per task, in the order the tasks first had reports,
+        // each holding every report of its task.
+        assert_eq!(w.next_batch(), Some((task(1), vec![0, 1, 2, 3, 4])));
+        assert_eq!(w.next_batch(), Some((task(2), vec![100, 101, 102])));
+        // Task 1 gets more while its batch runs: too few for a side batch,
+        // so task 3 goes first although task 1 queued again.
+        push(&mut w, 1, 5, 2);
+        assert_eq!(w.next_batch(), Some((task(3), vec![200])));
+        assert_eq!(w.next_batch(), None, "task 1's two wait for its batch");
+        w.finished(&task(1));
+        assert_eq!(w.next_batch(), Some((task(1), vec![5, 6])));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_busy_task_gets_a_side_batch_only_once_enough_wait() {
+        let mut w = Waiting::default();
+        push(&mut w, 1, 0, 1);
+        assert_eq!(w.next_batch(), Some((task(1), vec![0])));
+        push(&mut w, 1, 1, MIN_SIDE_BATCH as u32 - 1);
+        assert_eq!(w.next_batch(), None);
+        push(&mut w, 1, MIN_SIDE_BATCH as u32, 1);
+        let (id, batch) = w.next_batch().unwrap();
+        assert_eq!((id, batch.len()), (task(1), MIN_SIDE_BATCH));
+        // Both batches end; nothing is left running.
+        w.finished(&task(1));
+        w.finished(&task(1));
+        assert!(w.running.is_empty() && w.is_empty());
+    }
+
+    #[test]
+    fn a_task_with_a_long_backlog_does_not_starve_the_others() {
+        let mut w = Waiting::default();
+        // Task 1 has three batches' worth waiting; task 2 queues one report
+        // after it. Task 2 is served right after task 1's first batch.
+        push(&mut w, 1, 0, 3 * MAX_BATCH as u32);
+        push(&mut w, 2, 10_000, 1);
+        let (id, first) = w.next_batch().unwrap();
+        assert_eq!((id, first.len()), (task(1), MAX_BATCH));
+        assert_eq!(first[0], 0);
+        // Task 1 is still busy, but has far more than a side batch waiting:
+        // it may use the other core, yet only after task 2's turn.
+        assert_eq!(w.next_batch(), Some((task(2), vec![10_000])));
+        let (id, second) = w.next_batch().unwrap();
+        assert_eq!((id, second[0]), (task(1), MAX_BATCH as u32));
+        w.finished(&task(2));
+        w.finished(&task(1));
+        w.finished(&task(1));
+        let (_, third) = w.next_batch().unwrap();
+        assert_eq!(third.len(), MAX_BATCH);
+        assert!(w.is_empty());
     }
 }

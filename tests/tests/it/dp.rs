@@ -510,6 +510,28 @@ async fn add_remove_shows_the_collector_no_exact_count() {
         assert!(["done", "withheld"].contains(&row["state"].as_str().unwrap()));
         assert_eq!(row["cost"], "1", "withheld or not, the release is spent");
     }
+    // The release counter at /metrics (operator only) splits them alike.
+    let scrape = http
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let releases_with = |outcome: &str| -> u64 {
+        let label = format!("outcome=\"{outcome}\"");
+        let task_label = format!("task_id=\"{task}\"");
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("hetally_releases_total{"))
+            .filter(|l| l.contains(&label) && l.contains(&task_label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    assert_eq!(releases_with("withheld"), withheld as u64, "{scrape}");
+    assert_eq!(releases_with("released"), released as u64, "{scrape}");
     let operator_log = get(log_url, admin.to_string()).await;
     let exact: Vec<u64> = operator_log["releases"]
         .as_array()

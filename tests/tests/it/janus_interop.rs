@@ -75,8 +75,17 @@ impl Pair {
 }
 
 async fn pair(vdaf: &str, dp: &str, min_batch: u64) -> Pair {
+    pair_with(vdaf, dp, min_batch, &[]).await
+}
+
+/// [`pair`] with extra flags for the leader.
+async fn pair_with(vdaf: &str, dp: &str, min_batch: u64, leader_args: &[&str]) -> Pair {
     let dir = tempfile::tempdir().unwrap();
-    let leader = ServerProcess::start(&dir.path().join("leader")).unwrap();
+    let leader_dir = dir.path().join("leader");
+    let database = hetally_tests::use_postgres()
+        .then(|| hetally_tests::postgres_database(&leader_dir.display().to_string()));
+    let leader =
+        ServerProcess::start_with(&leader_dir, 0, database.as_deref(), leader_args).unwrap();
     let helper = ServerProcess::start(&dir.path().join("helper")).unwrap();
     let credential = CollectorCredential::generate(1, "collector-token-0123456789".into()).unwrap();
     let spec: VdafSpec = vdaf.parse().unwrap();
@@ -541,6 +550,76 @@ async fn dap_bad_input_concurrent_replays() {
     }
     assert!(answers.iter().filter(|a| !a.0).all(|a| a.1 == 201));
     assert_eq!(collect_count(&p).await, (41, truth));
+}
+
+/// A leader whose upload writer holds one report at a time answers the
+/// uploads it cannot queue with 429, `Retry-After` and a problem document
+/// naming the task, and stores nothing of them; every report it
+/// acknowledged is collected, and the refused ones, sent again after
+/// `Retry-After`, are acknowledged in the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_full_writer_answers_429_and_loses_nothing() {
+    let p = pair_with("prio3count", "none", 1, &["--write-queue-reports", "1"]).await;
+    let mut pending = Vec::new();
+    let mut truth = 0;
+    for i in 0..60 {
+        pending.push(count_report(&p, i % 3 == 0, false).await);
+        truth += u64::from(i % 3 == 0);
+    }
+    let total = pending.len() as u64;
+    let mut refused_once = 0;
+    for round in 0..50 {
+        if pending.is_empty() {
+            break;
+        }
+        let answers = futures::future::join_all(pending.iter().map(|body| {
+            let p = &p;
+            async move {
+                let resp = put_report(p, body.clone(), Report::MEDIA_TYPE).await;
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                let body: Value =
+                    serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null);
+                (status, retry_after, body)
+            }
+        }))
+        .await;
+        let mut again = Vec::new();
+        let mut wait = 0;
+        for (body, (status, retry_after, problem)) in pending.into_iter().zip(answers) {
+            match status {
+                201 => {}
+                429 => {
+                    refused_once += 1;
+                    let seconds = retry_after.expect("a 429 carries Retry-After");
+                    assert!((1..=60).contains(&seconds), "Retry-After {seconds}");
+                    assert_eq!(problem["status"], 429, "{problem}");
+                    assert_eq!(problem["taskid"], p.task_id.to_string(), "{problem}");
+                    wait = wait.max(seconds);
+                    again.push(body);
+                }
+                other => panic!("round {round}: status {other}: {problem}"),
+            }
+        }
+        pending = again;
+        if !pending.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+    }
+    assert!(
+        pending.is_empty(),
+        "{} reports never acknowledged",
+        pending.len()
+    );
+    assert!(
+        refused_once > 0,
+        "60 concurrent uploads against a writer of one were all queued"
+    );
+    println!("{refused_once} uploads refused with 429 and sent again");
+    assert_eq!(collect_count(&p).await, (total, truth));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

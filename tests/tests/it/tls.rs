@@ -1,5 +1,5 @@
 //! TLS on the server's listener and the clients' CA file (issue 17), with
-//! the TEST-ONLY certificates of `tests/testdata/tls`:
+//! throw-away certificates each test makes ([`TestCertificates`]):
 //!
 //! * a server given `--tls-cert` / `--tls-key` says `https` on its
 //!   "listening on" line; `hetally-client --ca-file` (or
@@ -17,23 +17,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use hetally_tests::tls::TestCertificates;
 use hetally_tests::{bin, keygen};
 
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/tls")
-        .join(name)
-}
-
-/// The test certificate and key copied into `dir`, the key with `mode`.
-fn cert_and_key(dir: &Path, key: &str, mode: u32) -> (PathBuf, PathBuf) {
+/// Fresh test certificates in `dir`, the server key with `mode`; with
+/// `mismatched`, `key` is a key of no certificate.
+fn cert_and_key(dir: &Path, mismatched: bool, mode: u32) -> (TestCertificates, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let cert = dir.join("server.pem");
-    let key_path = dir.join("server.key");
-    std::fs::copy(testdata("server.pem"), &cert).unwrap();
-    std::fs::copy(testdata(key), &key_path).unwrap();
-    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(mode)).unwrap();
-    (cert, key_path)
+    let certs = TestCertificates::write(dir);
+    let key = if mismatched {
+        certs.other_key.clone()
+    } else {
+        certs.key.clone()
+    };
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+    (certs, key)
 }
 
 /// A `hetally-server` on `listen` with `extra` flags, its stderr in
@@ -132,7 +130,8 @@ fn text(out: &Output) -> String {
 #[test]
 fn https_upload_needs_the_ca_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = cert_and_key(dir.path(), "server.key", 0o600);
+    let (certs, key) = cert_and_key(dir.path(), false, 0o600);
+    let cert = certs.cert.clone();
     let server = Server::start(
         dir.path(),
         "127.0.0.1:0",
@@ -149,7 +148,7 @@ fn https_upload_needs_the_ca_file() {
         "the listening line says https: {}",
         server.url
     );
-    let ca = testdata("ca.pem").display().to_string();
+    let ca = certs.ca.display().to_string();
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let (_, pk) = keygen(&keys);
@@ -244,7 +243,8 @@ fn bad_tls_files_stop_the_start() {
         )
     };
     // A key that is not the certificate's.
-    let (cert, other) = cert_and_key(dir.path(), "other.key", 0o600);
+    let (certs, other) = cert_and_key(dir.path(), true, 0o600);
+    let cert = certs.cert.clone();
     let Err((out, log)) = start(&cert, &other) else {
         panic!("a mismatched key was served");
     };
@@ -280,7 +280,7 @@ fn bad_tls_files_stop_the_start() {
     );
 
     // A key readable by others is served, with a warning.
-    let (cert, key) = cert_and_key(dir.path(), "server.key", 0o644);
+    let (_, key) = cert_and_key(dir.path(), false, 0o644);
     let server = start(&cert, &key).unwrap_or_else(|(out, log)| {
         panic!("a group-readable key was refused: {}\n{log}", text(&out))
     });
@@ -316,8 +316,9 @@ fn plain_http_off_loopback_warns() {
 #[test]
 fn dap_leader_reaches_an_https_helper() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = cert_and_key(dir.path(), "server.key", 0o600);
-    let ca = testdata("ca.pem").display().to_string();
+    let (certs, key) = cert_and_key(dir.path(), false, 0o600);
+    let cert = certs.cert.clone();
+    let ca = certs.ca.display().to_string();
     let helper_dir = dir.path().join("helper");
     std::fs::create_dir_all(&helper_dir).unwrap();
     let helper = Server::start(
