@@ -27,13 +27,20 @@ Exit codes:
   8  decrypt wrote the values, but some cannot come from valid reports (a
      client of a task without input proofs sent a value out of range): they
      are flagged in the output and named in a warning on stderr
+  9  combine: fewer valid partial decryptions than the key's threshold
+     (each rejected one is named)
 
 Example session:
   hetally-keytool keygen --scheme paillier --out ~/hetally-keys
   hetally-keytool pubkey ~/hetally-keys/collector.pk
   hetally-keytool inspect release.htly
   hetally-keytool decrypt --key ~/hetally-keys/collector.sk release.htly
-  hetally-keytool dp-plan --measurement histogram:11 --reports 1000 --max-error 5%";
+  hetally-keytool dp-plan --measurement histogram:11 --reports 1000 --max-error 5%
+
+Threshold keys (no single key holder, docs/threshold.md):
+  hetally-keytool keygen --scheme paillier --trustees 5 --threshold 3 --out committee
+  hetally-keytool partial-decrypt --share trustee-2.share release.htly --out 2.part
+  hetally-keytool combine release.htly 1.part 2.part 4.part";
 
 /// The collector's tool: make keys, inspect hetally files, decrypt released
 /// aggregates offline.
@@ -61,6 +68,12 @@ pub enum Command {
     /// Plan differential privacy: the epsilon (or rho) a target error needs,
     /// or the error an epsilon (or rho) gives.
     DpPlan(DpPlanArgs),
+    /// One trustee's share of decrypting a release of a threshold key: a
+    /// partial decryption with a proof that it is correct.
+    PartialDecrypt(PartialDecryptArgs),
+    /// Check trustees' partial decryptions of a release and, once enough
+    /// are valid, decrypt it (the same output as `decrypt`).
+    Combine(CombineArgs),
 }
 
 /// Schemes `keygen` can make keys for.
@@ -99,8 +112,17 @@ not exist yet is created with mode 0700. Neither file is replaced unless
 --force is given, and with --force the old secret key is gone: aggregates
 released under it can no longer be decrypted.
 
-Example:
-  hetally-keytool keygen --scheme paillier --bits 3072 --out ~/hetally-keys")]
+With --trustees N --threshold T no single secret key is ever written: a
+trusted dealer (this command, run offline) finds two safe primes (this takes
+a minute or more; a progress bar shows the search), splits the key with
+Shoup's threshold scheme so that any T trustees decrypt together, writes one
+share per trustee and wipes everything else. Hand each trustee its own
+share file, privately; give collector.pk to the server operator. See
+docs/threshold.md for what each party learns.
+
+Examples:
+  hetally-keytool keygen --scheme paillier --bits 3072 --out ~/hetally-keys
+  hetally-keytool keygen --scheme paillier --trustees 5 --threshold 3 --out committee")]
 pub struct KeygenArgs {
     /// Homomorphic scheme of the key pair (the task's backend).
     #[arg(long, value_enum)]
@@ -115,9 +137,24 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Replace existing collector.sk / collector.pk in DIR.
+    /// Replace existing key files in DIR.
     #[arg(long)]
     pub force: bool,
+
+    /// Split the decryption key among N trustees (Paillier; 2 to 64):
+    /// writes collector.pk, a threshold public key that names N, T and the
+    /// trustees' verification values, and trustee-1.share ..
+    /// trustee-N.share (mode 0600), one per trustee, instead of
+    /// collector.sk. Needs --threshold.
+    #[arg(long, value_name = "N", requires = "threshold",
+          value_parser = clap::value_parser!(u16).range(2..=64))]
+    pub trustees: Option<u16>,
+
+    /// How many of the --trustees must take part to decrypt (2 to N). Fewer
+    /// learn nothing about any plaintext.
+    #[arg(long, value_name = "T", requires = "trustees",
+          value_parser = clap::value_parser!(u16).range(2..=64))]
+    pub threshold: Option<u16>,
 }
 
 fn parse_modulus_bits(s: &str) -> Result<u32, String> {
@@ -276,6 +313,14 @@ pub struct DecryptArgs {
     #[arg(value_name = "AGG")]
     pub aggregate: PathBuf,
 
+    /// How to show the decrypted release.
+    #[command(flatten)]
+    pub output: ReleaseOutput,
+}
+
+/// How `decrypt` and `combine` show a decrypted release.
+#[derive(Debug, Args)]
+pub struct ReleaseOutput {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -291,7 +336,7 @@ pub struct DecryptArgs {
 
     /// Clamp values and intervals to the possible range (0 up to reports x
     /// the largest value of one report; add-remove: only below at 0); see
-    /// below.
+    /// `decrypt --help`.
     #[arg(long)]
     pub clamp: bool,
 
@@ -299,6 +344,71 @@ pub struct DecryptArgs {
     /// file (replacing it).
     #[arg(long, value_name = "OUT.svg")]
     pub plot: Option<PathBuf>,
+}
+
+/// Arguments of `partial-decrypt`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Run by one trustee, offline, on its own machine. The share's key must be the
+key the aggregate was released under. The partial decryption holds, for each
+ciphertext of the release, c^(2 Delta s_i) and a zero-knowledge proof that it
+was computed with the share the public key's verification value for this
+trustee commits to; it is bound to this exact release file (its SHA-256) and
+reveals nothing about the share. It is public: send it to whoever runs
+`combine`. Alone, or with fewer than the threshold of others, it decrypts
+nothing.
+
+Example:
+  hetally-keytool partial-decrypt --share trustee-2.share release.htly --out 2.part")]
+pub struct PartialDecryptArgs {
+    /// This trustee's key share file (trustee-I.share, from `keygen
+    /// --trustees`).
+    #[arg(long, value_name = "SHARE")]
+    pub share: PathBuf,
+
+    /// The encrypted aggregate released by the server.
+    #[arg(value_name = "AGG")]
+    pub aggregate: PathBuf,
+
+    /// Where to write the partial decryption (replacing it).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `combine`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Checks every partial decryption's proofs against the threshold public key's
+verification values. A partial that fails (made with another share, for
+another release, or altered) is rejected and its trustee named on stderr;
+once at least T valid partials of distinct trustees are present the release
+is decrypted and shown exactly as `decrypt` shows it (table, JSON or CSV,
+confidence intervals, --clamp, --plot). With fewer than T valid partials
+nothing is decrypted and the command exits with code 9.
+
+The threshold public key comes with every partial decryption file; it must
+be the key the aggregate names (its fingerprint). --key checks it against a
+copy of collector.pk you trust.
+
+Examples:
+  hetally-keytool combine release.htly 1.part 3.part 4.part
+  hetally-keytool combine --key collector.pk --format json release.htly *.part")]
+pub struct CombineArgs {
+    /// The encrypted aggregate released by the server.
+    #[arg(value_name = "AGG")]
+    pub aggregate: PathBuf,
+
+    /// The trustees' partial decryption files (from `partial-decrypt`).
+    #[arg(value_name = "PART", required = true, num_args = 1..)]
+    pub partials: Vec<PathBuf>,
+
+    /// The threshold public key (collector.pk) the partials must be under.
+    #[arg(long, value_name = "PK")]
+    pub key: Option<PathBuf>,
+
+    /// How to show the decrypted release.
+    #[command(flatten)]
+    pub output: ReleaseOutput,
 }
 
 /// Noise families `dp-plan` plans for.
@@ -485,8 +595,8 @@ mod tests {
         let Command::Decrypt(args) = cli.command else {
             panic!("not decrypt")
         };
-        assert_eq!(args.format, OutputFormat::Csv);
+        assert_eq!(args.output.format, OutputFormat::Csv);
         assert_eq!(args.aggregate, PathBuf::from("agg.htly"));
-        assert!(args.out.is_none());
+        assert!(args.output.out.is_none());
     }
 }

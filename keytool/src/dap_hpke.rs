@@ -121,6 +121,8 @@ mod tests {
             bits: 2048,
             out: dir.path().join("k"),
             force: false,
+            trustees: None,
+            threshold: None,
         };
         let mut out = Vec::new();
         run(&args, &mut out).unwrap();

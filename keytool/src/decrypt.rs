@@ -29,11 +29,11 @@ use std::io::Write;
 use std::path::Path;
 
 use hetally_dp::Noise;
-use hetally_protocol::aggregate::{AggregateFile, ReportCount, SlotProblem};
+use hetally_protocol::aggregate::{AggregateFile, Decryption, ReportCount, SlotProblem};
 use hetally_protocol::keyfile::{self, KeyFileError};
 use hetally_schemes::SecretKeyFile;
 
-use crate::cli::DecryptArgs;
+use crate::cli::{DecryptArgs, ReleaseOutput};
 use crate::error::KeytoolError;
 use crate::files::{self, AGGREGATE_ROLE, SECRET_KEY_ROLE};
 use crate::interval::{ClampRange, Estimates};
@@ -89,6 +89,12 @@ pub fn decrypt(
     let to_error = |e| files::aggregate_error(aggregate_path, Some(key_path), e);
     // `decrypt_flagged` checks the key's scheme and fingerprint first.
     let decryption = key.decrypt_flagged(aggregate).map_err(to_error)?;
+    Ok(flag(decryption, aggregate, noise))
+}
+
+/// The [`Decrypted`] form of a decryption: the layout's flags, then those
+/// the values themselves show ([`range_flags`]).
+pub(crate) fn flag(decryption: Decryption, aggregate: &AggregateFile, noise: &Noise) -> Decrypted {
     let mut flags: Vec<Flag> = decryption
         .flags
         .iter()
@@ -109,10 +115,10 @@ pub fn decrypt(
         .map(|i| flags.iter().any(|f| f.index == Some(i)))
         .collect();
     flags.extend(range_flags(aggregate, &decryption.values, &flagged, noise));
-    Ok(Decrypted {
+    Decrypted {
         values: decryption.values,
         flags,
-    })
+    }
 }
 
 /// Flags what the values themselves show cannot come from valid reports:
@@ -278,64 +284,89 @@ fn write_output(path: &Path, bytes: &[u8]) -> Result<(), KeytoolError> {
 
 /// Runs `decrypt`.
 pub fn run(args: &DecryptArgs, out: &mut dyn Write) -> Result<Outcome, KeytoolError> {
-    for (flag, path) in [("--out", &args.out), ("--plot", &args.plot)] {
+    check_outputs(&args.output, &[&args.key, &args.aggregate])?;
+    let key = files::read_secret_key(&args.key, SECRET_KEY_ROLE)?;
+    let aggregate = files::read_aggregate(&args.aggregate, AGGREGATE_ROLE)?;
+    let noise = release_noise(&aggregate, &args.aggregate)?;
+    let decrypted = decrypt(&key, &args.key, &aggregate, &args.aggregate, &noise)?;
+    drop(key);
+    present(&args.output, &aggregate, &args.aggregate, decrypted, out)
+}
+
+/// Refuses outputs that would overwrite an input, or each other.
+pub(crate) fn check_outputs(output: &ReleaseOutput, inputs: &[&Path]) -> Result<(), KeytoolError> {
+    for (flag, path) in [("--out", &output.out), ("--plot", &output.plot)] {
         let Some(path) = path else { continue };
-        if same_file(path, &args.key) || same_file(path, &args.aggregate) {
+        if inputs.iter().any(|input| same_file(path, input)) {
             return Err(KeytoolError::OutputIsInput {
                 flag,
                 path: path.display().to_string(),
             });
         }
     }
-    if let (Some(a), Some(b)) = (&args.out, &args.plot) {
+    if let (Some(a), Some(b)) = (&output.out, &output.plot) {
         if a == b || same_file(a, b) {
             return Err(KeytoolError::SameOutput {
                 path: a.display().to_string(),
             });
         }
     }
-    let key = files::read_secret_key(&args.key, SECRET_KEY_ROLE)?;
-    let aggregate = files::read_aggregate(&args.aggregate, AGGREGATE_ROLE)?;
-    let uncalibrated = |e: hetally_dp::DpError| {
-        // The confidence was checked by clap, so only a mechanism that
-        // cannot be calibrated for the measurement (no server writes one)
-        // fails here.
-        KeytoolError::Corrupt {
-            path: args.aggregate.display().to_string(),
-            kind: "aggregate",
-            reason: format!(
-                "its DP mechanism {} cannot be calibrated for {} ({e})",
-                aggregate.dp, aggregate.measurement
-            ),
-            remedy: "download the aggregate from the server again",
-        }
-    };
-    let noise =
+    Ok(())
+}
+
+/// The error of a mechanism that cannot be calibrated for the aggregate's
+/// measurement (no server writes one).
+fn uncalibrated(aggregate: &AggregateFile, path: &Path, e: hetally_dp::DpError) -> KeytoolError {
+    KeytoolError::Corrupt {
+        path: path.display().to_string(),
+        kind: "aggregate",
+        reason: format!(
+            "its DP mechanism {} cannot be calibrated for {} ({e})",
+            aggregate.dp, aggregate.measurement
+        ),
+        remedy: "download the aggregate from the server again",
+    }
+}
+
+/// The noise the release carries, from its mechanism and relation.
+pub(crate) fn release_noise(aggregate: &AggregateFile, path: &Path) -> Result<Noise, KeytoolError> {
+    Ok(
         hetally_dp::Guarantee::for_task(&aggregate.measurement, &aggregate.dp, aggregate.relation)
-            .map_err(uncalibrated)?
-            .noise;
-    let decrypted = decrypt(&key, &args.key, &aggregate, &args.aggregate, &noise)?;
-    drop(key);
+            .map_err(|e| uncalibrated(aggregate, path, e))?
+            .noise,
+    )
+}
+
+/// Shows a decrypted release as `output` asks: intervals, clamping, the
+/// table, JSON or CSV on `out` or in a file, and the plot; ends with
+/// [`Outcome::Flagged`] if some values cannot come from valid reports.
+pub(crate) fn present(
+    output: &ReleaseOutput,
+    aggregate: &AggregateFile,
+    aggregate_path: &Path,
+    decrypted: Decrypted,
+    out: &mut dyn Write,
+) -> Result<Outcome, KeytoolError> {
     let values = decrypted.values;
-    let estimates =
-        Estimates::new(&aggregate, &values, args.confidence, args.clamp).map_err(uncalibrated)?;
+    let estimates = Estimates::new(aggregate, &values, output.confidence, output.clamp)
+        .map_err(|e| uncalibrated(aggregate, aggregate_path, e))?;
     let release = Release {
-        aggregate: &aggregate,
+        aggregate,
         estimates: &estimates,
         flags: &decrypted.flags,
     };
-    if let Some(path) = &args.plot {
+    if let Some(path) = &output.plot {
         let svg = plot::svg(&release).map_err(|reason| KeytoolError::Plot {
             path: path.display().to_string(),
             reason,
         })?;
         write_output(path, svg.as_bytes())?;
     }
-    match &args.out {
-        None => render::write(args.format, &release, out).map_err(KeytoolError::Output)?,
+    match &output.out {
+        None => render::write(output.format, &release, out).map_err(KeytoolError::Output)?,
         Some(path) => {
             let mut bytes = Vec::new();
-            render::write(args.format, &release, &mut bytes).map_err(KeytoolError::Output)?;
+            render::write(output.format, &release, &mut bytes).map_err(KeytoolError::Output)?;
             write_output(path, &bytes)?;
             write!(
                 out,
@@ -344,7 +375,7 @@ pub fn run(args: &DecryptArgs, out: &mut dyn Write) -> Result<Outcome, KeytoolEr
                 path.display()
             )
             .map_err(KeytoolError::Output)?;
-            if let Some(plot) = &args.plot {
+            if let Some(plot) = &output.plot {
                 write!(out, " and the plot to {}", plot.display()).map_err(KeytoolError::Output)?;
             }
             writeln!(out).map_err(KeytoolError::Output)?;
@@ -354,10 +385,10 @@ pub fn run(args: &DecryptArgs, out: &mut dyn Write) -> Result<Outcome, KeytoolEr
         return Ok(Outcome::Done);
     }
     Ok(Outcome::Flagged(warning(
-        &aggregate,
-        &args.aggregate,
+        aggregate,
+        aggregate_path,
         &decrypted.flags,
-        args.clamp,
+        output.clamp,
     )))
 }
 

@@ -25,6 +25,10 @@ pub const EXIT_EXISTS: u8 = 7;
 /// marked, and a warning names them ([`crate::Outcome::Flagged`]).
 pub const EXIT_OUT_OF_RANGE: u8 = 8;
 
+/// `combine` found fewer valid partial decryptions than the key's
+/// threshold.
+pub const EXIT_NOT_ENOUGH_PARTIALS: u8 = 9;
+
 /// Everything that can go wrong in a keytool command.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -184,12 +188,22 @@ pub enum KeytoolError {
     /// `dp-plan` cannot answer the question asked.
     #[error("{0}")]
     Plan(String),
+    /// Arguments that clap cannot check alone do not go together.
+    #[error("{0}")]
+    Usage(String),
     /// Writing to stdout failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
     /// Key generation failed (a bug: the parameters are checked first).
     #[error("key generation failed: {0}")]
     Keygen(String),
+    /// A threshold operation was refused: a share or partial decryption of
+    /// another key or release, or the partials' key not the one expected.
+    #[error("{0}")]
+    Threshold(String),
+    /// `combine` has fewer valid partial decryptions than the threshold.
+    #[error("{0}")]
+    NotEnoughPartials(String),
 }
 
 /// `name` with its indefinite article: "a secret key", "an aggregate".
@@ -225,11 +239,15 @@ impl KeytoolError {
             KeytoolError::UnsupportedVersion { .. }
             | KeytoolError::UnsupportedScheme { .. }
             | KeytoolError::WrongKind { .. } => EXIT_WRONG_KIND,
-            KeytoolError::WrongKey { .. } | KeytoolError::WrongScheme { .. } => EXIT_WRONG_KEY,
+            KeytoolError::WrongKey { .. }
+            | KeytoolError::WrongScheme { .. }
+            | KeytoolError::Threshold(_) => EXIT_WRONG_KEY,
+            KeytoolError::NotEnoughPartials(_) => EXIT_NOT_ENOUGH_PARTIALS,
             KeytoolError::Exists { .. } => EXIT_EXISTS,
             KeytoolError::OutputIsInput { .. }
             | KeytoolError::SameOutput { .. }
-            | KeytoolError::Plan(_) => EXIT_USAGE,
+            | KeytoolError::Plan(_)
+            | KeytoolError::Usage(_) => EXIT_USAGE,
             KeytoolError::Keygen(_) | KeytoolError::Plot { .. } => EXIT_INTERNAL,
         }
     }

@@ -66,6 +66,9 @@ fn remedy(kind: Option<FileKind>) -> &'static str {
         Some(FileKind::PublicKey) => "copy the collector's public key again",
         Some(FileKind::SecretKey) => "restore collector.sk from your backup",
         Some(FileKind::Aggregate) => "download the aggregate from the server again",
+        Some(FileKind::ThresholdPublicKey) => "copy collector.pk again",
+        Some(FileKind::KeyShare) => "restore this trustee's share from its backup",
+        Some(FileKind::PartialDecryption) => "ask the trustee for its partial decryption again",
         _ => "check that this is the right file, or fetch it again",
     }
 }
@@ -214,6 +217,28 @@ fn expect_kind(path: &Path, bytes: &[u8], want: FileKind, role: Role) -> Result<
     Ok(())
 }
 
+/// Reads a whole file of at most `max` bytes whose header says `want`.
+/// The caller wipes the bytes if they hold a secret.
+pub(crate) fn read_expected(
+    path: &Path,
+    max: usize,
+    want: FileKind,
+    role: Role,
+) -> Result<Vec<u8>, KeytoolError> {
+    let bytes = read_bytes(path, max, role.expected)?;
+    expect_kind(path, &bytes, want, role)?;
+    Ok(bytes)
+}
+
+/// A file of `kind` that failed to decode, with `reason`.
+pub(crate) fn corrupt_file(
+    path: &Path,
+    kind: FileKind,
+    reason: impl std::fmt::Display,
+) -> KeytoolError {
+    corrupt(path, Some(kind), reason.to_string())
+}
+
 /// Reads a secret key file. The raw bytes are wiped once decoded.
 pub(crate) fn read_secret_key(path: &Path, role: Role) -> Result<SecretKeyFile, KeytoolError> {
     let bytes = Zeroizing::new(read_bytes(path, MAX_KEY_FILE_BYTES, "key file")?);
@@ -256,7 +281,7 @@ pub(crate) fn read_any(
     let kind = header_kind(path, &bytes, expected)?;
     let size = bytes.len();
     let file = match kind {
-        FileKind::PublicKey => AnyFile::PublicKey(
+        FileKind::PublicKey | FileKind::ThresholdPublicKey => AnyFile::PublicKey(
             PublicKeyFile::from_bytes(&bytes).map_err(|e| key_file_error(path, kind, e))?,
         ),
         FileKind::SecretKey => AnyFile::SecretKey(

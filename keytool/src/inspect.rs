@@ -35,6 +35,12 @@ pub struct KeyInfo {
     /// LWE dimension of a tfhe key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lwe_dimension: Option<usize>,
+    /// A threshold key: how many trustees hold shares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trustees: Option<u16>,
+    /// A threshold key: how many trustees decrypt together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u16>,
     /// Hex SHA-256 of the (matching) public key file.
     pub fingerprint: String,
     /// Size of the file.
@@ -44,12 +50,15 @@ pub struct KeyInfo {
 impl KeyInfo {
     fn new(kind: &'static str, pk: &PublicKeyFile, file_bytes: usize) -> Self {
         let details = pk.details();
+        let trustees = crate::threshold::trustees_of(pk);
         KeyInfo {
             kind,
             scheme: pk.scheme().to_string(),
             modulus_bits: details.modulus_bits,
             parameter_set: details.parameter_set,
             lwe_dimension: details.lwe_dimension,
+            trustees: trustees.map(|(n, _)| n),
+            threshold: trustees.map(|(_, t)| t),
             fingerprint: hex::encode(pk.fingerprint()),
             file_bytes,
         }
@@ -250,9 +259,22 @@ fn write_key_text(info: &KeyInfo, secret: bool, out: &mut dyn Write) -> io::Resu
         writeln!(out, "Public key fingerprint  {}", info.fingerprint)?;
         writeln!(out, "File size               {} bytes", info.file_bytes)
     } else {
-        writeln!(out, "Kind         public key")?;
-        writeln!(out, "Scheme       {}", info.scheme)?;
-        writeln!(out, "Size         {}", info.size())?;
+        match (info.trustees, info.threshold) {
+            (Some(n), Some(t)) => {
+                writeln!(out, "Kind         threshold public key")?;
+                writeln!(out, "Scheme       {}", info.scheme)?;
+                writeln!(out, "Size         {}", info.size())?;
+                writeln!(
+                    out,
+                    "Trustees     {n}, any {t} of whom decrypt together (it holds their verification values)"
+                )?;
+            }
+            _ => {
+                writeln!(out, "Kind         public key")?;
+                writeln!(out, "Scheme       {}", info.scheme)?;
+                writeln!(out, "Size         {}", info.size())?;
+            }
+        }
         writeln!(out, "Fingerprint  {}", info.fingerprint)?;
         writeln!(out, "File size    {} bytes", info.file_bytes)
     }

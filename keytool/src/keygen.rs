@@ -61,13 +61,22 @@ pub fn generate(
 
 /// A spinner on stderr fed by [`KeygenProgress`] events; hidden when stderr
 /// is not a terminal.
-struct Spinner {
+pub(crate) struct Spinner {
     bar: ProgressBar,
     bits: u32,
     candidates: u64,
 }
 
 impl Spinner {
+    /// For a threshold key of `bits` bits: the safe-prime search.
+    pub(crate) fn new_threshold(bits: u32, trustees: u16, threshold: u16) -> Self {
+        let spinner = Spinner::new(Scheme::Paillier, bits);
+        spinner.bar.set_message(format!(
+            "generating a {bits}-bit {threshold}-of-{trustees} threshold key: searching for safe prime 1 of 2"
+        ));
+        spinner
+    }
+
     fn new(scheme: Scheme, bits: u32) -> Self {
         let target = if std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
@@ -91,7 +100,7 @@ impl Spinner {
         }
     }
 
-    fn update(&mut self, event: KeygenProgress) {
+    pub(crate) fn update(&mut self, event: KeygenProgress) {
         match event {
             KeygenProgress::Candidate { prime } => {
                 self.candidates += 1;
@@ -109,11 +118,20 @@ impl Spinner {
                     u32::from(prime) + 1
                 ));
             }
+            KeygenProgress::SafeCandidate { prime } => {
+                self.candidates += 1;
+                self.bar.set_message(format!(
+                    "generating a {}-bit threshold key: searching for safe prime {} of 2 ({} candidates tested; this takes a minute or more)",
+                    self.bits,
+                    u32::from(prime) + 1,
+                    self.candidates
+                ));
+            }
             _ => {}
         }
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         self.bar.finish_and_clear();
     }
 }
@@ -131,7 +149,7 @@ fn display(path: &Path) -> String {
 }
 
 /// Creates `dir` (and missing parents, mode 0700 on Unix) if needed.
-fn create_dir(dir: &Path) -> Result<(), KeytoolError> {
+pub(crate) fn create_dir(dir: &Path) -> Result<(), KeytoolError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -147,7 +165,7 @@ fn create_dir(dir: &Path) -> Result<(), KeytoolError> {
         })
 }
 
-fn write_error(path: &Path, e: KeyFileError) -> KeytoolError {
+pub(crate) fn write_error(path: &Path, e: KeyFileError) -> KeytoolError {
     match e {
         KeyFileError::Exists(_) => KeytoolError::Exists {
             paths: display(path),
@@ -166,6 +184,9 @@ fn write_error(path: &Path, e: KeyFileError) -> KeytoolError {
 
 /// Runs `keygen`.
 pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
+    if args.trustees.is_some() || args.threshold.is_some() {
+        return crate::threshold::keygen(args, out);
+    }
     let Some(scheme) = args.scheme.scheme() else {
         #[cfg(feature = "dap")]
         return crate::dap_hpke::run(args, out);

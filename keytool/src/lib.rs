@@ -5,7 +5,10 @@
 //! looks at any hetally file without decrypting it ([`inspect`]), decrypts
 //! the encrypted aggregates the server releases with a confidence interval
 //! on every noisy value ([`decrypt`], [`interval`], [`render`], [`plot`]),
-//! and plans the DP noise a task needs ([`dp_plan`]).
+//! and plans the DP noise a task needs ([`dp_plan`]). With a threshold key
+//! ([`threshold`]) no one holds the whole secret key: trustees each make a
+//! partial decryption of a release, and `combine` decrypts once enough are
+//! valid.
 //! Nothing here talks to the network: the secret key never leaves the
 //! collector's machine.
 //!
@@ -32,6 +35,7 @@ pub mod keygen;
 pub mod plot;
 pub mod pubkey;
 pub mod render;
+pub mod threshold;
 
 use std::io::Write;
 
@@ -71,6 +75,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, KeytoolError> {
         Command::Inspect(args) => inspect::run(args, out).map(|()| Outcome::Done),
         Command::Decrypt(args) => decrypt::run(args, out),
         Command::DpPlan(args) => dp_plan::run(args, out).map(|()| Outcome::Done),
+        Command::PartialDecrypt(args) => {
+            threshold::partial_decrypt(args, out).map(|()| Outcome::Done)
+        }
+        Command::Combine(args) => threshold::combine(args, out),
     }?;
     out.flush().map_err(KeytoolError::Output)?;
     Ok(outcome)

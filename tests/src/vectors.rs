@@ -19,6 +19,7 @@ use hetally_protocol::aggregate::{AggregateFile, ReportCount};
 use hetally_protocol::report::payload_cap;
 use hetally_protocol::{Layout, Report, ReportContext, TaskDefinition};
 use hetally_schemes::lwe::scheme::TfheDecrypter;
+use hetally_schemes::paillier::threshold::{generate_threshold, ThresholdParams};
 use hetally_schemes::paillier::{PaillierDecrypter, SecretKey};
 
 type PaillierKey = hetally_schemes::paillier::PublicKey<hetally_schemes::paillier::Pure>;
@@ -155,6 +156,9 @@ pub struct Keys {
     pub paillier: SecretKeyFile,
     /// A TFHE key pair of parameter set 1 (seed 2).
     pub tfhe: SecretKeyFile,
+    /// A 2048-bit Paillier threshold key, 3 of 5 trustees (seed 3): its
+    /// public key file.
+    pub threshold: Vec<u8>,
 }
 
 impl Keys {
@@ -170,7 +174,24 @@ impl Keys {
             lwe::PKE_ZKV2_2048,
             &mut rng,
         )));
-        Ok(Keys { paillier, tfhe })
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let params = ThresholdParams::new(5, 3).context("3 of 5")?;
+        let (threshold, _) = generate_threshold(2048, params, &mut rng, &mut |_| {})
+            .context("generating the threshold key")?;
+        Ok(Keys {
+            paillier,
+            tfhe,
+            threshold: threshold.to_bytes(),
+        })
+    }
+
+    /// The public key file of `scheme`'s key (`paillier-threshold`: the
+    /// threshold key's).
+    fn public_key_file(&self, scheme: &str) -> Vec<u8> {
+        match scheme {
+            "paillier-threshold" => self.threshold.clone(),
+            other => self.get(other).public_key().to_bytes(),
+        }
     }
 
     fn get(&self, scheme: &str) -> &SecretKeyFile {
@@ -205,7 +226,7 @@ impl Spec {
             min_batch_size: 1,
             // Paillier: 22-bit slots for a count, 93 to a plaintext;
             // TFHE: the largest feasible batch.
-            max_batch_size: (scheme == "paillier").then_some(1_000_000),
+            max_batch_size: scheme.starts_with("paillier").then_some(1_000_000),
         }
     }
 
@@ -228,7 +249,6 @@ impl Spec {
     /// The task's definition (and CRS) under `keys`. A TFHE task with input
     /// proofs makes its CRS from `rng`.
     fn define(&self, keys: &Keys, rng: &mut ChaCha20Rng) -> Result<Defined> {
-        let key = keys.get(self.scheme);
         let params = TaskParams {
             measurement: self.measurement.parse()?,
             min_batch_size: self.min_batch_size,
@@ -239,11 +259,13 @@ impl Spec {
             input_proofs: self.input_proofs,
             relation: self.relation,
         };
-        let (definition, crs) =
-            hetally_schemes::define_task(key.public_key().to_bytes(), params, u32::MAX.into(), rng)
-                .with_context(|| {
-                    format!("defining the {} {} task", self.scheme, self.measurement)
-                })?;
+        let (definition, crs) = hetally_schemes::define_task(
+            keys.public_key_file(self.scheme),
+            params,
+            u32::MAX.into(),
+            rng,
+        )
+        .with_context(|| format!("defining the {} {} task", self.scheme, self.measurement))?;
         Ok(Defined {
             bytes: definition.to_bytes(),
             definition,
@@ -331,6 +353,10 @@ fn task_ids(keys: &Keys) -> Result<Json> {
         (
             "tfhe sumvec:3:4, max batch 1000, no relation (legacy version 1)",
             Spec::new("tfhe", "sumvec:3:4", false).relation(None).max_batch_size(1000),
+        ),
+        (
+            "paillier histogram:16 under a 3-of-5 threshold key (section 6.8), input proofs (version 3)",
+            Spec::new("paillier-threshold", "histogram:16", true),
         ),
     ];
     let mut rng = ChaCha20Rng::seed_from_u64(10);

@@ -67,8 +67,13 @@ export function readPublicKey(file: Uint8Array): { scheme: "paillier" | "tfhe"; 
   const version = r.u8("the file format version");
   if (version !== 1) throw new InvalidTaskError(`the public key file has format version ${version}, not 1`);
   const kind = r.u8("the file kind");
-  if (kind !== 1) throw new InvalidTaskError(`the public key file has kind ${kind}, not 1 (public key)`);
+  // Kind 4, a threshold public key (6.3): the same body, then the trustees'
+  // verification values, which only the trustees' tools use.
+  if (kind !== 1 && kind !== 4) {
+    throw new InvalidTaskError(`the public key file has kind ${kind}, not 1 (public key) or 4 (threshold public key)`);
+  }
   const scheme = r.u8("the key's scheme");
+  if (kind === 4 && scheme !== 1) throw new InvalidTaskError("a threshold public key must be a Paillier key");
   if (scheme === 2) {
     const set = r.u8("the TFHE parameter set");
     if (set !== 1) throw new InvalidTaskError(`unknown TFHE parameter set ${set}`);
@@ -83,6 +88,21 @@ export function readPublicKey(file: Uint8Array): { scheme: "paillier" | "tfhe"; 
   }
   const n = bytesToBig(r.take(modulusBits / 8, "n"));
   const h = bytesToBig(r.take(modulusBits / 8, "h"));
+  if (kind === 4) {
+    const trustees = r.u16("the trustee count");
+    const threshold = r.u16("the threshold");
+    if (trustees < 2 || trustees > 64 || threshold < 2 || threshold > trustees) {
+      throw new InvalidTaskError(`a threshold key of ${threshold} of ${trustees} trustees is not allowed (2 <= T <= N <= 64)`);
+    }
+    const n2 = n * n;
+    const len = Math.ceil(bitlen(n2) / 8);
+    for (let i = 0; i <= trustees; i++) {
+      const v = bytesToBig(r.take(len, "a verification value"));
+      if (v === 0n || v >= n2 || gcd(v, n) !== 1n) {
+        throw new InvalidTaskError("a verification value of the threshold key is not a unit below n^2");
+      }
+    }
+  }
   r.finish();
   if (bitlen(n) !== modulusBits) throw new InvalidTaskError(`the modulus n has ${bitlen(n)} bits, not ${modulusBits}`);
   if ((n & 1n) === 0n) throw new InvalidTaskError("the modulus n is even");

@@ -178,19 +178,21 @@ class PaillierSecretKey:
     q: int
 
 
-def _header(r: Reader, kind: int) -> None:
+def _header(r: Reader, *kinds: int) -> int:
     if r.take(4) != MAGIC:
         raise ValueError("not a hetally file")
     if r.u8() != 1:
         raise ValueError("file format version")
-    if r.u8() != kind:
+    kind = r.u8()
+    if kind not in kinds:
         raise ValueError("wrong file kind")
+    return kind
 
 
 def read_public_key(data: bytes) -> PaillierPublicKey:
-    """Section 6.1 and 6.2."""
+    """Section 6.1 and 6.2; a threshold public key (6.8) is one too."""
     r = Reader(data)
-    _header(r, 1)
+    kind = _header(r, 1, 4)
     if r.u8() != 1:
         raise ValueError("not a Paillier key")
     bits = r.u16()
@@ -198,6 +200,15 @@ def read_public_key(data: bytes) -> PaillierPublicKey:
         raise ValueError("modulus size")
     n = r.big(bits // 8)
     h = r.big(bits // 8)
+    if kind == 4:
+        trustees, threshold = r.u16(), r.u16()
+        if not 2 <= threshold <= trustees <= 64:
+            raise ValueError("threshold")
+        n2 = n * n
+        for _ in range(trustees + 1):
+            v = r.big((n2.bit_length() + 7) // 8)
+            if not 0 < v < n2 or math.gcd(v, n) != 1:
+                raise ValueError("verification value")
     r.end()
     if n.bit_length() != bits or n % 2 == 0 or not 1 < h < n or math.gcd(h, n) != 1:
         raise ValueError("invalid Paillier public key")

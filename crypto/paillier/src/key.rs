@@ -67,6 +67,8 @@ struct Inner<B: Int> {
     hn: B,
     modulus_bits: u32,
     ciphertext_len: usize,
+    /// For a threshold key: (trustees N, threshold T).
+    trustees: Option<(u16, u16)>,
     file: Vec<u8>,
     fingerprint: [u8; 32],
     table: OnceLock<FixedBaseTable<B>>,
@@ -108,6 +110,13 @@ fn byte_len<B: Int>(bound: &B) -> usize {
 impl<B: Int> PublicKey<B> {
     /// Builds a public key from n and h, checking both.
     pub fn new(n: B, h: B) -> Result<Self, PaillierError> {
+        PublicKey::build(n, h, None)
+    }
+
+    /// [`PublicKey::new`], or for a threshold key (`threshold` holds its
+    /// trustee count, threshold and whole file) a key whose file and
+    /// fingerprint are those of the threshold key file.
+    fn build(n: B, h: B, threshold: Option<((u16, u16), Vec<u8>)>) -> Result<Self, PaillierError> {
         let modulus_bits = n.bits();
         if !SUPPORTED_MODULUS_BITS.contains(&modulus_bits) {
             return Err(PaillierError::UnsupportedModulusBits(modulus_bits));
@@ -124,7 +133,10 @@ impl<B: Int> PublicKey<B> {
         let hn = h.pow_mod(&n, &n_squared);
         let half_n = n.shr(1);
         let ciphertext_len = byte_len(&n_squared);
-        let file = public_key_file(&n, &h, modulus_bits);
+        let (trustees, file) = match threshold {
+            Some((params, file)) => (Some(params), file),
+            None => (None, public_key_file(&n, &h, modulus_bits)),
+        };
         let fingerprint = keyfile::fingerprint(&file);
         Ok(PublicKey {
             inner: Arc::new(Inner {
@@ -135,11 +147,19 @@ impl<B: Int> PublicKey<B> {
                 hn,
                 modulus_bits,
                 ciphertext_len,
+                trustees,
                 file,
                 fingerprint,
                 table: OnceLock::new(),
             }),
         })
+    }
+
+    /// For a key read from a threshold public key file: (trustees N,
+    /// threshold T), any T of the N decrypting together
+    /// ([`crate::threshold`]). `None` for a key with one holder.
+    pub fn trustees(&self) -> Option<(u16, u16)> {
+        self.inner.trustees
     }
 
     /// The modulus n.
@@ -368,18 +388,7 @@ impl<B: Int> PublicKey<B> {
 
     /// Decodes a body written by [`PublicKey::encode_body`].
     pub fn decode_body(r: &mut Reader<'_>) -> Result<Self, PaillierError> {
-        let bits = u32::from(r.u16("modulus size")?);
-        if !SUPPORTED_MODULUS_BITS.contains(&bits) {
-            return Err(PaillierError::UnsupportedModulusBits(bits));
-        }
-        let len = (bits as usize).div_ceil(8);
-        let n = B::from_be_bytes(r.bytes(len, "modulus n")?);
-        let h = B::from_be_bytes(r.bytes(len, "base h")?);
-        if n.bits() != bits {
-            return Err(PaillierError::InvalidKey(
-                "the modulus does not have the stated size",
-            ));
-        }
+        let (n, h) = decode_parts(r)?;
         PublicKey::new(n, h)
     }
 
@@ -388,19 +397,29 @@ impl<B: Int> PublicKey<B> {
         encode_public_body(w, &self.inner.n, &self.inner.h, self.inner.modulus_bits);
     }
 
-    /// Decodes and validates a public key file.
+    /// Decodes and validates a public key file, or a threshold public key
+    /// file ([`crate::threshold`]: the same body, then the trustee count,
+    /// the threshold and the verification values, which are range- and
+    /// unit-checked here and used only by the trustees' tools). The key's
+    /// file and fingerprint are those of the whole file read.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PaillierError> {
         let mut r = Reader::new(bytes);
-        let scheme = keyfile::read_key_header(&mut r, FileKind::PublicKey)?;
+        let (scheme, threshold) = keyfile::read_public_key_header(&mut r)?;
         if scheme != Scheme::Paillier {
             return Err(PaillierError::Codec(CodecError::invalid(
                 "scheme",
                 format!("a {scheme} key is not a Paillier key"),
             )));
         }
-        let key = Self::decode_body(&mut r)?;
+        let (n, h) = decode_parts(&mut r)?;
+        let threshold = if threshold {
+            let params = read_threshold_section(&mut r, &n)?;
+            Some((params, bytes.to_vec()))
+        } else {
+            None
+        };
         r.finish("public key file")?;
-        Ok(key)
+        PublicKey::build(n, h, threshold)
     }
 
     /// The key as a public key file: framing, then body. What the
@@ -436,6 +455,57 @@ impl<B: Int> PublicKey<B> {
                 },
             )
     }
+}
+
+/// Most trustees a threshold key can have (see [`crate::threshold`]).
+pub const MAX_TRUSTEES: u16 = 64;
+
+/// Reads n and h of a public key body, checking the stated size.
+fn decode_parts<B: Int>(r: &mut Reader<'_>) -> Result<(B, B), PaillierError> {
+    let bits = u32::from(r.u16("modulus size")?);
+    if !SUPPORTED_MODULUS_BITS.contains(&bits) {
+        return Err(PaillierError::UnsupportedModulusBits(bits));
+    }
+    let len = (bits as usize).div_ceil(8);
+    let n = B::from_be_bytes(r.bytes(len, "modulus n")?);
+    let h = B::from_be_bytes(r.bytes(len, "base h")?);
+    if n.bits() != bits {
+        return Err(PaillierError::InvalidKey(
+            "the modulus does not have the stated size",
+        ));
+    }
+    Ok((n, h))
+}
+
+/// Reads the threshold part of a threshold public key body after n and h:
+/// `u16 trustees N | u16 threshold T | v | v_1 .. v_N`, each value a unit
+/// below n^2 in [`PublicKey::ciphertext_len`] bytes. Returns (N, T).
+pub(crate) fn read_threshold_section<B: Int>(
+    r: &mut Reader<'_>,
+    n: &B,
+) -> Result<(u16, u16), PaillierError> {
+    let trustees = r.u16("trustee count")?;
+    let threshold = r.u16("threshold")?;
+    if !(2..=MAX_TRUSTEES).contains(&trustees) || !(2..=trustees).contains(&threshold) {
+        return Err(PaillierError::Codec(CodecError::invalid(
+            "threshold",
+            format!(
+                "{threshold} of {trustees} trustees: a threshold key needs 2 <= T <= N <= \
+                 {MAX_TRUSTEES}"
+            ),
+        )));
+    }
+    let n_squared = n.mul(n);
+    let len = byte_len(&n_squared);
+    for _ in 0..=trustees {
+        let v = B::from_be_bytes(r.bytes(len, "verification value")?);
+        if v.is_zero() || v >= n_squared || !v.gcd_is_one(n) {
+            return Err(PaillierError::InvalidKey(
+                "a verification value is not a unit below n^2",
+            ));
+        }
+    }
+    Ok((trustees, threshold))
 }
 
 fn encode_public_body<B: Int>(w: &mut Writer, n: &B, h: &B, bits: u32) {

@@ -10,7 +10,10 @@
 //!   tasks: [`PaillierEncrypter`] (client), [`PaillierAggregator`]
 //!   (server, feature `aggregator`), [`PaillierDecrypter`] (collector,
 //!   feature `gmp`);
-//! * [`SecretKey`] (feature `gmp`): the primes, CRT decryption, keygen.
+//! * [`SecretKey`] (feature `gmp`): the primes, CRT decryption, keygen;
+//! * [`threshold`] (feature `gmp`): a key split among N trustees, any T of
+//!   whom decrypt (Shoup; Fouque–Poupard–Stern; Damgård–Jurik), with
+//!   proofs on every partial decryption.
 //!
 //! Arithmetic is generic over [`arith::Int`]: pure-Rust `num-bigint` for
 //! the client core, GMP through `rug` (feature `gmp`) for the server and
@@ -30,6 +33,8 @@ pub mod proofs;
 pub mod scheme;
 #[cfg(feature = "gmp")]
 mod secret;
+#[cfg(feature = "gmp")]
+pub mod threshold;
 
 use hetally_protocol::codec::CodecError;
 use thiserror::Error;
@@ -45,11 +50,16 @@ pub use packing::{Packing, PackingError, MAX_SLOT_BITS};
 pub use proofs::{InputProofs, ProofError};
 #[cfg(feature = "aggregator")]
 pub use scheme::PaillierAggregator;
-#[cfg(feature = "gmp")]
-pub use scheme::PaillierDecrypter;
 pub use scheme::PaillierEncrypter;
 #[cfg(feature = "gmp")]
+pub use scheme::{release_ciphertexts, unpack_release, PaillierDecrypter};
+#[cfg(feature = "gmp")]
 pub use secret::SecretKey;
+#[cfg(feature = "gmp")]
+pub use threshold::{
+    deal, generate_threshold, Combined, KeyShare, PartialDecryption, Rejection, ThresholdError,
+    ThresholdParams, ThresholdPublicKey,
+};
 
 /// The pure-Rust big-integer backend.
 pub type Pure = num_bigint::BigInt;

@@ -475,7 +475,7 @@ mod aggregator {
 }
 
 #[cfg(feature = "gmp")]
-pub use collector::PaillierDecrypter;
+pub use collector::{release_ciphertexts, unpack_release, PaillierDecrypter};
 
 #[cfg(feature = "gmp")]
 mod collector {
@@ -484,6 +484,7 @@ mod collector {
     use hetally_protocol::Scheme;
     use rug::Integer;
 
+    use crate::key::{Ciphertext, PublicKey};
     use crate::packing::{Packing, PackingError};
     use crate::secret::SecretKey;
 
@@ -524,23 +525,7 @@ mod collector {
 
         fn decrypt_flagged(&self, file: &AggregateFile) -> Result<Decryption, AggregateError> {
             let (packing, plaintexts) = self.plaintexts(file)?;
-            packing
-                .unpack_flagged(&plaintexts, file.measurement.len())
-                .map_err(|e| match e {
-                    PackingError::Random {
-                        plaintext,
-                        flagged,
-                        places,
-                    } => AggregateError::BadCiphertext {
-                        index: plaintext,
-                        reason: format!(
-                            "it decrypts to random bits ({flagged} of its {places} slots do not \
-                             fit the layout), not to a sum of reports: the file was damaged, or \
-                             the ciphertext was not made under this task's layout"
-                        ),
-                    },
-                    other => AggregateError::Layout(other.to_string()),
-                })
+            unpack_flagged(&packing, &plaintexts, file)
         }
     }
 
@@ -551,37 +536,95 @@ mod collector {
             &self,
             file: &AggregateFile,
         ) -> Result<(Packing, Vec<Integer>), AggregateError> {
-            file.check_key(Scheme::Paillier, &self.key_fingerprint())?;
-            let Encoding::PaillierPacked { slot_bits } = file.encoding else {
-                return Err(AggregateError::Layout(format!(
-                    "a Paillier key cannot decrypt the {:?} layout",
-                    file.encoding
-                )));
-            };
-            let pk = self.key.public_key();
-            let packing = Packing::new(slot_bits, pk.modulus_bits())
-                .map_err(|e| AggregateError::Layout(e.to_string()))?;
-            let expected = packing.plaintext_count(file.measurement.len());
-            if file.ciphertexts.len() != expected {
-                return Err(AggregateError::Layout(format!(
-                    "{} values in {slot_bits}-bit slots need {expected} ciphertexts, the file has {}",
-                    file.measurement.len(),
-                    file.ciphertexts.len()
-                )));
-            }
-            let cts = file
-                .ciphertexts
-                .iter()
-                .enumerate()
-                .map(|(index, bytes)| {
-                    pk.ciphertext_from_bytes(bytes)
-                        .map_err(|e| AggregateError::BadCiphertext {
-                            index,
-                            reason: e.to_string(),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let (packing, cts) = release_ciphertexts(self.key.public_key(), file)?;
             Ok((packing, self.key.decrypt_all_signed(&cts)))
         }
+    }
+
+    /// Checks that `file` was released under `pk` (by fingerprint: for a
+    /// threshold key, that of the threshold key file) in a Paillier layout
+    /// with the right number of ciphertexts, and decodes them. What both
+    /// decryption and a trustee's partial decryption
+    /// ([`crate::threshold`]) start from.
+    pub fn release_ciphertexts(
+        pk: &PublicKey<Integer>,
+        file: &AggregateFile,
+    ) -> Result<(Packing, Vec<Ciphertext<Integer>>), AggregateError> {
+        file.check_key(Scheme::Paillier, &pk.fingerprint())?;
+        let Encoding::PaillierPacked { slot_bits } = file.encoding else {
+            return Err(AggregateError::Layout(format!(
+                "a Paillier key cannot decrypt the {:?} layout",
+                file.encoding
+            )));
+        };
+        let packing = Packing::new(slot_bits, pk.modulus_bits())
+            .map_err(|e| AggregateError::Layout(e.to_string()))?;
+        let expected = packing.plaintext_count(file.measurement.len());
+        if file.ciphertexts.len() != expected {
+            return Err(AggregateError::Layout(format!(
+                "{} values in {slot_bits}-bit slots need {expected} ciphertexts, the file has {}",
+                file.measurement.len(),
+                file.ciphertexts.len()
+            )));
+        }
+        let cts = file
+            .ciphertexts
+            .iter()
+            .enumerate()
+            .map(|(index, bytes)| {
+                pk.ciphertext_from_bytes(bytes)
+                    .map_err(|e| AggregateError::BadCiphertext {
+                        index,
+                        reason: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((packing, cts))
+    }
+
+    /// Unpacks the plaintexts of `file`'s ciphertexts (in [0, n), as
+    /// decryption or [`crate::threshold`] combination gives them) into
+    /// its values, flagging slots no batch of valid reports fills that way,
+    /// exactly as [`Decrypter::decrypt_flagged`] does.
+    pub fn unpack_release(
+        pk: &PublicKey<Integer>,
+        file: &AggregateFile,
+        plaintexts: Vec<Integer>,
+    ) -> Result<Decryption, AggregateError> {
+        let (packing, cts) = release_ciphertexts(pk, file)?;
+        if plaintexts.len() != cts.len() {
+            return Err(AggregateError::Layout(format!(
+                "{} plaintexts for {} ciphertexts",
+                plaintexts.len(),
+                cts.len()
+            )));
+        }
+        let signed: Vec<Integer> = plaintexts.into_iter().map(|m| pk.to_signed(m)).collect();
+        unpack_flagged(&packing, &signed, file)
+    }
+
+    /// [`Packing::unpack_flagged`], with its errors in aggregate terms.
+    fn unpack_flagged(
+        packing: &Packing,
+        plaintexts: &[Integer],
+        file: &AggregateFile,
+    ) -> Result<Decryption, AggregateError> {
+        packing
+            .unpack_flagged(plaintexts, file.measurement.len())
+            .map_err(|e| match e {
+                PackingError::Random {
+                    plaintext,
+                    flagged,
+                    places,
+                } => AggregateError::BadCiphertext {
+                    index: plaintext,
+                    reason: format!(
+                        "it decrypts to random bits ({flagged} of its {places} slots do not \
+                         fit the layout), not to a sum of reports: the file was damaged, or \
+                         the ciphertext was not made under this task's layout"
+                    ),
+                },
+                other => AggregateError::Layout(other.to_string()),
+            })
     }
 }

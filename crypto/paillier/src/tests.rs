@@ -41,6 +41,7 @@ fn keygen_sizes_and_progress() {
     let sk3 = SecretKey::generate(3072, &mut rng, &mut |e| match e {
         KeygenProgress::Candidate { .. } => candidates += 1,
         KeygenProgress::PrimeFound { .. } => found += 1,
+        other => panic!("ordinary keygen reported {other:?}"),
     })
     .unwrap();
     assert_eq!(sk3.public_key().modulus_bits(), 3072);

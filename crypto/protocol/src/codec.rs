@@ -93,8 +93,9 @@ impl CodecError {
     }
 }
 
-/// A cursor over untrusted bytes.
-#[derive(Debug)]
+/// A cursor over untrusted bytes (a clone reads on from the same place,
+/// independently: a look ahead).
+#[derive(Debug, Clone)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -266,6 +267,13 @@ pub enum FileKind {
     SecretKey,
     /// A released, encrypted aggregate.
     Aggregate,
+    /// A threshold public key: the collector public key plus the
+    /// trustees' verification values (`hetally-paillier`, `threshold`).
+    ThresholdPublicKey,
+    /// One trustee's share of a threshold secret key.
+    KeyShare,
+    /// One trustee's partial decryption of a release, with proofs.
+    PartialDecryption,
 }
 
 impl FileKind {
@@ -274,6 +282,9 @@ impl FileKind {
             FileKind::PublicKey => 1,
             FileKind::SecretKey => 2,
             FileKind::Aggregate => 3,
+            FileKind::ThresholdPublicKey => 4,
+            FileKind::KeyShare => 5,
+            FileKind::PartialDecryption => 6,
         }
     }
 
@@ -282,6 +293,9 @@ impl FileKind {
             1 => FileKind::PublicKey,
             2 => FileKind::SecretKey,
             3 => FileKind::Aggregate,
+            4 => FileKind::ThresholdPublicKey,
+            5 => FileKind::KeyShare,
+            6 => FileKind::PartialDecryption,
             _ => return None,
         })
     }
@@ -292,6 +306,9 @@ impl FileKind {
             FileKind::PublicKey => "public key",
             FileKind::SecretKey => "secret key",
             FileKind::Aggregate => "aggregate",
+            FileKind::ThresholdPublicKey => "threshold public key",
+            FileKind::KeyShare => "key share",
+            FileKind::PartialDecryption => "partial decryption",
         }
     }
 }

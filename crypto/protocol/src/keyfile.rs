@@ -50,9 +50,36 @@ pub fn write_key_header(w: &mut Writer, kind: FileKind, scheme: Scheme) {
 
 /// Reads the framing of a key file of `kind`: the scheme, with the reader
 /// left at the start of the body.
+///
+/// A threshold public key ([`FileKind::ThresholdPublicKey`]) is read where
+/// a public key is expected: it is one (its body starts with the ordinary
+/// public key body, and clients encrypt under it alike), followed by the
+/// trustees' verification values. [`read_public_key_header`] says which
+/// of the two a file is.
 pub fn read_key_header(r: &mut Reader<'_>, kind: FileKind) -> Result<Scheme, CodecError> {
+    if kind == FileKind::PublicKey {
+        return read_public_key_header(r).map(|(scheme, _)| scheme);
+    }
     codec::expect_header(r, kind)?;
     Scheme::from_byte(r.u8("scheme")?)
+}
+
+/// Reads the framing of a public key file, plain or threshold: the scheme
+/// and whether the key is a threshold key, with the reader left at the
+/// start of the body.
+pub fn read_public_key_header(r: &mut Reader<'_>) -> Result<(Scheme, bool), CodecError> {
+    let mut peek = r.clone();
+    let threshold = matches!(
+        codec::read_header_version(&mut peek),
+        Ok((FileKind::ThresholdPublicKey, _))
+    );
+    let kind = if threshold {
+        FileKind::ThresholdPublicKey
+    } else {
+        FileKind::PublicKey
+    };
+    codec::expect_header(r, kind)?;
+    Ok((Scheme::from_byte(r.u8("scheme")?)?, threshold))
 }
 
 /// The scheme of a key file of `kind`, read from its framing alone.

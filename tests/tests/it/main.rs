@@ -20,4 +20,5 @@ mod proofs;
 mod replicas;
 mod retention;
 mod tfhe;
+mod threshold;
 mod tls;
