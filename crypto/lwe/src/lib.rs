@@ -23,6 +23,7 @@
 
 pub mod params;
 pub mod scheme;
+pub mod threshold;
 pub mod zk;
 
 use std::fmt;
@@ -43,7 +44,7 @@ use tfhe::core_crypto::prelude::{
     LweSecretKeyOwned, LweSize, PlaintextCount, PlaintextList, SecretRandomGenerator, TUniform,
 };
 use thiserror::Error;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use hetally_protocol::codec::{CodecError, FileKind, Reader, Writer};
 use hetally_protocol::keyfile;
@@ -482,10 +483,23 @@ impl SecretKey {
     /// The raw phases body - <mask, s> of every value of `list`, before
     /// any bias removal or rounding (diagnostics and tests).
     pub fn phases(&self, list: &CiphertextList) -> Vec<u64> {
-        let expanded = list.as_tfhe().par_expand_into_lwe_ciphertext_list();
-        let mut out = PlaintextList::new(0u64, PlaintextCount(list.count));
-        decrypt_lwe_ciphertext_list(&self.key, &expanded, &mut out);
-        out.into_container()
+        phases_under(list, self.key.as_ref())
+    }
+
+    /// The n key bits as words (what [`threshold::deal_shares`] shares).
+    pub(crate) fn key_words(&self) -> &[u64] {
+        self.key.as_ref()
+    }
+
+    /// The bias pair (E_j, trunc(E_j / 2)) of every value position as
+    /// elements of Z_{2^64}: what [`bias_offset`] turns into the mean bias
+    /// of a sum. Secret (E reveals the public key's error, hence the key).
+    pub(crate) fn bias_words(&self) -> (Zeroizing<Vec<u64>>, Zeroizing<Vec<u64>>) {
+        let bias = self.bias();
+        // Two's complement: the cast is the reduction mod 2^64.
+        let full = bias.iter().map(|&e| e as u64).collect();
+        let half = bias.iter().map(|&e| (e / 2) as u64).collect();
+        (Zeroizing::new(full), Zeroizing::new(half))
     }
 
     /// Decrypts a sum of `encryptions` honest encryptions (reports plus the
@@ -493,40 +507,107 @@ impl SecretKey {
     /// towards zero; being off by one is nothing against Delta >= 2^27) and
     /// rounds to the nearest multiple of Delta. Refuses sums larger than
     /// the capacity of Delta.
+    ///
+    /// This is the one-trustee case of [`threshold`]: the key's part of
+    /// every phase (`key_terms`) is computed whole here, and the last step
+    /// (`decode_values`) is the one [`threshold::combine`] runs on the sum
+    /// of the trustees' partial decryptions.
     pub fn decrypt(
         &self,
         list: &CiphertextList,
         encryptions: u64,
         delta: Delta,
     ) -> Result<Vec<i128>, LweError> {
-        if list.n != self.params().lwe_dimension {
-            return Err(LweError::Mismatch(format!(
-                "the list has dimension {}, the key {}",
-                list.n,
-                self.params().lwe_dimension
-            )));
-        }
-        let max = self.params().max_encryptions(delta);
-        if encryptions > max {
-            return Err(LweError::CapacityExceeded { encryptions, max });
-        }
-        let bias = self.bias();
-        Ok(self
-            .phases(list)
-            .into_iter()
-            .zip(bias)
-            .map(|(phase, &e)| {
-                let mean = i128::from(encryptions) * i128::from(e) / 2;
-                // |mean| < 2^64 * 2^28: reduce mod 2^64 by truncation.
-                delta.decode(phase.wrapping_sub(mean as u64))
-            })
-            .collect())
+        check_decryptable(list, self.params(), encryptions, delta)?;
+        let (bias, half) = self.bias_words();
+        let terms = key_terms(list, self.key.as_ref(), &bias, &half, encryptions);
+        Ok(decode_values(list, &terms, delta))
     }
+}
+
+/// Checks that `list` belongs to `params` and that a sum of `encryptions`
+/// encryptions decrypts safely at `delta` (the capacity of [`params`]).
+pub(crate) fn check_decryptable(
+    list: &CiphertextList,
+    params: ParameterSet,
+    encryptions: u64,
+    delta: Delta,
+) -> Result<(), LweError> {
+    if list.n != params.lwe_dimension {
+        return Err(LweError::Mismatch(format!(
+            "the list has dimension {}, the key {}",
+            list.n, params.lwe_dimension
+        )));
+    }
+    let max = params.max_encryptions(delta);
+    if encryptions > max {
+        return Err(LweError::CapacityExceeded { encryptions, max });
+    }
+    Ok(())
+}
+
+/// body_j - <mask_j, key> for every value j of `list`, with TFHE-rs's
+/// expansion and decryption. `key` is any vector of n words: the binary
+/// secret key, or an additive share of it over Z_{2^64} (the inner product
+/// is Z_{2^64}-linear in the key, which is what threshold decryption uses).
+pub(crate) fn phases_under(list: &CiphertextList, key: &[u64]) -> Vec<u64> {
+    let expanded = list.as_tfhe().par_expand_into_lwe_ciphertext_list();
+    let mut out = PlaintextList::new(0u64, PlaintextCount(list.count));
+    decrypt_lwe_ciphertext_list(&LweSecretKey::from_container(key), &expanded, &mut out);
+    out.into_container()
+}
+
+/// The mean bias of a sum of `encryptions` encryptions in one value, K *
+/// E_j / 2 truncated towards zero, mod 2^64, written as the Z_{2^64}-linear
+/// function floor(K/2) * E_j + (K mod 2) * trunc(E_j / 2) of the bias pair
+/// ([`SecretKey::bias_words`]). The two agree because K * E_j and E_j have
+/// the same sign. Linear, so additive shares of the pair give additive
+/// shares of the bias without anyone learning E_j.
+pub(crate) fn bias_offset(encryptions: u64, bias: u64, half_bias: u64) -> u64 {
+    (encryptions / 2)
+        .wrapping_mul(bias)
+        .wrapping_add((encryptions % 2).wrapping_mul(half_bias))
+}
+
+/// The key's part of the phase of every value j of `list`: t_j = <mask_j,
+/// key> + [`bias_offset`]`(K, bias_j, half_bias_j)`, mod 2^64, so that
+/// body_j - t_j is Delta * m_j plus zero-mean noise. With the whole key
+/// and bias pair this is the key holder's decryption; with additive shares
+/// of both it is a trustee's share of t_j, and the shares sum to t_j.
+pub(crate) fn key_terms(
+    list: &CiphertextList,
+    key: &[u64],
+    bias: &[u64],
+    half_bias: &[u64],
+    encryptions: u64,
+) -> Zeroizing<Vec<u64>> {
+    let mut terms = Zeroizing::new(phases_under(list, key));
+    for (j, t) in terms.iter_mut().enumerate() {
+        // body - (body - <a, key>) = <a, key>.
+        let inner = list.body(j).wrapping_sub(*t);
+        *t = inner.wrapping_add(bias_offset(encryptions, bias[j], half_bias[j]));
+    }
+    terms
+}
+
+/// The last step of every decryption: value j is round((body_j - t_j) /
+/// Delta), with t_j the key's part of the phase ([`key_terms`], or the sum
+/// of the trustees' partial decryptions in [`threshold::combine`]).
+pub(crate) fn decode_values(list: &CiphertextList, terms: &[u64], delta: Delta) -> Vec<i128> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(j, &t)| delta.decode(list.body(j).wrapping_sub(t)))
+        .collect()
 }
 
 impl Drop for SecretKey {
     fn drop(&mut self) {
         self.key.as_mut().zeroize();
+        // E_j reveals the public key's error, and with it the key.
+        if let Some(bias) = self.bias.get_mut() {
+            bias.zeroize();
+        }
     }
 }
 
@@ -584,6 +665,12 @@ impl CiphertextList {
     /// Number of values.
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// The body word of value `j` (expansion copies bodies unchanged; only
+    /// masks are rotated). `j < len()`.
+    fn body(&self, j: usize) -> u64 {
+        self.data[self.n + j]
     }
 
     /// Always false: lists carry at least one value.

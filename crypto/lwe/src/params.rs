@@ -112,14 +112,19 @@ impl ParameterSet {
         b * b * (5.0 * self.lwe_dimension as f64 + 4.0)
     }
 
+    /// ln(2 / p) for the per-value failure probability p of the module
+    /// docs: 2^-40 per release over [`MAX_VALUES_PER_RELEASE`] values.
+    fn per_value_log_term() -> f64 {
+        let per_value_log2 = RELEASE_FAILURE_LOG2 as f64 + (MAX_VALUES_PER_RELEASE as f64).log2();
+        (per_value_log2 + 1.0) * std::f64::consts::LN_2
+    }
+
     /// The most encryptions (reports, plus the release's noise list) one
     /// sum may hold at this Delta with a release failure probability below
     /// 2^-40; see the module docs. 0 when even one is not safe.
     pub fn max_encryptions(&self, delta: Delta) -> u64 {
         let half = 2f64.powi(delta.log2() as i32 - 1) - 1.0;
-        let per_value_log2 = RELEASE_FAILURE_LOG2 as f64 + (MAX_VALUES_PER_RELEASE as f64).log2();
-        // ln(2 / p) with p = 2^-per_value_log2.
-        let log_term = (per_value_log2 + 1.0) * std::f64::consts::LN_2;
+        let log_term = Self::per_value_log_term();
         let k = 2.0 * half * half / (self.squared_ranges_per_encryption() * log_term);
         // f64 keeps 53 bits: shave a part in 2^-40 so rounding can only
         // make the answer smaller.
@@ -130,6 +135,28 @@ impl ParameterSet {
             u64::MAX
         } else {
             k as u64
+        }
+    }
+
+    /// The bound t on the noise of one value of a sum of `encryptions`
+    /// honest encryptions, after the bias is removed, that the module docs'
+    /// Hoeffding bound exceeds with probability below 2^-56 per value
+    /// (2^-40 per release): t = sqrt(K * S * ln(2^57) / 2), rounded up.
+    /// [`ParameterSet::max_encryptions`] is the largest K with
+    /// t <= Delta/2 - 1; threshold decryption (`crate::threshold`) sizes its
+    /// smudging noise from t.
+    pub fn noise_bound(&self, encryptions: u64) -> u64 {
+        let t = (encryptions as f64
+            * self.squared_ranges_per_encryption()
+            * Self::per_value_log_term()
+            / 2.0)
+            .sqrt();
+        // Round up, with a part in 2^-40 to spare for f64 rounding.
+        let t = (t * (1.0 + 1e-12)).ceil();
+        if t >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            t as u64
         }
     }
 
@@ -255,5 +282,21 @@ mod tests {
         assert_eq!(p.min_delta_for(10_001).unwrap().log2(), 34);
         assert_eq!(p.min_delta_for(1326).unwrap().log2(), 32);
         assert_eq!(p.min_delta_for(1327).unwrap().log2(), 33);
+    }
+
+    #[test]
+    fn noise_bound_is_the_inverse_of_the_capacity() {
+        let p = PKE_ZKV2_2048;
+        for log2 in [28, 32, 34, 39, 45] {
+            let delta = Delta::new(log2).unwrap();
+            let k = p.max_encryptions(delta);
+            let half = (1u64 << (log2 - 1)) - 1;
+            assert!(p.noise_bound(k) <= half, "2^{log2}: t({k}) > Delta/2 - 1");
+            assert!(p.noise_bound(k + 2) > half, "2^{log2}: t({}) fits", k + 2);
+        }
+        // sqrt(K) growth: about 2^25.8 * sqrt(K).
+        assert_eq!(p.noise_bound(1).ilog2(), 25);
+        assert_eq!(p.noise_bound(10_001).ilog2(), 32);
+        assert!(p.noise_bound(4 * 10_001) <= 2 * p.noise_bound(10_001) + 1);
     }
 }

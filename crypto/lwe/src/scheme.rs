@@ -652,6 +652,39 @@ impl Decrypter for TfheDecrypter {
 
     fn decrypt(&self, file: &AggregateFile) -> Result<Vec<i128>, AggregateError> {
         file.check_key(Scheme::Tfhe, &self.key_fingerprint())?;
+        let release = Release::of(file, self.key.params())?;
+        let mut values = Vec::with_capacity(file.measurement.len());
+        for list in &release.lists {
+            values.extend(
+                self.key
+                    .decrypt(list, release.encryptions, release.delta)
+                    .map_err(|e| AggregateError::Unsafe(e.to_string()))?,
+            );
+        }
+        Ok(values)
+    }
+}
+
+/// What decrypting a TFHE aggregate needs, read from its file and checked
+/// against the key's parameter set: shared by [`TfheDecrypter`] and
+/// threshold decryption (`crate::threshold`).
+#[derive(Debug)]
+pub(crate) struct Release {
+    /// The released lists, one per list of the layout.
+    pub(crate) lists: Vec<CiphertextList>,
+    /// Encryptions in every list's sum: the reports plus the noise list.
+    pub(crate) encryptions: u64,
+    /// The plaintext scale.
+    pub(crate) delta: Delta,
+}
+
+impl Release {
+    /// Reads the lists, Delta and encryption count of `file` (whose key
+    /// the caller has checked) for a key of `params`.
+    pub(crate) fn of(
+        file: &AggregateFile,
+        params: lwe::ParameterSet,
+    ) -> Result<Self, AggregateError> {
         let Encoding::TfheLists {
             parameter_set,
             delta_log2,
@@ -662,7 +695,6 @@ impl Decrypter for TfheDecrypter {
                 file.encoding
             )));
         };
-        let params = self.key.params();
         if params.id != parameter_set {
             return Err(AggregateError::Layout(format!(
                 "the aggregate uses TFHE parameter set {parameter_set}, the key set {}",
@@ -679,16 +711,16 @@ impl Decrypter for TfheDecrypter {
                 "a TFHE aggregate needs its exact report count to decrypt".into(),
             )
         })?;
-        let encryptions = reports.saturating_add(1);
-        let mut values = Vec::with_capacity(file.measurement.len());
-        for list in &lists {
-            values.extend(
-                self.key
-                    .decrypt(list, encryptions, delta)
-                    .map_err(|e| AggregateError::Unsafe(e.to_string()))?,
-            );
-        }
-        Ok(values)
+        Ok(Release {
+            lists,
+            encryptions: reports.saturating_add(1),
+            delta,
+        })
+    }
+
+    /// Values over all lists.
+    pub(crate) fn value_count(&self) -> usize {
+        self.lists.iter().map(CiphertextList::len).sum()
     }
 }
 
