@@ -12,7 +12,8 @@
 //!   checks, challenge, one multi-exponentiation for the report's
 //!   equations, derivation of the packed stored ciphertext);
 //! * `verify_batched`: `check` of [`BATCH`] reports at once (one random
-//!   linear combination over all of them), per batch;
+//!   linear combination over all of them), and of the first 16, 32 and 64
+//!   of them (the batches a server with few uploads in flight forms);
 //! * `check_no_proofs`: `check` of one report of a task without proofs,
 //!   for scale.
 //!
@@ -43,6 +44,8 @@ use rand_chacha::ChaCha20Rng;
 
 /// Reports per verification batch.
 const BATCH: usize = 256;
+/// Smaller batches, also timed per report.
+const SMALL_BATCHES: [usize; 3] = [16, 32, 64];
 const MAX_BATCH_SIZE: u64 = u32::MAX as u64;
 const TASK: TaskId = TaskId([1; 32]);
 
@@ -119,16 +122,21 @@ fn paillier(c: &mut Criterion) {
                 })
             })
         });
-        g.throughput(Throughput::Elements(BATCH as u64));
-        g.bench_function(BenchmarkId::new("verify_batched", BATCH), |b| {
-            one_core.install(|| {
-                b.iter(|| {
-                    let out = verifier.check_to_stored(&batch);
-                    assert!(out.iter().all(Result::is_ok));
-                    black_box(out)
+        // Batches as small as a server with few uploads in flight forms
+        // (issue 17), and the full one.
+        for size in SMALL_BATCHES.into_iter().chain([BATCH]) {
+            let part = &batch[..size];
+            g.throughput(Throughput::Elements(size as u64));
+            g.bench_function(BenchmarkId::new("verify_batched", size), |b| {
+                one_core.install(|| {
+                    b.iter(|| {
+                        let out = verifier.check_to_stored(part);
+                        assert!(out.iter().all(Result::is_ok));
+                        black_box(out)
+                    })
                 })
-            })
-        });
+            });
+        }
         g.bench_function(BenchmarkId::new("verify_batched_all_cores", BATCH), |b| {
             b.iter(|| black_box(verifier.check_to_stored(&batch)))
         });

@@ -182,6 +182,30 @@ pub(crate) fn write_error(path: &Path, e: KeyFileError) -> KeytoolError {
     }
 }
 
+/// The `paths` that exist already (`symlink_metadata` also sees dangling
+/// symlinks); an error naming them unless `force`.
+pub(crate) fn refuse_existing<'a>(
+    paths: &[&'a PathBuf],
+    force: bool,
+) -> Result<Vec<&'a PathBuf>, KeytoolError> {
+    let existing: Vec<&PathBuf> = paths
+        .iter()
+        .copied()
+        .filter(|p| p.symlink_metadata().is_ok())
+        .collect();
+    if !existing.is_empty() && !force {
+        return Err(KeytoolError::Exists {
+            paths: existing
+                .iter()
+                .map(|p| display(p))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            count: existing.len(),
+        });
+    }
+    Ok(existing)
+}
+
 /// Runs `keygen`.
 pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
     if args.trustees.is_some() || args.threshold.is_some() {
@@ -199,21 +223,8 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError> {
     let pk_path: PathBuf = args.out.join(PUBLIC_KEY_FILE);
 
     // Refuse before spending a second on primes, and before touching
-    // either file. `symlink_metadata` also sees dangling symlinks.
-    let existing: Vec<&PathBuf> = [&sk_path, &pk_path]
-        .into_iter()
-        .filter(|p| p.symlink_metadata().is_ok())
-        .collect();
-    if !existing.is_empty() && !args.force {
-        return Err(KeytoolError::Exists {
-            paths: existing
-                .iter()
-                .map(|p| display(p))
-                .collect::<Vec<_>>()
-                .join(" and "),
-            count: existing.len(),
-        });
-    }
+    // either file.
+    let existing = refuse_existing(&[&sk_path, &pk_path], args.force)?;
     create_dir(&args.out)?;
 
     let mut spinner = Spinner::new(scheme, args.bits);

@@ -38,7 +38,7 @@ use crate::cli::{CombineArgs, KeygenArgs, PartialDecryptArgs};
 use crate::decrypt::{check_outputs, flag, present, release_noise};
 use crate::error::KeytoolError;
 use crate::files::{self, Role, AGGREGATE_ROLE};
-use crate::keygen::{create_dir, write_error, Spinner, PUBLIC_KEY_FILE};
+use crate::keygen::{create_dir, refuse_existing, write_error, Spinner, PUBLIC_KEY_FILE};
 use crate::Outcome;
 
 /// The share file of trustee `index` in the output directory.
@@ -100,20 +100,8 @@ pub fn keygen(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), KeytoolError
     let share_paths: Vec<PathBuf> = (1..=trustees)
         .map(|i| args.out.join(share_file_name(i)))
         .collect();
-    let existing: Vec<&PathBuf> = std::iter::once(&pk_path)
-        .chain(&share_paths)
-        .filter(|p| p.symlink_metadata().is_ok())
-        .collect();
-    if !existing.is_empty() && !args.force {
-        return Err(KeytoolError::Exists {
-            paths: existing
-                .iter()
-                .map(|p| display(p))
-                .collect::<Vec<_>>()
-                .join(" and "),
-            count: existing.len(),
-        });
-    }
+    let all: Vec<&PathBuf> = std::iter::once(&pk_path).chain(&share_paths).collect();
+    refuse_existing(&all, args.force)?;
     create_dir(&args.out)?;
 
     let mut spinner = Spinner::new_threshold(args.bits, trustees, threshold);

@@ -353,6 +353,75 @@ fn keygen_rejects_bad_arguments() {
 }
 
 #[test]
+fn threshold_keygen_checks_its_arguments_and_writes_shares_not_a_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("committee");
+    let t = p(&target);
+    for (args, needle) in [
+        (vec!["--trustees", "5"], "--threshold"),
+        (vec!["--threshold", "3"], "--trustees"),
+        (vec!["--trustees", "3", "--threshold", "4"], "threshold"),
+        (vec!["--trustees", "1", "--threshold", "1"], "1"),
+        (vec!["--trustees", "65", "--threshold", "3"], "65"),
+    ] {
+        let mut argv = vec!["keygen", "--scheme", "paillier", "--out", &t];
+        argv.extend(&args);
+        let out = keytool(argv);
+        assert_eq!(out.code, EXIT_USAGE, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"));
+    }
+    let out = keytool([
+        "keygen",
+        "--scheme",
+        "tfhe",
+        "--trustees",
+        "3",
+        "--threshold",
+        "3",
+        "--out",
+        &t,
+    ]);
+    assert_eq!(out.code, EXIT_USAGE, "{}", out.stderr);
+    assert!(out.stderr.contains("paillier"), "{}", out.stderr);
+    assert!(!target.exists(), "nothing created by rejected runs");
+
+    let argv = [
+        "keygen",
+        "--scheme",
+        "paillier",
+        "--trustees",
+        "3",
+        "--threshold",
+        "2",
+        "--out",
+        &t,
+    ];
+    let out = keytool(argv);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("any 2 of 3 trustees"), "{}", out.stdout);
+    assert!(!target.join("collector.sk").exists());
+    for i in 1..=3 {
+        assert_eq!(mode(&target.join(format!("trustee-{i}.share"))), 0o600);
+    }
+    let out = keytool(["inspect", p(&target.join("collector.pk"))]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("threshold public key"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Trustees     3, any 2"),
+        "{}",
+        out.stdout
+    );
+    // A second run would replace the shares: refused without --force.
+    let out = keytool(argv);
+    assert_clean_failure(&out, EXIT_EXISTS, &["trustee-1.share", "--force"]);
+}
+
+#[test]
 fn keygen_into_a_path_that_is_a_file_fails_cleanly() {
     let (_dir, file) = write_temp("not-a-dir", b"x");
     let out = keytool(["keygen", "--scheme", "paillier", "--out", p(&file)]);

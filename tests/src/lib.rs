@@ -515,6 +515,52 @@ pub fn decrypt_json(sk: &Path, agg: &Path) -> Value {
     serde_json::from_str(&out).expect("decrypt --format json prints JSON")
 }
 
+/// `hetally-client simulate` of `reports` random reports stamped `time`,
+/// from `seed`, writing the true values to `truth_out` if given; returns
+/// the CLI's JSON output.
+pub fn simulate(
+    server: &ServerProcess,
+    task: &str,
+    reports: u64,
+    seed: u64,
+    time: u64,
+    truth_out: Option<&Path>,
+) -> String {
+    let (reports, seed, time) = (reports.to_string(), seed.to_string(), time.to_string());
+    let truth = truth_out.map(|p| p.display().to_string());
+    let mut args = vec![
+        "simulate",
+        "--server",
+        &server.url,
+        "--task",
+        task,
+        "--reports",
+        &reports,
+        "--seed",
+        &seed,
+        "--time",
+        &time,
+        "--json",
+    ];
+    if let Some(truth) = &truth {
+        args.extend(["--truth-out", truth]);
+    }
+    run_ok("hetally-client", &args)
+}
+
+/// The server's Prometheus scrape (`/metrics`, with the admin token).
+pub async fn scrape_metrics(server: &ServerProcess, admin_token: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(admin_token)
+        .send()
+        .await
+        .expect("scraping /metrics")
+        .text()
+        .await
+        .expect("the scrape's text")
+}
+
 /// `hetally-client collect` of the batch `[start, start + duration)` into
 /// `out`; returns the CLI's output.
 pub fn collect(

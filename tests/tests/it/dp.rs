@@ -511,15 +511,7 @@ async fn add_remove_shows_the_collector_no_exact_count() {
         assert_eq!(row["cost"], "1", "withheld or not, the release is spent");
     }
     // The release counter at /metrics (operator only) splits them alike.
-    let scrape = http
-        .get(format!("{}/metrics", server.url))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = scrape_metrics(&server, admin).await;
     let releases_with = |outcome: &str| -> u64 {
         let label = format!("outcome=\"{outcome}\"");
         let task_label = format!("task_id=\"{task}\"");

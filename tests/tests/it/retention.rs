@@ -147,15 +147,7 @@ async fn expired_reports_are_refused_and_released_batches_are_deleted() {
     assert_eq!(stored_reports(&server, &task, admin).await, 1);
 
     // The collector's work shows in the metrics.
-    let scrape = reqwest::Client::new()
-        .get(format!("{}/metrics", server.url))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = scrape_metrics(&server, admin).await;
     let value = |prefix: &str| -> f64 {
         scrape
             .lines()

@@ -97,25 +97,7 @@ fn three_of_five_trustees_decrypt_a_proven_histogram_exactly() {
     let (task, token_file) = create_task(&server, &pk, "histogram:16", 100, &[]);
     let time = now() - now() % 60;
     let truth_path = dir.path().join("truth.json");
-    run_ok(
-        "hetally-client",
-        &[
-            "simulate",
-            "--server",
-            &server.url,
-            "--task",
-            &task,
-            "--reports",
-            &REPORTS.to_string(),
-            "--seed",
-            "21",
-            "--time",
-            &time.to_string(),
-            "--truth-out",
-            &path(&truth_path),
-            "--json",
-        ],
-    );
+    simulate(&server, &task, REPORTS, 21, time, Some(&truth_path));
     let release = dir.path().join("release.htly");
     collect(&server, &task, &token_file, time, 60, &release);
     let truth = read_json(&truth_path);
@@ -193,23 +175,7 @@ fn three_of_five_trustees_decrypt_a_proven_histogram_exactly() {
     // A partial of another release: the same batch collected again as a
     // different file is the same bytes, so make another release instead.
     let later = time + 60;
-    run_ok(
-        "hetally-client",
-        &[
-            "simulate",
-            "--server",
-            &server.url,
-            "--task",
-            &task,
-            "--reports",
-            "100",
-            "--seed",
-            "22",
-            "--time",
-            &later.to_string(),
-            "--json",
-        ],
-    );
+    simulate(&server, &task, 100, 22, later, None);
     let other = dir.path().join("other.htly");
     collect(&server, &task, &token_file, later, 60, &other);
     let other_dir = dir.path().join("other");

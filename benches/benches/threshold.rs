@@ -1,0 +1,86 @@
+//! What threshold decryption costs (issue 21), for a 2048-bit Paillier key
+//! split 3 of 5:
+//!
+//! * `keygen`: `generate_threshold`, the dealer's whole work (two safe
+//!   primes, the split, the verification values); its time varies a lot
+//!   with where the primes fall, so read the median;
+//! * `partial_decrypt`: one trustee's partial decryption of a
+//!   `histogram:1024` release (every ciphertext, with its proof), on the
+//!   whole rayon pool as `hetally-keytool partial-decrypt` runs it;
+//! * `combine`: verifying three trustees' partials of that release and
+//!   combining them, as `hetally-keytool combine` does.
+//!
+//! The size of one partial decryption file is printed. Fixed seeds. Run
+//! with `cargo bench -p hetally-benches --bench threshold`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hetally_benches::task;
+use hetally_dp::DpMechanism;
+use hetally_protocol::{Layout, Measurement};
+use hetally_schemes::paillier::threshold::{generate_threshold, ThresholdParams};
+use hetally_schemes::paillier::{Packing, PublicKey};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rug::Integer;
+
+fn threshold(c: &mut Criterion) {
+    let params = ThresholdParams::new(5, 3).unwrap();
+    let mut g = c.benchmark_group("threshold");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    let mut seed = 0;
+    g.bench_function("keygen/2048/3of5", |b| {
+        b.iter(|| {
+            seed += 1;
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            black_box(generate_threshold(2048, params, &mut rng, &mut |_| {}).unwrap())
+        })
+    });
+
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let (key, shares) = generate_threshold(2048, params, &mut rng, &mut |_| {}).unwrap();
+    let measurement: Measurement = "histogram:1024".parse().unwrap();
+    let definition = task(
+        &key.to_bytes(),
+        measurement,
+        DpMechanism::None,
+        1_000_000,
+        true,
+    );
+    let Layout::Paillier { slot_bits } = definition.layout else {
+        unreachable!("a Paillier task")
+    };
+    let pk: &PublicKey<Integer> = key.public_key();
+    let count = Packing::new(slot_bits, pk.modulus_bits())
+        .unwrap()
+        .plaintext_count(measurement.len());
+    let cts: Vec<_> = (0..count)
+        .map(|i| pk.encrypt(&Integer::from(i), &mut rng).unwrap())
+        .collect();
+    let context = b"bench release";
+    let parts: Vec<_> = shares[..3]
+        .iter()
+        .map(|s| s.partial_decrypt(&cts, context, &mut rng).unwrap())
+        .collect();
+    eprintln!(
+        "histogram:1024 in {slot_bits}-bit slots: {count} ciphertexts; one partial decryption \
+         file is {} bytes",
+        parts[0].to_bytes().len()
+    );
+    g.bench_function("partial_decrypt/histogram1024", |b| {
+        b.iter(|| black_box(shares[0].partial_decrypt(&cts, context, &mut rng).unwrap()))
+    });
+    g.bench_function("combine/histogram1024/3", |b| {
+        b.iter(|| {
+            let out = key.combine(&cts, context, &parts).unwrap();
+            assert_eq!(out.plaintexts[1], 1);
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, threshold);
+criterion_main!(benches);
