@@ -25,7 +25,7 @@ use hetally_tests::*;
 use janus_collector::{Collector, PrivateCollectorCredential};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use serde_json::Value;
+use serde_json::{json, Value};
 use url::Url;
 
 const PRECISION: u64 = 60;
@@ -488,6 +488,92 @@ async fn collect_count(p: &Pair) -> (u64, u64) {
         .await
         .unwrap();
     (c.report_count(), *c.aggregate_result())
+}
+
+/// A helper whose task expires reports sooner than the leader's answers
+/// `report_dropped` for a report the leader accepted but the helper may no
+/// longer tell from a replay (its replay record could have been
+/// garbage-collected): the report is left out of the batch, the others are
+/// counted. The helper's task is created with `report_expiry_age` 120 s by
+/// hand (`provision_with` gives both aggregators the same parameters).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_helper_drops_a_report_past_its_own_expiry() {
+    let credential = CollectorCredential::generate(1, "collector-token-0123456789".into()).unwrap();
+    let http = reqwest::Client::new();
+    let dir = tempfile::tempdir().unwrap();
+    let strict = ServerProcess::start(&dir.path().join("strict")).unwrap();
+    let leader2 = ServerProcess::start(&dir.path().join("leader2")).unwrap();
+    let secrets = dap_client::TaskSecrets::random();
+    let token = |s: &ServerProcess| {
+        std::fs::read_to_string(s.admin_token_file())
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let body = |role: &str, peer: &ServerProcess, expiry: Option<u64>| {
+        let mut v = json!({
+            "task_id": secrets.task_id,
+            "role": role,
+            "vdaf": "prio3count",
+            "dp_strategy": "none",
+            "min_batch_size": 1,
+            "time_precision": PRECISION,
+            "peer_url": format!("{}/dap/", peer.url),
+            "aggregator_auth_token": secrets.aggregator_token,
+            "collector_hpke_config": hetally_dap::hpke::encode_config(&credential.hpke_config().unwrap()),
+            "vdaf_verify_key": secrets.verify_key,
+        });
+        if let Some(expiry) = expiry {
+            v["report_expiry_age"] = json!(expiry);
+        }
+        if role == "leader" {
+            v["collector_auth_token"] = json!(credential.token);
+        }
+        v
+    };
+    for (server, role, peer, expiry) in [
+        (&strict, "helper", &leader2, Some(120)),
+        (&leader2, "leader", &strict, None),
+    ] {
+        let resp = http
+            .post(format!("{}/dap/tasks", server.url))
+            .bearer_auth(token(server))
+            .json(&body(role, peer, expiry))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{role}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+    let q = Pair {
+        _dir: dir,
+        leader: leader2,
+        helper: strict,
+        credential,
+        task_id: secrets.task_id.clone(),
+        aggregator_token: secrets.aggregator_token.clone(),
+        spec: "prio3count".parse().unwrap(),
+        http,
+    };
+    // Five minutes old: inside the leader's 7 days, past the helper's 120 s.
+    let now = hetally_tests::now();
+    let old = now - now % PRECISION - 300;
+    let resp = put_report(
+        &q,
+        count_report_at(&q, true, false, old).await,
+        Report::MEDIA_TYPE,
+    )
+    .await;
+    assert_eq!(resp.status(), 201, "the leader accepts it");
+    for value in [true, false, true] {
+        let resp = put_report(&q, count_report(&q, value, false).await, Report::MEDIA_TYPE).await;
+        assert_eq!(resp.status(), 201);
+    }
+    // The old report is dropped by the helper: 3 reports, 2 of them ones.
+    assert_eq!(collect_count(&q).await, (3, 2));
 }
 
 /// A tampered helper share is rejected in preparation and left out of the
