@@ -10,6 +10,7 @@ use std::path::Path;
 use hetally_protocol::aggregate::{AggregateError, AggregateFile, MAX_AGGREGATE_FILE_BYTES};
 use hetally_protocol::codec::{self, CodecError, FileKind, Reader};
 use hetally_protocol::keyfile::{self, KeyFileError, MAX_KEY_FILE_BYTES};
+use hetally_schemes::paillier::threshold::{KeyShare, PartialDecryption};
 use hetally_schemes::{KeyError, PublicKeyFile, SecretKeyFile};
 use zeroize::Zeroizing;
 
@@ -54,6 +55,10 @@ pub(crate) enum AnyFile {
     PublicKey(PublicKeyFile),
     SecretKey(SecretKeyFile),
     Aggregate(AggregateFile),
+    /// A trustee's share of a threshold key.
+    KeyShare(KeyShare),
+    /// A trustee's partial decryption of a release.
+    PartialDecryption(PartialDecryption),
 }
 
 fn display(path: &Path) -> String {
@@ -260,9 +265,16 @@ pub(crate) fn read_public_key(path: &Path, role: Role) -> Result<PublicKeyFile, 
     match read_any(path, MAX_KEY_FILE_BYTES, role.expected)? {
         (AnyFile::PublicKey(pk), _) => Ok(pk),
         (AnyFile::SecretKey(sk), _) => Ok(sk.public_key()),
-        (AnyFile::Aggregate(_), _) => Err(KeytoolError::WrongKind {
+        (
+            other @ (AnyFile::Aggregate(_) | AnyFile::KeyShare(_) | AnyFile::PartialDecryption(_)),
+            _,
+        ) => Err(KeytoolError::WrongKind {
             path: display(path),
-            found: FileKind::Aggregate.name(),
+            found: match other {
+                AnyFile::KeyShare(_) => FileKind::KeyShare.name(),
+                AnyFile::PartialDecryption(_) => FileKind::PartialDecryption.name(),
+                _ => FileKind::Aggregate.name(),
+            },
             role: role.name,
             expected: role.expected,
             hint: role.hint,
@@ -293,6 +305,14 @@ pub(crate) fn read_any(
             hetally_schemes::check_aggregate(&file).map_err(|e| aggregate_error(path, None, e))?;
             AnyFile::Aggregate(file)
         }
+        FileKind::KeyShare => AnyFile::KeyShare(
+            KeyShare::from_bytes(&bytes).map_err(|e| corrupt(path, Some(kind), e.to_string()))?,
+        ),
+        FileKind::PartialDecryption => AnyFile::PartialDecryption(
+            PartialDecryption::from_bytes(&bytes)
+                .map_err(|e| corrupt(path, Some(kind), e.to_string()))?,
+        ),
+        #[allow(unreachable_patterns)]
         other => {
             return Err(KeytoolError::UnsupportedScheme {
                 path: display(path),

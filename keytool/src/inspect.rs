@@ -371,8 +371,81 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), KeytoolError> 
                 write_aggregate_text(agg, &info, out)
             }
         }
+        AnyFile::KeyShare(share) => {
+            let key = share.public_key();
+            let info = ThresholdFileInfo {
+                kind: "key_share",
+                trustee: share.index(),
+                trustees: key.params().trustees(),
+                threshold: key.params().threshold(),
+                key_fingerprint: hex::encode(key.fingerprint()),
+                ciphertexts: None,
+                file_bytes: size,
+            };
+            if args.json {
+                json_line(&info, out)
+            } else {
+                write_threshold_text(&info, out)
+            }
+        }
+        AnyFile::PartialDecryption(part) => {
+            let key = part.key();
+            let info = ThresholdFileInfo {
+                kind: "partial_decryption",
+                trustee: part.index(),
+                trustees: key.params().trustees(),
+                threshold: key.params().threshold(),
+                key_fingerprint: hex::encode(key.fingerprint()),
+                ciphertexts: Some(part.values().len()),
+                file_bytes: size,
+            };
+            if args.json {
+                json_line(&info, out)
+            } else {
+                write_threshold_text(&info, out)
+            }
+        }
     };
     written.map_err(KeytoolError::Output)
+}
+
+/// `inspect --json` of a key share or a partial decryption: never the share
+/// itself.
+#[derive(Debug, Serialize)]
+pub struct ThresholdFileInfo {
+    /// `key_share` or `partial_decryption`.
+    pub kind: &'static str,
+    /// The trustee index.
+    pub trustee: u16,
+    /// N.
+    pub trustees: u16,
+    /// T.
+    pub threshold: u16,
+    /// Hex SHA-256 of the threshold public key file.
+    pub key_fingerprint: String,
+    /// A partial decryption: how many ciphertexts it covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ciphertexts: Option<usize>,
+    /// Size of the file.
+    pub file_bytes: usize,
+}
+
+fn write_threshold_text(info: &ThresholdFileInfo, out: &mut dyn Write) -> io::Result<()> {
+    let kind = match info.kind {
+        "key_share" => "key share (secret: keep it on this trustee's machine)",
+        _ => "partial decryption (public: for `hetally-keytool combine`)",
+    };
+    writeln!(out, "Kind             {kind}")?;
+    writeln!(
+        out,
+        "Trustee          {} of {} (any {} decrypt together)",
+        info.trustee, info.trustees, info.threshold
+    )?;
+    if let Some(n) = info.ciphertexts {
+        writeln!(out, "Ciphertexts      {n}")?;
+    }
+    writeln!(out, "Key fingerprint  {}", info.key_fingerprint)?;
+    writeln!(out, "File size        {} bytes", info.file_bytes)
 }
 
 /// Describes a secret key through its public half only.

@@ -380,7 +380,7 @@ fn threshold_keygen_checks_its_arguments_and_writes_shares_not_a_secret_key() {
         "--threshold",
         "3",
         "--out",
-        &t,
+        t,
     ]);
     assert_eq!(out.code, EXIT_USAGE, "{}", out.stderr);
     assert!(out.stderr.contains("paillier"), "{}", out.stderr);
@@ -395,7 +395,7 @@ fn threshold_keygen_checks_its_arguments_and_writes_shares_not_a_secret_key() {
         "--threshold",
         "2",
         "--out",
-        &t,
+        t,
     ];
     let out = keytool(argv);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -416,6 +416,19 @@ fn threshold_keygen_checks_its_arguments_and_writes_shares_not_a_secret_key() {
         "{}",
         out.stdout
     );
+    // inspect shows a share without its secret.
+    let out = keytool(["inspect", p(&target.join("trustee-2.share"))]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Trustee          2 of 3"),
+        "{}",
+        out.stdout
+    );
+    let out = keytool(["inspect", "--json", p(&target.join("trustee-2.share"))]);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["kind"], "key_share");
+    assert_eq!(json["trustee"], 2);
+    assert!(json.get("share").is_none() && !out.stdout.contains("s_i"));
     // A second run would replace the shares: refused without --force.
     let out = keytool(argv);
     assert_clean_failure(&out, EXIT_EXISTS, &["trustee-1.share", "--force"]);
