@@ -10,6 +10,7 @@ use std::io::{self, Write};
 
 use hetally_dp::Guarantee;
 use hetally_protocol::aggregate::{AggregateFile, Encoding, ReportCount};
+use hetally_schemes::paillier::threshold::ThresholdPublicKey;
 use hetally_schemes::paillier::{Packing, SUPPORTED_MODULUS_BITS};
 use hetally_schemes::{PublicKeyFile, SecretKeyFile};
 use serde::Serialize;
@@ -371,40 +372,24 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), KeytoolError> 
                 write_aggregate_text(agg, &info, out)
             }
         }
-        AnyFile::KeyShare(share) => {
-            let key = share.public_key();
-            let info = ThresholdFileInfo {
-                kind: "key_share",
-                trustee: share.index(),
-                trustees: key.params().trustees(),
-                threshold: key.params().threshold(),
-                key_fingerprint: hex::encode(key.fingerprint()),
-                ciphertexts: None,
-                file_bytes: size,
-            };
-            if args.json {
-                json_line(&info, out)
-            } else {
-                write_threshold_text(&info, out)
-            }
-        }
-        AnyFile::PartialDecryption(part) => {
-            let key = part.key();
-            let info = ThresholdFileInfo {
-                kind: "partial_decryption",
-                trustee: part.index(),
-                trustees: key.params().trustees(),
-                threshold: key.params().threshold(),
-                key_fingerprint: hex::encode(key.fingerprint()),
-                ciphertexts: Some(part.values().len()),
-                file_bytes: size,
-            };
-            if args.json {
-                json_line(&info, out)
-            } else {
-                write_threshold_text(&info, out)
-            }
-        }
+        AnyFile::KeyShare(share) => threshold_file(
+            "key_share",
+            share.index(),
+            share.public_key(),
+            None,
+            size,
+            args.json,
+            out,
+        ),
+        AnyFile::PartialDecryption(part) => threshold_file(
+            "partial_decryption",
+            part.index(),
+            part.key(),
+            Some(part.values().len()),
+            size,
+            args.json,
+            out,
+        ),
     };
     written.map_err(KeytoolError::Output)
 }
@@ -428,6 +413,33 @@ pub struct ThresholdFileInfo {
     pub ciphertexts: Option<usize>,
     /// Size of the file.
     pub file_bytes: usize,
+}
+
+/// Shows a key share or a partial decryption of trustee `trustee` under
+/// `key`, as text or JSON.
+fn threshold_file(
+    kind: &'static str,
+    trustee: u16,
+    key: &ThresholdPublicKey,
+    ciphertexts: Option<usize>,
+    file_bytes: usize,
+    json: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let info = ThresholdFileInfo {
+        kind,
+        trustee,
+        trustees: key.params().trustees(),
+        threshold: key.params().threshold(),
+        key_fingerprint: hex::encode(key.fingerprint()),
+        ciphertexts,
+        file_bytes,
+    };
+    if json {
+        json_line(&info, out)
+    } else {
+        write_threshold_text(&info, out)
+    }
 }
 
 fn write_threshold_text(info: &ThresholdFileInfo, out: &mut dyn Write) -> io::Result<()> {

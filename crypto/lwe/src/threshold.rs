@@ -647,18 +647,8 @@ impl KeyShare {
     /// Decodes and checks a share file.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ThresholdError> {
         let mut r = Reader::new(bytes);
-        let scheme = keyfile::read_key_header(&mut r, FileKind::KeyShare)?;
-        if scheme != Scheme::Tfhe {
-            return Err(CodecError::invalid(
-                "scheme",
-                format!("a {scheme} key share is not a TFHE key share"),
-            )
-            .into());
-        }
-        let params = ParameterSet::from_id(r.u8("TFHE parameter set")?)?;
-        let key_fingerprint = r.array("key fingerprint")?;
-        let index = r.u16("trustee index")?;
-        let trustees = r.u16("trustee count")?;
+        let (params, key_fingerprint, index, trustees) =
+            read_common(&mut r, FileKind::KeyShare, "key share")?;
         let n = params.lwe_dimension;
         let key = read_words(&mut r, n, "key share")?;
         let bias = read_words(&mut r, n, "bias share")?;
@@ -806,18 +796,8 @@ impl PartialDecryption {
     /// Decodes a partial decryption and checks its commitment.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ThresholdError> {
         let mut r = Reader::new(bytes);
-        let scheme = keyfile::read_key_header(&mut r, FileKind::PartialDecryption)?;
-        if scheme != Scheme::Tfhe {
-            return Err(CodecError::invalid(
-                "scheme",
-                format!("a {scheme} partial decryption is not a TFHE one"),
-            )
-            .into());
-        }
-        let params = ParameterSet::from_id(r.u8("TFHE parameter set")?)?;
-        let key_fingerprint = r.array("key fingerprint")?;
-        let index = r.u16("trustee index")?;
-        let trustees = r.u16("trustee count")?;
+        let (params, key_fingerprint, index, trustees) =
+            read_common(&mut r, FileKind::PartialDecryption, "partial decryption")?;
         let release = r.array("release digest")?;
         let context = r.var_bytes(MAX_CONTEXT_BYTES, "context")?.to_vec();
         let lambda = r.u8("smudging lambda")?;
@@ -959,6 +939,29 @@ pub fn combine(
         values.extend(decode_values(list, mine, release.delta));
     }
     Ok(values)
+}
+
+/// Reads what key shares and partial decryptions start with: the framing
+/// of a TFHE file of `kind` (`what` names it in errors), the parameter
+/// set, the key fingerprint, the trustee index and the trustee count.
+fn read_common(
+    r: &mut Reader<'_>,
+    kind: FileKind,
+    what: &str,
+) -> Result<(ParameterSet, [u8; 32], u16, u16), ThresholdError> {
+    let scheme = keyfile::read_key_header(r, kind)?;
+    if scheme != Scheme::Tfhe {
+        return Err(CodecError::invalid(
+            "scheme",
+            format!("a {scheme} {what} is not a TFHE {what}"),
+        )
+        .into());
+    }
+    let params = ParameterSet::from_id(r.u8("TFHE parameter set")?)?;
+    let key_fingerprint = r.array("key fingerprint")?;
+    let index = r.u16("trustee index")?;
+    let trustees = r.u16("trustee count")?;
+    Ok((params, key_fingerprint, index, trustees))
 }
 
 #[cfg(test)]
