@@ -34,6 +34,7 @@ pub fn task_with_crs(
         budget,
         input_proofs,
         relation: Some(hetally_dp::Relation::ReplaceOne),
+        trustee_noise: None,
     };
     hetally_schemes::define_task(
         public_key.to_vec(),

@@ -330,11 +330,14 @@ fn uncalibrated(aggregate: &AggregateFile, path: &Path, e: hetally_dp::DpError) 
 
 /// The noise the release carries, from its mechanism and relation.
 pub(crate) fn release_noise(aggregate: &AggregateFile, path: &Path) -> Result<Noise, KeytoolError> {
-    Ok(
-        hetally_dp::Guarantee::for_task(&aggregate.measurement, &aggregate.dp, aggregate.relation)
-            .map_err(|e| uncalibrated(aggregate, path, e))?
-            .noise,
+    Ok(hetally_dp::Guarantee::for_release(
+        &aggregate.measurement,
+        &aggregate.dp,
+        aggregate.relation,
+        aggregate.trustee_noise.as_ref(),
     )
+    .map_err(|e| uncalibrated(aggregate, path, e))?
+    .noise)
 }
 
 /// Shows a decrypted release as `output` asks: intervals, clamping, the
@@ -413,13 +416,19 @@ mod tests {
             report_count: hetally_protocol::aggregate::ReportCount::Exact(reports),
             dp,
             ciphertexts: vec![],
+            trustee_noise: None,
         }
     }
 
     fn flags(agg: &AggregateFile, values: &[i128]) -> Vec<Flag> {
-        let noise = hetally_dp::Guarantee::for_task(&agg.measurement, &agg.dp, agg.relation)
-            .unwrap()
-            .noise;
+        let noise = hetally_dp::Guarantee::for_release(
+            &agg.measurement,
+            &agg.dp,
+            agg.relation,
+            agg.trustee_noise.as_ref(),
+        )
+        .unwrap()
+        .noise;
         range_flags(agg, values, &vec![false; values.len()], &noise)
     }
 

@@ -233,9 +233,14 @@ impl AggregateInfo {
                 ReportCount::Exact(_) => None,
             },
             dp: agg.dp.to_string(),
-            guarantee: Guarantee::for_task(&agg.measurement, &agg.dp, agg.relation)
-                .ok()
-                .map(|g| g.short()),
+            guarantee: Guarantee::for_release(
+                &agg.measurement,
+                &agg.dp,
+                agg.relation,
+                agg.trustee_noise.as_ref(),
+            )
+            .ok()
+            .map(|g| g.short()),
             layout,
             ciphertexts: CiphertextInfo {
                 count: agg.ciphertexts.len(),
@@ -485,6 +490,7 @@ mod tests {
             report_count: hetally_protocol::aggregate::ReportCount::Exact(5),
             dp: DpMechanism::None,
             ciphertexts,
+            trustee_noise: None,
         }
     }
 

@@ -96,8 +96,12 @@ impl Estimates {
         confidence: f64,
         clamp: bool,
     ) -> Result<Estimates, DpError> {
-        let guarantee =
-            Guarantee::for_task(&aggregate.measurement, &aggregate.dp, aggregate.relation)?;
+        let guarantee = Guarantee::for_release(
+            &aggregate.measurement,
+            &aggregate.dp,
+            aggregate.relation,
+            aggregate.trustee_noise.as_ref(),
+        )?;
         let noise = guarantee.noise.clone();
         // 0 without noise: the interval is the exact value.
         let half_width = noise.interval_half_width(confidence)?;
@@ -190,6 +194,7 @@ mod tests {
             report_count: ReportCount::Exact(reports),
             dp: dp.parse::<DpMechanism>().unwrap(),
             ciphertexts: vec![],
+            trustee_noise: None,
         }
     }
 

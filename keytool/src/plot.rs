@@ -272,6 +272,7 @@ mod tests {
             report_count: hetally_protocol::aggregate::ReportCount::Exact(1000),
             dp: dp.parse().unwrap(),
             ciphertexts: vec![],
+            trustee_noise: None,
         }
     }
 

@@ -510,6 +510,7 @@ mod tests {
             report_count: hetally_protocol::aggregate::ReportCount::Exact(12),
             dp: dp.parse().unwrap(),
             ciphertexts: vec![],
+            trustee_noise: None,
         }
     }
 

@@ -192,6 +192,7 @@ fn build(measurement: Measurement, seed: u64) -> Fixture {
         report_count: ReportCount::Exact(REPORTS as u64),
         dp: DpMechanism::None,
         ciphertexts,
+        trustee_noise: None,
     };
     Fixture { file, expected }
 }

@@ -104,6 +104,7 @@ fn batch_of(
         dp: dp.clone(),
         input_proofs: false,
         relation,
+        trustee_noise: None,
     };
     let (definition, _) = hetally_schemes::define_task(
         keys().sk.public_key().to_bytes(),
@@ -172,6 +173,7 @@ impl Batch {
             report_count: ReportCount::Exact(self.reports),
             dp: self.dp.clone(),
             ciphertexts,
+            trustee_noise: None,
         }
         .to_bytes()
     }

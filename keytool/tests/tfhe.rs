@@ -119,6 +119,7 @@ fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
         budget: None,
         input_proofs: false,
         relation: Some(Relation::ReplaceOne),
+        trustee_noise: None,
     };
     let (definition, _) =
         hetally_schemes::define_task(pk.to_bytes(), params, 1000, &mut rng).unwrap();
@@ -157,6 +158,7 @@ fn tfhe_aggregate(sk_path: &std::path::Path, reports: &[u64]) -> AggregateFile {
         report_count: ReportCount::Exact(report_count),
         dp: DpMechanism::None,
         ciphertexts: backend.release(&sum, report_count, &[0], &mut rng).unwrap(),
+        trustee_noise: None,
     }
 }
 

@@ -229,9 +229,13 @@ impl TaskState {
         })?;
         let aggregator = hetally_schemes::aggregator(&definition, record.crs.as_deref())
             .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
-        let guarantee =
-            Guarantee::for_task(&definition.measurement, &definition.dp, definition.relation)
-                .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
+        let guarantee = Guarantee::for_release(
+            &definition.measurement,
+            &definition.dp,
+            definition.relation,
+            definition.trustee_noise.as_ref(),
+        )
+        .map_err(|e| Error::Internal(format!("stored task {}: {e}", record.task_id)))?;
         Ok(TaskState {
             id: record.task_id,
             definition,
@@ -449,6 +453,7 @@ impl Aggregator {
             budget: new.budget,
             input_proofs: new.input_proofs,
             relation: Some(new.relation),
+            trustee_noise: None,
         };
         let report_expiry_age = new
             .report_expiry_age
@@ -483,6 +488,7 @@ impl Aggregator {
             created_at: self.clock.now_i64(),
             crs,
             report_expiry_age,
+            trustee_token_hashes: None,
         };
         match self.store.put_task(&record).await {
             Ok(()) => {}

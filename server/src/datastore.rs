@@ -73,6 +73,9 @@ pub struct TaskRecord {
     /// garbage collector ([`crate::gc`]). An operational setting, not part
     /// of the definition.
     pub report_expiry_age: u64,
+    /// Tasks whose trustees draw the noise: the SHA-256 of each trustee's
+    /// token, trustee 1 first.
+    pub trustee_token_hashes: Option<Vec<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for TaskRecord {
@@ -84,6 +87,10 @@ impl std::fmt::Debug for TaskRecord {
             .field("created_at", &self.created_at)
             .field("crs_bytes", &self.crs.as_ref().map(Vec::len))
             .field("report_expiry_age", &self.report_expiry_age)
+            .field(
+                "trustees",
+                &self.trustee_token_hashes.as_ref().map(Vec::len),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +297,38 @@ pub struct OldestUnassigned {
     pub dap: Option<i64>,
 }
 
+/// A trustee's noise contribution on its way to disk.
+#[derive(Debug, Clone, Copy)]
+pub struct NewContribution<'a> {
+    /// The task.
+    pub task_id: &'a TaskId,
+    /// The release's batch start.
+    pub batch_start: u64,
+    /// The trustee, 1-based.
+    pub trustee: u16,
+    /// The uploaded file, checked.
+    pub bytes: &'a [u8],
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// What became of a noise contribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContributionOutcome {
+    /// Stored; the release now has this many.
+    Stored(usize),
+    /// This trustee already sent exactly this file.
+    AlreadyStored,
+    /// This trustee already sent a different file for this release.
+    Conflict,
+    /// The release already has all the contributions it takes (or is
+    /// finished), and none from this trustee.
+    Full,
+    /// No release of this task starts there, or it is not waiting for
+    /// noise.
+    NoRelease,
+}
+
 /// Handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Datastore {
@@ -425,6 +464,59 @@ impl Datastore {
         self.store
             .finish_release(task_id, start, aggregate, now)
             .await
+    }
+
+    /// Stores the encrypted, noise-free sum of a claimed release whose
+    /// trustees draw the noise; keeps an earlier one if there is one, and
+    /// returns the sum stored.
+    pub async fn put_release_sum(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        sum: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.store.put_release_sum(task_id, start, sum, now).await
+    }
+
+    /// The stored sum of a release waiting for noise, if there is one.
+    pub async fn release_sum(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.release_sum(task_id, start).await
+    }
+
+    /// Records a trustee's noise contribution to a pending release, in one
+    /// transaction; see [`ContributionOutcome`]. `needed` is how many the
+    /// release takes.
+    pub async fn add_noise_contribution(
+        &self,
+        contribution: &NewContribution<'_>,
+        needed: usize,
+    ) -> Result<ContributionOutcome, StoreError> {
+        self.store
+            .add_noise_contribution(contribution, needed)
+            .await
+    }
+
+    /// The stored contributions of a pending release: trustee and file.
+    pub async fn noise_contributions(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+    ) -> Result<Vec<(u16, Vec<u8>)>, StoreError> {
+        self.store.noise_contributions(task_id, start).await
+    }
+
+    /// The audit log of a task's noise contributions: batch start, trustee
+    /// and time received, in that order.
+    pub async fn list_noise_contributions(
+        &self,
+        task_id: &TaskId,
+    ) -> Result<Vec<(u64, u16, i64)>, StoreError> {
+        self.store.list_noise_contributions(task_id).await
     }
 
     /// The task's releases, oldest batch first (the audit log).

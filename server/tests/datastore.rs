@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use hetally_protocol::dp::Rational;
 use hetally_protocol::{ReportId, TaskId};
 use hetally_server::datastore::{
-    BatchChunk, ClaimDecision, Datastore, InsertOutcome, NewReport, ReleaseState, StoreConfig,
-    StoreError, TaskRecord,
+    BatchChunk, ClaimDecision, ContributionOutcome, Datastore, InsertOutcome, NewContribution,
+    NewReport, ReleaseState, StoreConfig, StoreError, TaskRecord,
 };
 use hetally_server::lease::LeasePolicy;
 use tokio::sync::mpsc;
@@ -23,6 +23,7 @@ fn task(n: u8) -> TaskRecord {
         created_at: 1_700_000_000,
         crs: None,
         report_expiry_age: 7 * 24 * 3600,
+        trustee_token_hashes: None,
     }
 }
 
@@ -81,9 +82,24 @@ async fn suite(store: Datastore) {
         a.definition
     );
     assert!(store.get_task(&TaskId([9; 32])).await.unwrap().is_none());
+    // A task whose trustees draw its noise keeps their token hashes.
+    let trustees = TaskRecord {
+        trustee_token_hashes: Some(vec![[11; 32], [12; 32], [13; 32]]),
+        ..task(3)
+    };
+    store.put_task(&trustees).await.unwrap();
+    assert_eq!(
+        store
+            .get_task(&trustees.task_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .trustee_token_hashes,
+        trustees.trustee_token_hashes
+    );
     let b = task(2);
     store.put_task(&b).await.unwrap();
-    assert_eq!(store.list_tasks().await.unwrap().len(), 2);
+    assert_eq!(store.list_tasks().await.unwrap().len(), 3);
 
     // Reports: duplicates within and across batches.
     let batch: Vec<NewReport> = (0..30)
@@ -236,6 +252,51 @@ async fn suite(store: Datastore) {
     assert_eq!(in_partials + loose_count, 20, "each report counted once");
     assert_eq!(loose.len() as u64, loose_count, "no loose report twice");
 
+    // A release whose trustees draw its noise (docs/threshold.md): the
+    // noise-free sum is kept first come; each trustee's contribution is
+    // stored once, a different one refused, and no more than needed; a
+    // release that does not exist or is not pending takes none.
+    let sum = store
+        .put_release_sum(&a.task_id, 600, b"sum-1", 6)
+        .await
+        .unwrap();
+    assert_eq!(sum, b"sum-1");
+    let sum = store
+        .put_release_sum(&a.task_id, 600, b"sum-2", 6)
+        .await
+        .unwrap();
+    assert_eq!(sum, b"sum-1", "the first sum stays");
+    let add = |start: u64, trustee: u16, bytes: &'static [u8]| {
+        let store = store.clone();
+        let id = a.task_id;
+        async move {
+            store
+                .add_noise_contribution(
+                    &NewContribution {
+                        task_id: &id,
+                        batch_start: start,
+                        trustee,
+                        bytes,
+                        now: 6,
+                    },
+                    2,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    use ContributionOutcome as C;
+    assert_eq!(add(600, 2, b"two").await, C::Stored(1));
+    assert_eq!(add(600, 2, b"two").await, C::AlreadyStored);
+    assert_eq!(add(600, 2, b"TWO").await, C::Conflict);
+    assert_eq!(add(600, 4, b"four").await, C::Stored(2));
+    assert_eq!(add(600, 5, b"five").await, C::Full);
+    assert_eq!(add(660, 5, b"five").await, C::NoRelease);
+    assert_eq!(
+        store.noise_contributions(&a.task_id, 600).await.unwrap(),
+        vec![(2, b"two".to_vec()), (4, b"four".to_vec())]
+    );
+
     // Finishing is idempotent: the first aggregate wins.
     let done = store
         .finish_release(&a.task_id, 600, b"first", 7)
@@ -247,6 +308,21 @@ async fn suite(store: Datastore) {
         .await
         .unwrap();
     assert_eq!(again.aggregate.as_deref(), Some(&b"first"[..]));
+    // Finishing clears the noise-free sum and the encrypted shares; the
+    // audit log of who contributed stays, and a resent file is still
+    // recognised.
+    assert_eq!(store.release_sum(&a.task_id, 600).await.unwrap(), None);
+    assert!(store
+        .noise_contributions(&a.task_id, 600)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.list_noise_contributions(&a.task_id).await.unwrap(),
+        vec![(600, 2, 6), (600, 4, 6)]
+    );
+    assert_eq!(add(600, 2, b"two").await, C::AlreadyStored);
+    assert_eq!(add(600, 5, b"five").await, C::Full);
     let same = store
         .claim_release(&a.task_id, 600, 120, 9, |facts| {
             assert!(facts.same_interval.is_some());

@@ -54,6 +54,7 @@ fn task_record(pk: &[u8], min_batch_size: u64) -> TaskRecord {
         budget: None,
         input_proofs: false,
         relation: Some(Relation::ReplaceOne),
+        trustee_noise: None,
     };
     let (definition, _) =
         hetally_schemes::define_task(pk.to_vec(), params, 1000, &mut rand::rngs::OsRng).unwrap();
@@ -65,6 +66,7 @@ fn task_record(pk: &[u8], min_batch_size: u64) -> TaskRecord {
         created_at: T0 as i64,
         crs: None,
         report_expiry_age: WEEK,
+        trustee_token_hashes: None,
     }
 }
 

@@ -27,6 +27,7 @@ async fn legacy_tasks_keep_working_and_state_the_guarantee_that_holds() {
         budget: Some(Rational::from_integer(10)),
         input_proofs: true,
         relation: None,
+        trustee_noise: None,
     };
     let (definition, _) = hetally_schemes::define_task(
         std::fs::read(&pk).unwrap(),
@@ -55,6 +56,7 @@ async fn legacy_tasks_keep_working_and_state_the_guarantee_that_holds() {
             created_at: 0,
             crs: None,
             report_expiry_age: 7 * 24 * 3600,
+            trustee_token_hashes: None,
         })
         .await
         .unwrap();

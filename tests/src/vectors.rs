@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use hetally_client_core::{Arithmetic, Task};
-use hetally_dp::{DpMechanism, Guarantee, Relation};
+use hetally_dp::{DpMechanism, Guarantee, Relation, TrusteeNoise};
 use hetally_protocol::aggregate::{AggregateFile, ReportCount};
 use hetally_protocol::report::payload_cap;
 use hetally_protocol::{Layout, Report, ReportContext, TaskDefinition};
@@ -212,6 +212,7 @@ struct Spec {
     relation: Option<Relation>,
     min_batch_size: u64,
     max_batch_size: Option<u64>,
+    trustee_noise: Option<TrusteeNoise>,
 }
 
 impl Spec {
@@ -227,7 +228,16 @@ impl Spec {
             // Paillier: 22-bit slots for a count, 93 to a plaintext;
             // TFHE: the largest feasible batch.
             max_batch_size: scheme.starts_with("paillier").then_some(1_000_000),
+            trustee_noise: None,
         }
+    }
+
+    fn trustee_noise(mut self, contributors: u8, honest: u8) -> Self {
+        self.trustee_noise = Some(TrusteeNoise {
+            contributors,
+            honest,
+        });
+        self
     }
 
     fn dp(mut self, dp: &'static str, budget: &'static str) -> Self {
@@ -258,6 +268,7 @@ impl Spec {
             budget: self.budget.map(str::parse).transpose()?,
             input_proofs: self.input_proofs,
             relation: self.relation,
+            trustee_noise: self.trustee_noise,
         };
         let (definition, crs) = hetally_schemes::define_task(
             keys.public_key_file(self.scheme),
@@ -357,6 +368,12 @@ fn task_ids(keys: &Keys) -> Result<Json> {
         (
             "paillier histogram:16 under a 3-of-5 threshold key (section 6.8), input proofs (version 3)",
             Spec::new("paillier-threshold", "histogram:16", true),
+        ),
+        (
+            "paillier histogram:16 under the 3-of-5 threshold key, gaussian:1/8 with budget 1, noise from 3 trustees of whom 2 are assumed honest (flag 0x02, section 9.1), input proofs (version 3)",
+            Spec::new("paillier-threshold", "histogram:16", true)
+                .dp("gaussian:1/8", "1")
+                .trustee_noise(3, 2),
         ),
     ];
     let mut rng = ChaCha20Rng::seed_from_u64(10);
@@ -523,6 +540,7 @@ fn aggregate(keys: &Keys, spec: Spec, count: usize, seed: u64) -> Result<Json> {
         report_count,
         dp: def.dp.clone(),
         ciphertexts,
+        trustee_noise: None,
     };
     let bytes = file.to_bytes();
     let key = keys.get(spec.scheme);

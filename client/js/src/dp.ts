@@ -101,22 +101,24 @@ const MAX_TAIL = (1n << 128n) - 1n;
 export type Noise =
   | { kind: "none" }
   | { kind: "laplace"; scale: Rational }
-  | { kind: "gaussian"; sigma: Rational };
+  /** `shares` independent draws of parameter sigma, summed: 1 for noise the
+   * server draws, the contributor count for trustee noise. */
+  | { kind: "gaussian"; sigma: Rational; shares: number };
 
-/** The noise distribution of one release (protocol 5.3). */
-export function noiseOf(mech: Mechanism, m: Measurement, relation: Relation): Noise {
-  const [l1, l2sq] = sensitivity(m, relation);
-  if (mech.kind === "none") return { kind: "none" };
-  if (mech.kind === "laplace") {
-    const scale = div(rational(l1, 1n), mech.epsilon);
-    if (gt(scale, rational(1n << 100n, 1n))) {
-      throw new InvalidTaskError("the Laplace noise scale exceeds 2^100 (protocol 5.3)");
-    }
-    return { kind: "laplace", scale };
-  }
-  const v = div(rational(l2sq, 1n), mul(rational(2n, 1n), mech.rho));
+/** The trustee-noise fields of a task definition (protocol 7.2). */
+export interface TrusteeNoise {
+  contributors: number;
+  honest: number;
+}
+
+/**
+ * The exact square root of the variance v if it is rational, otherwise the
+ * smallest decimal with about 10 significant digits above it (5.3); fails
+ * if v exceeds 2^200 or the result 2^100.
+ */
+export function sigmaAtLeast(v: Rational, what: string): Rational {
   if (gt(v, rational(1n << 200n, 1n))) {
-    throw new InvalidTaskError("the Gaussian noise variance exceeds 2^200 (protocol 5.3)");
+    throw new InvalidTaskError(`the variance of ${what} exceeds 2^200 (protocol 5.3)`);
   }
   let sigma: Rational;
   const rn = isqrt(v.num);
@@ -132,9 +134,30 @@ export function noiseOf(mech: Mechanism, m: Measurement, relation: Relation): No
     sigma = rational(ceilSqrt(m2), scale);
   }
   if (gt(sigma, rational(1n << 100n, 1n))) {
-    throw new InvalidTaskError("the Gaussian noise parameter sigma exceeds 2^100 (protocol 5.3)");
+    throw new InvalidTaskError(`the parameter sigma of ${what} exceeds 2^100 (protocol 5.3)`);
   }
-  return { kind: "gaussian", sigma };
+  return sigma;
+}
+
+/**
+ * The noise distribution of one release (protocol 5.3). With trustee noise
+ * each of the `contributors` trustees draws a discrete Gaussian of
+ * parameter sigmaAtLeast(sigma^2 / honest), and the release holds their sum.
+ */
+export function noiseOf(mech: Mechanism, m: Measurement, relation: Relation, trustees: TrusteeNoise | null = null): Noise {
+  const [l1, l2sq] = sensitivity(m, relation);
+  if (mech.kind === "none") return { kind: "none" };
+  if (mech.kind === "laplace") {
+    const scale = div(rational(l1, 1n), mech.epsilon);
+    if (gt(scale, rational(1n << 100n, 1n))) {
+      throw new InvalidTaskError("the Laplace noise scale exceeds 2^100 (protocol 5.3)");
+    }
+    return { kind: "laplace", scale };
+  }
+  const v = div(rational(l2sq, 1n), mul(rational(2n, 1n), mech.rho));
+  if (trustees === null) return { kind: "gaussian", sigma: sigmaAtLeast(v, "the Gaussian noise"), shares: 1 };
+  const share = sigmaAtLeast(div(v, rational(BigInt(trustees.honest), 1n)), "a trustee's Gaussian noise share");
+  return { kind: "gaussian", sigma: share, shares: trustees.contributors };
 }
 
 /** tail_bound(L) of protocol 5.4. */
@@ -144,7 +167,9 @@ export function tailBound(noise: Noise, L: number): bigint {
   if (noise.kind === "none") t = 0n;
   else if (noise.kind === "laplace") t = ceil(mul(noise.scale, b));
   else {
-    const x = ceil(mul(mul(rational(2n, 1n), mul(noise.sigma, noise.sigma)), b));
+    // (t+1)^2 >= 2 V (L+1) ln2 with V = shares * sigma^2, the variance
+    // bound of a sum of independent shares (5.4).
+    const x = ceil(mul(mul(rational(2n * BigInt(noise.shares), 1n), mul(noise.sigma, noise.sigma)), b));
     t = ceilSqrt(x) - 1n;
   }
   return t > MAX_TAIL ? MAX_TAIL : t;

@@ -6,7 +6,7 @@
 
 import { bitlen, bytesToBig, FixedBase, gcd, isqrt, modPow } from "./bigmath.js";
 import { noiseOf, readMechanism, readRational, tailBound } from "./dp.js";
-import type { Mechanism, Rational, Relation } from "./dp.js";
+import type { Mechanism, Rational, Relation, TrusteeNoise } from "./dp.js";
 import { base64urlEncode, concatBytes, Reader } from "./encoding.js";
 import { InvalidTaskError, TaskMismatchError, UnsupportedTaskError } from "./errors.js";
 import { readMeasurement } from "./measurement.js";
@@ -46,6 +46,9 @@ export interface TaskDefinition {
   layout: TaskLayout;
   inputProofs: boolean;
   relation: Relation;
+  /** version 3, flags bit 1: the DP noise is drawn by trustees of a
+   * threshold key, `contributors` of them, `honest` assumed honest */
+  trusteeNoise: TrusteeNoise | null;
 }
 
 /** SHA-256 through WebCrypto. */
@@ -58,8 +61,13 @@ export async function taskIdOf(definition: Uint8Array): Promise<Uint8Array> {
   return sha256(concatBytes([TASK_ID_DOMAIN, definition]));
 }
 
-/** Reads a public key file (6.1) and, for Paillier, checks the key (6.2). */
-export function readPublicKey(file: Uint8Array): { scheme: "paillier" | "tfhe"; paillier: PaillierKey | null } {
+/** Reads a public key file (6.1) and, for Paillier, checks the key (6.2);
+ * `trustees` is N of a threshold key (6.8), null for any other key. */
+export function readPublicKey(file: Uint8Array): {
+  scheme: "paillier" | "tfhe";
+  paillier: PaillierKey | null;
+  trustees: number | null;
+} {
   if (file.length > MAX_KEY_FILE_BYTES) throw new InvalidTaskError("the public key file is over 64 MiB");
   const r = new Reader(file, "the public key file");
   const magic = r.take(4, "the file magic");
@@ -79,7 +87,7 @@ export function readPublicKey(file: Uint8Array): { scheme: "paillier" | "tfhe"; 
     if (set !== 1) throw new InvalidTaskError(`unknown TFHE parameter set ${set}`);
     r.take(16 * TFHE_N, "the TFHE public key polynomials");
     r.finish();
-    return { scheme: "tfhe", paillier: null };
+    return { scheme: "tfhe", paillier: null, trustees: null };
   }
   if (scheme !== 1) throw new InvalidTaskError(`unknown key scheme ${scheme}`);
   const modulusBits = r.u16("modulus_bits");
@@ -88,8 +96,9 @@ export function readPublicKey(file: Uint8Array): { scheme: "paillier" | "tfhe"; 
   }
   const n = bytesToBig(r.take(modulusBits / 8, "n"));
   const h = bytesToBig(r.take(modulusBits / 8, "h"));
+  let trustees: number | null = null;
   if (kind === 4) {
-    const trustees = r.u16("the trustee count");
+    trustees = r.u16("the trustee count");
     const threshold = r.u16("the threshold");
     if (trustees < 2 || trustees > 64 || threshold < 2 || threshold > trustees) {
       throw new InvalidTaskError(`a threshold key of ${threshold} of ${trustees} trustees is not allowed (2 <= T <= N <= 64)`);
@@ -110,7 +119,7 @@ export function readPublicKey(file: Uint8Array): { scheme: "paillier" | "tfhe"; 
   if (root * root === n) throw new InvalidTaskError("the modulus n is a perfect square");
   if (h <= 1n || h >= n) throw new InvalidTaskError("the key's h is not in (1, n)");
   if (gcd(h, n) !== 1n) throw new InvalidTaskError("the key's h is not a unit modulo n");
-  return { scheme: "paillier", paillier: { modulusBits, n, h } };
+  return { scheme: "paillier", paillier: { modulusBits, n, h }, trustees };
 }
 
 /** Decodes a canonical task definition under every rule of 7.2. */
@@ -153,19 +162,40 @@ export function decodeDefinition(bytes: Uint8Array): TaskDefinition {
   }
   let inputProofs = false;
   let relation: Relation = null;
+  let trusteeFlag = false;
   if (version >= 2) {
     const flags = r.u8("the flags");
-    if ((version === 2 && flags !== 1) || (version === 3 && flags > 1)) {
+    // Version 3: bit 0 input proofs, bit 1 trustee noise; version 2: 01.
+    if ((version === 2 && flags !== 1) || (version === 3 && flags > 3)) {
       throw new InvalidTaskError(`flags byte ${flags} is not allowed in a version ${version} definition`);
     }
-    inputProofs = flags === 1;
+    inputProofs = (flags & 1) === 1;
+    trusteeFlag = (flags & 2) === 2;
   }
+  let trusteeNoise: TrusteeNoise | null = null;
   if (version === 3) {
     const rel = r.u8("the relation");
     if (rel !== 1 && rel !== 2) throw new InvalidTaskError(`unknown relation ${rel}`);
     relation = rel === 1 ? "add-remove" : "replace-one";
+    if (trusteeFlag) trusteeNoise = { contributors: r.u8("the contributor count"), honest: r.u8("the honest count") };
   }
   r.finish();
+  if (trusteeNoise !== null) {
+    const { contributors, honest } = trusteeNoise;
+    if (honest < 1 || honest > contributors) {
+      throw new InvalidTaskError(`trustee noise assuming ${honest} of ${contributors} contributors honest is not allowed (1 <= honest <= contributors)`);
+    }
+    if (dp.kind !== "gaussian" || relation !== "replace-one") {
+      throw new InvalidTaskError("trustee noise needs the Gaussian mechanism and the replace-one relation");
+    }
+    if (key.trustees === null || contributors > key.trustees) {
+      throw new InvalidTaskError(
+        key.trustees === null
+          ? "trustee noise needs a threshold Paillier key"
+          : `trustee noise from ${contributors} contributors needs at least that many trustees, not ${key.trustees}`,
+      );
+    }
+  }
   if (relation === "add-remove" && (dp.kind === "none" || scheme !== "paillier")) {
     throw new InvalidTaskError("add-remove needs a DP mechanism and the Paillier scheme");
   }
@@ -174,13 +204,13 @@ export function decodeDefinition(bytes: Uint8Array): TaskDefinition {
   }
   return {
     version, measurement, minBatchSize, maxBatchSize, timePrecision, dp, budget,
-    scheme, publicKey, paillierKey: key.paillier, layout, inputProofs, relation,
+    scheme, publicKey, paillierKey: key.paillier, layout, inputProofs, relation, trusteeNoise,
   };
 }
 
 /** The Paillier slot width w of protocol 9.2, or an error. */
 export function deriveSlotBits(def: TaskDefinition, modulusBits: number): number {
-  const noise = noiseOf(def.dp, def.measurement, def.relation);
+  const noise = noiseOf(def.dp, def.measurement, def.relation, def.trusteeNoise);
   const t = tailBound(noise, 64);
   const max = (1n << BigInt(def.measurement.valueBits)) - 1n;
   const maxAbs =
@@ -222,6 +252,11 @@ export class PaillierTask {
     this.k = Math.floor((key.modulusBits - 2) / this.slotBits);
     this.plaintexts = Math.ceil(definition.measurement.len / this.k);
     this.bits = definition.measurement.len * definition.measurement.valueBits;
+  }
+
+  /** Trustee noise (7.2 flags bit 1), or null when the server draws it. */
+  get trusteeNoise(): TrusteeNoise | null {
+    return this.definition.trusteeNoise;
   }
 
   /** The task id in text form. */

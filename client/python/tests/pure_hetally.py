@@ -153,6 +153,7 @@ class PaillierPublicKey:
     n: int
     h: int
     file: bytes
+    trustees: Optional[int] = None  # N of a threshold key (6.8), else None
 
     @property
     def n2(self) -> int:
@@ -200,6 +201,7 @@ def read_public_key(data: bytes) -> PaillierPublicKey:
         raise ValueError("modulus size")
     n = r.big(bits // 8)
     h = r.big(bits // 8)
+    trustees = None
     if kind == 4:
         trustees, threshold = r.u16(), r.u16()
         if not 2 <= threshold <= trustees <= 64:
@@ -212,7 +214,7 @@ def read_public_key(data: bytes) -> PaillierPublicKey:
     r.end()
     if n.bit_length() != bits or n % 2 == 0 or not 1 < h < n or math.gcd(h, n) != 1:
         raise ValueError("invalid Paillier public key")
-    return PaillierPublicKey(bits, n, h, data)
+    return PaillierPublicKey(bits, n, h, data, trustees)
 
 
 def read_secret_key(data: bytes) -> PaillierSecretKey:
@@ -249,6 +251,20 @@ class Definition:
     slot_bits: Optional[int]
     input_proofs: bool
     relation: Optional[int]
+    # (contributors, honest) when version 3's flags bit 1 is set
+    trustee_noise: Optional[Tuple[int, int]] = None
+
+
+def _check_trustee_noise(
+    contributors: int, honest: int, dp_tag: int, relation: Optional[int], scheme: int
+) -> None:
+    """The rules every trustee-noise task and aggregate obey."""
+    if not 1 <= honest <= contributors:
+        raise ValueError("trustee noise needs 1 <= honest <= contributors")
+    if dp_tag != 2 or relation != 2:
+        raise ValueError("trustee noise needs gaussian noise and replace-one")
+    if scheme != 1:
+        raise ValueError("trustee noise needs the Paillier scheme")
 
 
 def _rational(r: Reader) -> Tuple[int, int]:
@@ -289,21 +305,30 @@ def read_definition(data: bytes) -> Definition:
             r.take(32)
     else:
         raise ValueError("scheme")
-    proofs = False
+    flags = 0
     relation = None
+    trustee_noise = None
     if version >= 2:
         flags = r.u8()
-        if flags not in ((1,) if version == 2 else (0, 1)):
+        # version 3: bit 0 input proofs, bit 1 trustee noise
+        if flags not in ((1,) if version == 2 else (0, 1, 2, 3)):
             raise ValueError("flags")
-        proofs = flags == 1
     if version == 3:
         relation = r.u8()
         if relation not in (1, 2):
             raise ValueError("relation")
+        if flags & 2:
+            trustee_noise = (r.u8(), r.u8())
     r.end()
+    if trustee_noise is not None:
+        contributors, honest = trustee_noise
+        _check_trustee_noise(contributors, honest, dp_tag, relation, scheme)
+        trustees = read_public_key(key).trustees
+        if trustees is None or contributors > trustees:
+            raise ValueError("trustee noise needs a threshold key of at least `contributors` trustees")
     return Definition(
         version, m, min_batch, max_batch, precision, dp_tag, dp_param, scheme, key, slot_bits,
-        proofs, relation,
+        flags & 1 == 1, relation, trustee_noise,
     )
 
 
@@ -329,8 +354,24 @@ def sensitivities(m: Measurement, relation: Optional[int]) -> Tuple[int, int]:
     return (l1 + 1, l2 + 1) if relation == 1 else (l1, l2)
 
 
+def sigma_at_least(v: Fraction) -> Fraction:
+    """Sigma for the variance v (section 5.3): the exact square root if v
+    is the square of a rational, else the smallest decimal with about 10
+    significant digits above it."""
+    rn, rd = math.isqrt(v.numerator), math.isqrt(v.denominator)
+    if rn * rn == v.numerator and rd * rd == v.denominator:
+        return Fraction(rn, rd)
+    a = math.sqrt(float(v.numerator) / float(v.denominator))
+    mag = math.floor(math.log10(a)) if a > 0 else 0
+    p = min(max(9 - mag, 0), 300)
+    return Fraction(_isqrt_ceil(math.ceil(v * 10 ** (2 * p))), 10**p)
+
+
 def tail_bound(d: Definition, bits: int = 64) -> int:
-    """tail_bound(bits) of section 5.4 for the task's noise (section 5.3)."""
+    """tail_bound(bits) of section 5.4 for the task's noise (section 5.3).
+    With trustee noise the release holds the sum of `contributors` shares,
+    each of parameter sigma_at_least(sigma^2 / honest): the Gaussian bound
+    with sigma^2 replaced by contributors * share^2."""
     if d.dp_tag == 0:
         return 0
     B = (bits + 1) * LN2_UP
@@ -341,15 +382,15 @@ def tail_bound(d: Definition, bits: int = 64) -> int:
         t = math.ceil(scale * B)
     else:
         v = Fraction(l2) / (2 * param)
-        rn, rd = math.isqrt(v.numerator), math.isqrt(v.denominator)
-        if rn * rn == v.numerator and rd * rd == v.denominator:
-            sigma = Fraction(rn, rd)
+        if d.trustee_noise is None:
+            variance = sigma_at_least(v) ** 2
         else:
-            a = math.sqrt(float(v.numerator) / float(v.denominator))
-            mag = math.floor(math.log10(a)) if a > 0 else 0
-            p = min(max(9 - mag, 0), 300)
-            sigma = Fraction(_isqrt_ceil(math.ceil(v * 10 ** (2 * p))), 10**p)
-        t = _isqrt_ceil(math.ceil(2 * sigma * sigma * B)) - 1
+            contributors, honest = d.trustee_noise
+            share = sigma_at_least(v / honest)
+            if share > 1 << 100:
+                raise ValueError("a trustee's noise share has sigma over 2^100")
+            variance = contributors * share * share
+        t = _isqrt_ceil(math.ceil(2 * variance * B)) - 1
     return min(t, (1 << 128) - 1)
 
 
@@ -671,39 +712,75 @@ class Aggregate:
     relation: Optional[int]
     report_count: int
     values: List[int]
+    # (contributors, honest) of a version-3 (trustee-noise) aggregate
+    trustee_noise: Optional[Tuple[int, int]] = None
 
 
-def decrypt_aggregate(sk: PaillierSecretKey, data: bytes) -> Aggregate:
-    """Sections 12.1 to 12.3."""
+@dataclass
+class PaillierAggregateFile:
+    """The fields of a Paillier aggregate file (section 12.1), not decrypted."""
+    version: int
+    task_id: bytes
+    key_fingerprint: bytes
+    measurement: Measurement
+    slot_bits: int
+    batch_start: int
+    batch_duration: int
+    relation: Optional[int]
+    trustee_noise: Optional[Tuple[int, int]]
+    report_count: int
+    dp_tag: int
+    ciphertexts: List[bytes]
+
+
+def read_paillier_aggregate(data: bytes) -> PaillierAggregateFile:
+    """Sections 12.1 and 12.2 for a Paillier aggregate: format version 1
+    (legacy), 2 (with the relation) or 3 (version 2 with the trustee-noise
+    bytes `contributors`, `honest` after the relation)."""
     r = Reader(data)
     if r.take(4) != MAGIC:
         raise ValueError("not a hetally file")
     version = r.u8()
-    if version not in (1, 2) or r.u8() != 3:
+    if version not in (1, 2, 3) or r.u8() != 3:
         raise ValueError("not an aggregate file")
     if r.u8() != 1:
         raise ValueError("not a Paillier aggregate")
     tid = r.take(32)
-    if r.take(32) != sk.public.fingerprint:
-        raise ValueError("the aggregate is under another key")
+    fingerprint = r.take(32)
     m = read_measurement(r)
     if r.u8() != 1:
         raise ValueError("encoding tag")
     w = r.u32()
     start, duration = r.u64(), r.u64()
-    relation = r.u8() if version == 2 else None
+    relation = r.u8() if version >= 2 else None
+    trustee_noise = (r.u8(), r.u8()) if version == 3 else None
     count = r.u64()
     if relation == 1 and count >= 1 << 63:
         count -= 1 << 64
     dp = r.u8()
     if dp in (1, 2):
         _rational(r)
+    elif dp != 0:
+        raise ValueError("dp tag")
     n_ct = r.u32()
     cts = [r.var_bytes(64 << 20) for _ in range(n_ct)]
     r.end()
+    if trustee_noise is not None:
+        _check_trustee_noise(*trustee_noise, dp, relation, 1)
+    return PaillierAggregateFile(
+        version, tid, fingerprint, m, w, start, duration, relation, trustee_noise, count, dp, cts
+    )
+
+
+def decrypt_aggregate(sk: PaillierSecretKey, data: bytes) -> Aggregate:
+    """Sections 12.1 to 12.3."""
+    f = read_paillier_aggregate(data)
+    if f.key_fingerprint != sk.public.fingerprint:
+        raise ValueError("the aggregate is under another key")
+    m, w, cts = f.measurement, f.slot_bits, f.ciphertexts
     pk = sk.public
     k = slots_per_plaintext(pk.modulus_bits, w)
-    if n_ct != -(-m.length // k):
+    if len(cts) != -(-m.length // k):
         raise ValueError("ciphertext count")
     values: List[int] = []
     for j, ct in enumerate(cts):
@@ -713,7 +790,10 @@ def decrypt_aggregate(sk: PaillierSecretKey, data: bytes) -> Aggregate:
         if not 1 <= c < pk.n2 or math.gcd(c, pk.n) != 1:
             raise ValueError("invalid ciphertext")
         values += unpack(decrypt(sk, c), w, min(k, m.length - j * k))
-    return Aggregate(tid, m, w, start, duration, relation, count, values)
+    return Aggregate(
+        f.task_id, m, w, f.batch_start, f.batch_duration, f.relation, f.report_count, values,
+        f.trustee_noise,
+    )
 
 
 # ---- TFHE (sections 6.5, 6.6, 10.1 to 10.3, 12.4) ---------------------------
@@ -801,6 +881,7 @@ def decrypt_tfhe_aggregate(sk: TfheSecretKey, data: bytes) -> Aggregate:
     if r.take(4) != MAGIC:
         raise ValueError("not a hetally file")
     version = r.u8()
+    # Version 3 (trustee noise) is Paillier only.
     if version not in (1, 2) or r.u8() != 3:
         raise ValueError("not an aggregate file")
     if r.u8() != 2:

@@ -28,7 +28,7 @@ use std::fmt;
 use hetally_protocol::Measurement;
 
 use super::noise::{l1_sensitivity, l2_sensitivity_squared};
-use super::{zcdp_to_approx_dp, DpError, DpMechanism, Noise, Rational, Relation};
+use super::{zcdp_to_approx_dp, DpError, DpMechanism, Noise, Rational, Relation, TrusteeNoise};
 
 /// See the module docs.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,10 @@ pub struct Guarantee {
     /// The noise on each released value (and, under add/remove, on the
     /// report count).
     pub noise: Noise,
+    /// Set when trustees draw the noise: the guarantee holds if at least
+    /// `honest` of the `contributors` whose shares a release carries are
+    /// honest ([`TrusteeNoise::assumption`]).
+    pub trustees: Option<TrusteeNoise>,
 }
 
 impl Guarantee {
@@ -61,7 +65,18 @@ impl Guarantee {
         mechanism: &DpMechanism,
         relation: Option<Relation>,
     ) -> Result<Guarantee, DpError> {
-        let noise = Noise::for_task(measurement, mechanism, relation)?;
+        Self::for_release(measurement, mechanism, relation, None)
+    }
+
+    /// The guarantee of a task that may have its noise drawn by trustees
+    /// (`trustees`; see [`Guarantee::trustees`]).
+    pub fn for_release(
+        measurement: &Measurement,
+        mechanism: &DpMechanism,
+        relation: Option<Relation>,
+        trustees: Option<&TrusteeNoise>,
+    ) -> Result<Guarantee, DpError> {
+        let noise = Noise::for_release(measurement, mechanism, relation, trustees)?;
         let effective = relation.unwrap_or(Relation::ReplaceOne);
         let l1 = l1_sensitivity(measurement, Some(effective));
         let l2_squared = l2_sensitivity_squared(measurement, Some(effective));
@@ -80,6 +95,19 @@ impl Guarantee {
                 }
             }
         };
+        let holds = match (&holds, &noise) {
+            (DpMechanism::Gaussian { rho }, Noise::SummedGaussian { share_sigma, .. }) => {
+                DpMechanism::Gaussian {
+                    rho: rho.add(&summation_cost(
+                        share_sigma,
+                        trustees.map_or(1, |t| t.honest),
+                        measurement.len(),
+                        &l1,
+                    )),
+                }
+            }
+            _ => holds,
+        };
         Ok(Guarantee {
             relation: effective,
             declared: relation.is_some(),
@@ -88,6 +116,7 @@ impl Guarantee {
             l1,
             l2_squared,
             noise,
+            trustees: trustees.copied(),
         })
     }
 
@@ -145,13 +174,24 @@ impl Guarantee {
                         zcdp_to_approx_dp(rho, delta)
                     ));
                 }
-                s.push_str(&format!(
-                    " for {} neighbours: discrete Gaussian noise of sigma {} on each value, \
-                     squared L2 sensitivity {}",
-                    self.relation,
-                    self.noise_parameter(),
-                    self.l2_squared
-                ));
+                match &self.trustees {
+                    None => s.push_str(&format!(
+                        " for {} neighbours: discrete Gaussian noise of sigma {} on each value, \
+                         squared L2 sensitivity {}",
+                        self.relation,
+                        self.noise_parameter(),
+                        self.l2_squared
+                    )),
+                    Some(t) => s.push_str(&format!(
+                        " for {} neighbours, assuming {}: each of them adds a discrete Gaussian \
+                         share of sigma {} to each value (distributed discrete Gaussian), \
+                         squared L2 sensitivity {}",
+                        self.relation,
+                        t.assumption(),
+                        self.noise_parameter(),
+                        self.l2_squared
+                    )),
+                }
                 s
             }
         };
@@ -180,10 +220,12 @@ impl Guarantee {
             Noise::None => "0".into(),
             Noise::DiscreteLaplace { scale } => scale.to_string(),
             // Exact when it is a decimal, else about ten digits.
-            Noise::DiscreteGaussian { sigma } => match sigma.to_string() {
-                exact if !exact.contains('/') => exact,
-                _ => format!("{:.6}", sigma.to_f64()),
-            },
+            Noise::DiscreteGaussian { sigma: s } | Noise::SummedGaussian { share_sigma: s, .. } => {
+                match s.to_string() {
+                    exact if !exact.contains('/') => exact,
+                    _ => format!("{:.6}", s.to_f64()),
+                }
+            }
         }
     }
 }
@@ -192,6 +234,66 @@ impl fmt::Display for Guarantee {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.short())
     }
+}
+
+/// What trustee noise costs beyond the task's rho: the sum of `honest`
+/// discrete Gaussians of parameter `share_sigma` is not itself a discrete
+/// Gaussian. Kairouz, Liu and Steinke (ICML 2021, "The distributed
+/// discrete Gaussian mechanism", Theorem 1) bound it: for n = `honest`
+/// shares per value, adding the sum is `eps^2 / 2`-zCDP with
+/// `eps^2 = L2^2 / (n share_sigma^2) + tau d / 2`, where
+/// `tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 share_sigma^2 k / (k + 1))` and
+/// `d` is the number of values. The first term's half is at most the
+/// task's rho (`share_sigma^2 >= L2^2 / (2 rho n)`), so the extra cost is
+/// at most `tau d / 4`; this charges `tau max(d, L1) / 4`, never less.
+///
+/// Bounded soundly in rationals: every exponent is at least
+/// `pi^2 share_sigma^2` (k / (k + 1) >= 1/2), so
+/// `tau <= 10 (n - 1) 2^-b` with `b = floor(pi_low^2 share_sigma^2 /
+/// ln2_up)`, and the result is rounded up to a multiple of 10^-12. It is
+/// zero for one share (a single discrete Gaussian, exactly the task's
+/// rho); from a share sigma of 4 on it is 10^-12. More honest
+/// contributors than assumed only add independent noise, which is
+/// post-processing, so the bound at `honest` covers them.
+fn summation_cost(share_sigma: &Rational, honest: u8, len: usize, l1: &Rational) -> Rational {
+    if honest <= 1 {
+        return Rational::zero();
+    }
+    // pi^2 > 9.8696 (pi^2 = 9.86960440...), ln 2 < 0.6931471805599454.
+    let pi_squared_low = Rational::new(98_696, 10_000);
+    let ln2_up = Rational::new(6_931_471_805_599_454, 10_000_000_000_000_000);
+    let exponent = pi_squared_low
+        .mul(share_sigma)
+        .mul(share_sigma)
+        .checked_div(&ln2_up)
+        .map(|e| {
+            // floor(e) = ceil(e) - 1 unless e is an integer.
+            let c = e.ceil_integer();
+            if e.is_integer() {
+                c
+            } else {
+                c - 1u8
+            }
+        })
+        .unwrap_or_default();
+    let d = Rational::from_integer(len as u128);
+    let dim = if *l1 > d { l1.clone() } else { d };
+    // extra <= 10 (n - 1) dim / 4 * 2^-b, rounded up to k / 10^12.
+    let scale = num_bigint::BigUint::from(10u8).pow(12);
+    let numerator = dim
+        .mul(&Rational::from_integer(10 * u128::from(honest - 1)))
+        .mul(&Rational::from_biguint(scale.clone()));
+    let bound = numerator
+        .checked_div(&Rational::from_integer(4))
+        .and_then(|x| {
+            // Divide by 2^b, capping b where the result is below 1 anyway.
+            let b = u32::try_from(exponent).unwrap_or(u32::MAX).min(4096);
+            x.checked_div(&Rational::from_biguint(num_bigint::BigUint::from(1u8) << b))
+        })
+        .unwrap_or_else(Rational::zero);
+    Rational::from_biguint(bound.ceil_integer().max(num_bigint::BigUint::from(1u8)))
+        .checked_div(&Rational::from_biguint(scale))
+        .unwrap_or_else(Rational::zero)
 }
 
 /// `a / b` for sensitivities, which are never zero.
@@ -271,5 +373,32 @@ mod tests {
         let g = Guarantee::for_task(&m("count"), &mech("none"), None).unwrap();
         assert_eq!(g.release_cost(), None);
         assert!(g.describe(None).starts_with("none"));
+    }
+
+    #[test]
+    fn trustee_noise_charges_the_summation_term() {
+        let t = |h| TrusteeNoise {
+            contributors: 3,
+            honest: h,
+        };
+        let rep = Some(Relation::ReplaceOne);
+        let hist = m("histogram:16");
+        // One honest share is one discrete Gaussian: exactly the stated rho.
+        let g = Guarantee::for_release(&hist, &mech("gaussian:1/2"), rep, Some(&t(1))).unwrap();
+        assert_eq!(g.release_cost(), Some(Rational::new(1, 2)));
+        assert!(g.describe(None).contains("at least 1 of the 3 trustees"));
+        // Two honest shares of sigma 1: tau <= 10 * 2^-14 (b = floor(9.8696
+        // / ln 2) = 14), charged tau * max(16, 2) / 4 = 40 / 16384.
+        let g = Guarantee::for_release(&hist, &mech("gaussian:1/2"), rep, Some(&t(2))).unwrap();
+        assert_eq!(
+            g.release_cost(),
+            Some(Rational::new(1, 2).add(&Rational::new(2_441_406_250, 1_000_000_000_000)))
+        );
+        // Wide shares: the bound underflows to the 10^-12 floor.
+        let g = Guarantee::for_release(&hist, &mech("gaussian:1/1000"), rep, Some(&t(3))).unwrap();
+        assert_eq!(
+            g.release_cost(),
+            Some(Rational::new(1, 1000).add(&Rational::new(1, 1_000_000_000_000)))
+        );
     }
 }

@@ -48,7 +48,7 @@ pub use budget::{releases_left, try_spend};
 pub use guarantee::Guarantee;
 pub use hetally_protocol::dp::{
     gaussian_eps_to_rho, zcdp_to_approx_dp, DpError, DpMechanism, MechanismSpec, Rational,
-    Relation, UnknownRelation,
+    Relation, TrusteeNoise, UnknownRelation,
 };
 pub use noise::{l1_sensitivity, l2_sensitivity_squared, Noise, MAX_NOISE_SCALE_BITS};
 pub use plan::{error_for, parse_confidence, plan, ErrorTarget, MechanismKind, Plan, PlanRequest};

@@ -54,7 +54,7 @@ use rand::distributions::Distribution;
 use rand_core::{CryptoRng, RngCore};
 
 use super::distribution::Dist;
-use super::{DpError, DpMechanism, Rational, Relation};
+use super::{DpError, DpMechanism, Rational, Relation, TrusteeNoise};
 use hetally_protocol::Measurement;
 
 /// Log2 of the largest noise scale (Laplace) or sigma (Gaussian) accepted.
@@ -139,6 +139,16 @@ pub enum Noise {
         /// The parameter sigma, `>= sqrt(L2^2 / (2 rho))`.
         sigma: Rational,
     },
+    /// The sum of `shares` independent discrete Gaussians of parameter
+    /// `share_sigma`: the noise of a task whose trustees draw it
+    /// ([`Noise::for_trustees`]). Each trustee draws one share per value
+    /// ([`Noise::share`]).
+    SummedGaussian {
+        /// Each share's parameter, `>= sqrt(L2^2 / (2 rho honest))`.
+        share_sigma: Rational,
+        /// How many shares a release carries (the task's contributors).
+        shares: u8,
+    },
 }
 
 impl Noise {
@@ -184,6 +194,74 @@ impl Noise {
         Ok(noise)
     }
 
+    /// The noise of a task whose trustees draw it: `contributors` shares
+    /// of a discrete Gaussian whose variance is the task's Gaussian
+    /// variance `L2^2 / (2 rho)` divided by `honest`, so that any `honest`
+    /// shares sum to at least the task's variance. Each share's sigma is
+    /// rounded up as the Gaussian's is. `mechanism` must be Gaussian.
+    pub fn for_trustees(
+        measurement: &Measurement,
+        mechanism: &DpMechanism,
+        relation: Option<Relation>,
+        trustees: &TrusteeNoise,
+    ) -> Result<Noise, DpError> {
+        mechanism.check()?;
+        trustees.check().map_err(|e| DpError::OutOfRange {
+            what: "trustee noise",
+            requirement: "1 <= honest <= contributors",
+            value: e,
+        })?;
+        let DpMechanism::Gaussian { rho } = mechanism else {
+            return Err(DpError::BadMechanism(format!(
+                "{mechanism}: trustees draw discrete Gaussian shares, so the mechanism must be \
+                 gaussian:RHO"
+            )));
+        };
+        let l2_squared = l2_sensitivity_squared(measurement, relation);
+        let denominator = rho
+            .add(rho)
+            .mul(&Rational::from_integer(u128::from(trustees.honest)));
+        let variance = l2_squared
+            .checked_div(&denominator)
+            .ok_or_else(|| DpError::OutOfRange {
+                what: "rho",
+                requirement: "greater than zero",
+                value: rho.to_string(),
+            })?;
+        let noise = Noise::SummedGaussian {
+            share_sigma: sigma_at_least(&variance)?,
+            shares: trustees.contributors,
+        };
+        noise.check()?;
+        Ok(noise)
+    }
+
+    /// The noise of a release of a task: [`Noise::for_trustees`] when its
+    /// trustees draw it, [`Noise::for_task`] otherwise.
+    pub fn for_release(
+        measurement: &Measurement,
+        mechanism: &DpMechanism,
+        relation: Option<Relation>,
+        trustees: Option<&TrusteeNoise>,
+    ) -> Result<Noise, DpError> {
+        match trustees {
+            Some(t) => Noise::for_trustees(measurement, mechanism, relation, t),
+            None => Noise::for_task(measurement, mechanism, relation),
+        }
+    }
+
+    /// What one trustee draws for each value of a [`Noise::SummedGaussian`]
+    /// release: one discrete Gaussian of the share sigma. `None` for noise
+    /// the server draws whole.
+    pub fn share(&self) -> Option<Noise> {
+        match self {
+            Noise::SummedGaussian { share_sigma, .. } => Some(Noise::DiscreteGaussian {
+                sigma: share_sigma.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Checks that the scale or sigma is positive and at most
     /// 2^[`MAX_NOISE_SCALE_BITS`].
     pub fn check(&self) -> Result<(), DpError> {
@@ -191,6 +269,14 @@ impl Noise {
             Noise::None => return Ok(()),
             Noise::DiscreteLaplace { scale } => ("scale", scale),
             Noise::DiscreteGaussian { sigma } => ("sigma", sigma),
+            Noise::SummedGaussian { shares: 0, .. } => {
+                return Err(DpError::OutOfRange {
+                    what: "noise shares",
+                    requirement: "at least 1",
+                    value: "0".into(),
+                })
+            }
+            Noise::SummedGaussian { share_sigma, .. } => ("share sigma", share_sigma),
         };
         if value.is_zero() {
             return Err(DpError::OutOfRange {
@@ -236,6 +322,18 @@ impl Noise {
             Noise::DiscreteGaussian { sigma } => {
                 let d = DiscreteGaussian::new(sigma.as_ratio().clone()).map_err(sampler_error)?;
                 Ok((0..len).map(|_| draw(&d, rng)).collect())
+            }
+            // What the shares of all contributors add up to (simulation and
+            // tests: in a release each trustee draws its own share).
+            Noise::SummedGaussian {
+                share_sigma,
+                shares,
+            } => {
+                let d =
+                    DiscreteGaussian::new(share_sigma.as_ratio().clone()).map_err(sampler_error)?;
+                Ok((0..len)
+                    .map(|_| (0..*shares).map(|_| draw(&d, rng)).sum())
+                    .collect())
             }
         }
     }
@@ -304,6 +402,19 @@ impl Noise {
                 // m >= 1 because sigma > 0; saturate like the Laplace case.
                 u128::try_from(m).map_or(u128::MAX, |m| m.saturating_sub(1))
             }
+            // A sum of independent subgaussians is subgaussian with the
+            // variance proxies added: shares sigma_share^2 in place of
+            // sigma^2, and the same Chernoff bound.
+            Noise::SummedGaussian {
+                share_sigma,
+                shares,
+            } => {
+                let two_v = share_sigma
+                    .mul(share_sigma)
+                    .mul(&Rational::from_integer(2 * u128::from(*shares)));
+                let m = two_v.mul(&bits).ceil_sqrt_integer();
+                u128::try_from(m).map_or(u128::MAX, |m| m.saturating_sub(1))
+            }
         }
     }
 
@@ -326,6 +437,10 @@ impl Noise {
             Noise::None => Dist::Zero,
             Noise::DiscreteLaplace { scale } => Dist::laplace(scale.to_f64()),
             Noise::DiscreteGaussian { sigma } => Dist::gaussian(sigma.to_f64()),
+            Noise::SummedGaussian {
+                share_sigma,
+                shares,
+            } => Dist::summed_gaussian(share_sigma.to_f64(), u32::from(*shares)),
         }
     }
 }
@@ -336,6 +451,19 @@ impl fmt::Display for Noise {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, what, value) = match self {
             Noise::None => return write!(f, "no noise"),
+            Noise::SummedGaussian {
+                share_sigma,
+                shares,
+            } => {
+                write!(
+                    f,
+                    "sum of {shares} trustees' discrete Gaussian shares, sigma {share_sigma} each"
+                )?;
+                if !share_sigma.is_integer() && share_sigma.to_string().contains('/') {
+                    write!(f, " (≈ {:.4})", share_sigma.to_f64())?;
+                }
+                return Ok(());
+            }
             Noise::DiscreteLaplace { scale } => ("discrete Laplace", "scale", scale),
             Noise::DiscreteGaussian { sigma } => ("discrete Gaussian", "sigma", sigma),
         };
@@ -607,6 +735,52 @@ mod tests {
             sigma: Rational::zero(),
         };
         assert!(zero.sample(1, &mut rng).is_err());
+    }
+
+    #[test]
+    fn trustee_noise_is_calibrated_per_honest_share() {
+        let hist: Measurement = "histogram:16".parse().unwrap();
+        let rep = Some(Relation::ReplaceOne);
+        let t = |c, h| TrusteeNoise {
+            contributors: c,
+            honest: h,
+        };
+        // gaussian:1/2 with replace-one L2^2 = 2: sigma^2 = 2.
+        let one = Noise::for_trustees(&hist, &mech("gaussian:1/2"), rep, &t(3, 1)).unwrap();
+        let Noise::SummedGaussian {
+            share_sigma,
+            shares,
+        } = &one
+        else {
+            panic!("{one:?}")
+        };
+        assert_eq!(*shares, 3);
+        // sqrt(2) rounded up at ten digits.
+        assert_eq!(*share_sigma, Rational::new(1_414_213_563, 1_000_000_000));
+        // Honest 2: sigma_share^2 = 1, exactly.
+        let two = Noise::for_trustees(&hist, &mech("gaussian:1/2"), rep, &t(3, 2)).unwrap();
+        assert_eq!(
+            two,
+            Noise::SummedGaussian {
+                share_sigma: Rational::from_integer(1),
+                shares: 3
+            }
+        );
+        assert_eq!(
+            two.share(),
+            Some(Noise::DiscreteGaussian {
+                sigma: Rational::from_integer(1)
+            })
+        );
+        // Tail of the sum: (t+1)^2 >= 2 * 3 * 1 * 41 ln 2 = 170.51 -> t = 13.
+        assert_eq!(two.tail_bound(40), 13);
+        // Laplace cannot be split this way; 0 honest is refused.
+        assert!(Noise::for_trustees(&hist, &mech("laplace:1"), rep, &t(3, 1)).is_err());
+        assert!(Noise::for_trustees(&hist, &mech("gaussian:1"), rep, &t(3, 0)).is_err());
+        assert_eq!(
+            Noise::for_release(&hist, &mech("gaussian:1/2"), rep, None).unwrap(),
+            Noise::for_task(&hist, &mech("gaussian:1/2"), rep).unwrap()
+        );
     }
 
     #[test]

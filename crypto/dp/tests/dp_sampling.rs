@@ -196,3 +196,44 @@ fn seeded_sampling_is_reproducible_and_production_rng_works() {
     let fresh = n.sample(11, &mut ChaCha20Rng::from_entropy()).unwrap();
     assert_eq!(fresh.len(), 11);
 }
+
+#[test]
+fn trustee_shares_sum_to_the_analysed_distribution() {
+    // A histogram:16 task, gaussian:1/8 (replace-one L2^2 = 2, so sigma^2 =
+    // 8), noise from 3 trustees. Honest 1: each share has sigma^2 8 (the
+    // table of the convolution is built term by term below sigma 4);
+    // honest 3: each has sigma^2 8/3. Each trustee draws its own shares;
+    // the summed draws must fit the summed distribution, and not the
+    // single discrete Gaussian of the task.
+    let m: Measurement = "histogram:16".parse().unwrap();
+    let d: DpMechanism = "gaussian:1/8".parse().unwrap();
+    for (honest, seed) in [(1u8, 71u64), (3, 72)] {
+        let trustees = hetally_dp::TrusteeNoise {
+            contributors: 3,
+            honest,
+        };
+        let summed = Noise::for_trustees(&m, &d, Some(Relation::ReplaceOne), &trustees).unwrap();
+        let share = summed.share().unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let per_trustee: Vec<Vec<i128>> = (0..3)
+            .map(|_| share.sample(DRAWS, &mut rng).unwrap())
+            .collect();
+        let sums: Vec<i128> = (0..DRAWS)
+            .map(|i| per_trustee.iter().map(|s| s[i]).sum())
+            .collect();
+        let (p, bins) = p_value(&summed, &sums);
+        let (_, var) = mean_and_variance(&sums);
+        println!(
+            "3 trustees, honest {honest} ({summed}): p = {p:.4} over {bins} bins; variance \
+             {var:.3} vs {:.3}",
+            summed.variance()
+        );
+        assert!(p > 0.001, "honest {honest}: p = {p}");
+        assert!((var / summed.variance() - 1.0).abs() < 0.05);
+        if honest == 1 {
+            // Three full shares are not the task's single Gaussian.
+            let (p, _) = p_value(&noise("histogram:16", "gaussian:1/8"), &sums);
+            assert!(p < 1e-6, "the sum fits one share's distribution: p = {p}");
+        }
+    }
+}

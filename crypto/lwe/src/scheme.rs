@@ -907,6 +907,7 @@ mod tests {
             },
             input_proofs,
             relation: Some(Relation::ReplaceOne),
+            trustee_noise: None,
         }
     }
 

@@ -1022,6 +1022,7 @@ mod tests {
             report_count: ReportCount::Exact(encryptions - 1),
             dp: DpMechanism::None,
             ciphertexts: lists.iter().map(CiphertextList::to_bytes).collect(),
+            trustee_noise: None,
         }
     }
 

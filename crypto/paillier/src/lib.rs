@@ -51,6 +51,7 @@ pub use proofs::{InputProofs, ProofError};
 #[cfg(feature = "aggregator")]
 pub use scheme::PaillierAggregator;
 pub use scheme::PaillierEncrypter;
+pub use scheme::{check_noise_contribution, encrypt_noise_contribution};
 #[cfg(feature = "gmp")]
 pub use scheme::{release_ciphertexts, unpack_release, PaillierDecrypter};
 #[cfg(feature = "gmp")]

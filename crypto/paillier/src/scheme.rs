@@ -13,7 +13,8 @@
 //! packed ciphertexts, stored concatenated. Summing, merging and releasing
 //! do not depend on proofs.
 
-use hetally_protocol::codec::Writer;
+use hetally_protocol::codec::{CodecError, Writer};
+use hetally_protocol::contribution::NoiseContribution;
 use hetally_protocol::roles::{Encrypter, ReportContext, SchemeError};
 use hetally_protocol::{Layout, Measurement, TaskDefinition};
 use rand_core::CryptoRngCore;
@@ -63,11 +64,22 @@ impl<B: Int> Task<B> {
             )));
         };
         let pk = PublicKey::<B>::from_bytes(&definition.public_key).map_err(config)?;
+        if let Some(trustees) = &definition.trustee_noise {
+            let n = pk.trustees().map_or(0, |(n, _)| n);
+            if u16::from(trustees.contributors) > n {
+                return Err(config(format!(
+                    "trustee noise from {} contributors needs a threshold key with at least as \
+                     many trustees; this key has {n}",
+                    trustees.contributors
+                )));
+            }
+        }
         let derived = slot_bits(
             pk.modulus_bits(),
             &definition.measurement,
             &definition.dp,
             definition.relation,
+            definition.trustee_noise.as_ref(),
             definition.max_batch_size,
         )?;
         if chosen != derived {
@@ -106,11 +118,19 @@ pub fn layout_for(
     measurement: &Measurement,
     dp: &hetally_dp::DpMechanism,
     relation: Option<hetally_dp::Relation>,
+    trustees: Option<hetally_dp::TrusteeNoise>,
     max_batch_size: u64,
 ) -> Result<Layout, SchemeError> {
     let pk = PublicKey::<num_bigint::BigInt>::from_bytes(public_key_file).map_err(config)?;
     Ok(Layout::Paillier {
-        slot_bits: slot_bits(pk.modulus_bits(), measurement, dp, relation, max_batch_size)?,
+        slot_bits: slot_bits(
+            pk.modulus_bits(),
+            measurement,
+            dp,
+            relation,
+            trustees.as_ref(),
+            max_batch_size,
+        )?,
     })
 }
 
@@ -119,6 +139,97 @@ pub fn layout_for(
 /// input proofs if it asks for them.
 pub fn check_definition(definition: &TaskDefinition) -> Result<(), SchemeError> {
     Task::<num_bigint::BigInt>::new(definition).map(|_| ())
+}
+
+/// A trustee's noise contribution to the release of `task_id`'s batch
+/// starting at `batch_start` (docs/protocol.md section 6.9): `noise` holds
+/// one share per measurement value, drawn by the caller from the task's
+/// share distribution (`hetally_dp::Noise::share`); it is packed in the
+/// task's slots and encrypted under its key.
+pub fn encrypt_noise_contribution(
+    definition: &TaskDefinition,
+    batch_start: u64,
+    trustee: u16,
+    noise: &[i128],
+    rng: &mut dyn CryptoRngCore,
+) -> Result<NoiseContribution, SchemeError> {
+    if definition.trustee_noise.is_none() {
+        return Err(config(
+            "this task's noise is drawn by the server, not by trustees".to_string(),
+        ));
+    }
+    let task = Task::<num_bigint::BigInt>::new(definition)?;
+    if noise.len() != task.measurement.len() {
+        return Err(config(format!(
+            "{} noise values for {} measurement values",
+            noise.len(),
+            task.measurement.len()
+        )));
+    }
+    let packed: Vec<num_bigint::BigInt> = task
+        .packing
+        .pack(noise)
+        .map_err(|e| config(format!("the noise does not fit the task's slots: {e}")))?;
+    let ciphertexts = packed
+        .iter()
+        .map(|m| {
+            let c = task.pk.encrypt_signed(m, rng).map_err(config)?;
+            Ok(task.pk.ciphertext_to_bytes(&c))
+        })
+        .collect::<Result<Vec<_>, SchemeError>>()?;
+    Ok(NoiseContribution {
+        task_id: definition.id().0,
+        batch_start,
+        trustee,
+        ciphertexts,
+    })
+}
+
+/// Decodes and checks a noise contribution a trustee uploaded for the
+/// release of `definition`'s batch starting at `batch_start`: it names
+/// this task, this batch and `trustee` (the one its token belongs to),
+/// carries exactly the release's number of ciphertexts, and each is a unit
+/// modulo n^2 of the key's length. What it encrypts cannot be checked; see
+/// docs/threshold.md ("What is not covered").
+pub fn check_noise_contribution(
+    definition: &TaskDefinition,
+    batch_start: u64,
+    trustee: u16,
+    bytes: &[u8],
+) -> Result<NoiseContribution, SchemeError> {
+    let bad = |s: String| SchemeError::Malformed(CodecError::invalid("noise contribution", s));
+    let task = Task::<num_bigint::BigInt>::new(definition)?;
+    let c = NoiseContribution::from_bytes(bytes)?;
+    if c.task_id != definition.id().0 {
+        return Err(bad("it was made for another task".into()));
+    }
+    if c.batch_start != batch_start {
+        return Err(bad(format!(
+            "it was made for the batch starting at {}, not {batch_start}",
+            c.batch_start
+        )));
+    }
+    if c.trustee != trustee {
+        return Err(bad(format!(
+            "it names trustee {}, but the token is trustee {trustee}'s",
+            c.trustee
+        )));
+    }
+    if c.ciphertexts.len() != task.ciphertext_count {
+        return Err(SchemeError::WrongCiphertextCount {
+            expected: task.ciphertext_count,
+            got: c.ciphertexts.len(),
+        });
+    }
+    for (index, bytes) in c.ciphertexts.iter().enumerate() {
+        task.pk
+            .ciphertext_from_bytes(bytes)
+            .map_err(|e| SchemeError::InvalidCiphertext {
+                index,
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(c)
 }
 
 /// The client's side of a Paillier task: encrypts (in the fast form) and

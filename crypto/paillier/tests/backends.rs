@@ -12,9 +12,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 fn definition(pk: &[u8], measurement: Measurement, input_proofs: bool) -> TaskDefinition {
-    let layout =
-        hetally_paillier::scheme::layout_for(pk, &measurement, &DpMechanism::None, None, 100_000)
-            .unwrap();
+    let layout = hetally_paillier::scheme::layout_for(
+        pk,
+        &measurement,
+        &DpMechanism::None,
+        None,
+        None,
+        100_000,
+    )
+    .unwrap();
     TaskDefinition {
         measurement,
         min_batch_size: 1,
@@ -26,6 +32,7 @@ fn definition(pk: &[u8], measurement: Measurement, input_proofs: bool) -> TaskDe
         layout,
         input_proofs,
         relation: None,
+        trustee_noise: None,
     }
 }
 

@@ -69,6 +69,7 @@ fn definition(measurement: Measurement, input_proofs: bool) -> TaskDefinition {
         &measurement,
         &DpMechanism::None,
         None,
+        None,
         1 << 20,
     )
     .unwrap();
@@ -83,6 +84,7 @@ fn definition(measurement: Measurement, input_proofs: bool) -> TaskDefinition {
         layout,
         input_proofs,
         relation: None,
+        trustee_noise: None,
     }
 }
 

@@ -11,8 +11,11 @@
 
 use thiserror::Error;
 
-use crate::codec::{self, CodecError, FileKind, Reader, Writer, AGGREGATE_FORMAT_VERSION};
-use crate::dp::{DpMechanism, Relation};
+use crate::codec::{
+    self, CodecError, FileKind, Reader, Writer, AGGREGATE_FORMAT_VERSION,
+    AGGREGATE_TRUSTEES_FORMAT_VERSION,
+};
+use crate::dp::{DpMechanism, Relation, TrusteeNoise};
 use crate::measurement::Measurement;
 use crate::scheme::Scheme;
 
@@ -294,6 +297,8 @@ pub struct AggregateFile {
     pub report_count: ReportCount,
     /// The noise added under encryption.
     pub dp: DpMechanism,
+    /// Set when the task's trustees drew the noise (a version-3 file).
+    pub trustee_noise: Option<TrusteeNoise>,
     /// The encrypted sums, in the scheme's ciphertext encoding.
     pub ciphertexts: Vec<Vec<u8>>,
 }
@@ -302,9 +307,10 @@ impl AggregateFile {
     /// The file encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        let version = match self.relation {
-            None => codec::FORMAT_VERSION,
-            Some(_) => AGGREGATE_FORMAT_VERSION,
+        let version = match (self.relation, self.trustee_noise) {
+            (None, _) => codec::FORMAT_VERSION,
+            (Some(_), None) => AGGREGATE_FORMAT_VERSION,
+            (Some(_), Some(_)) => AGGREGATE_TRUSTEES_FORMAT_VERSION,
         };
         codec::write_header_version(&mut w, FileKind::Aggregate, version);
         w.u8(self.scheme.to_byte());
@@ -315,6 +321,9 @@ impl AggregateFile {
         w.u64(self.batch_start).u64(self.batch_duration);
         if let Some(relation) = self.relation {
             relation.encode(&mut w);
+            if let Some(trustees) = &self.trustee_noise {
+                trustees.encode(&mut w);
+            }
         }
         // The count's 8 bytes: unsigned when exact, two's complement when
         // noisy (the relation says which).
@@ -346,6 +355,10 @@ impl AggregateFile {
             codec::FORMAT_VERSION => None,
             _ => Some(Relation::decode(&mut r)?),
         };
+        let trustee_noise = match version {
+            AGGREGATE_TRUSTEES_FORMAT_VERSION => Some(TrusteeNoise::decode(&mut r)?),
+            _ => None,
+        };
         let count = r.u64("report count")?;
         let report_count = match relation {
             Some(Relation::AddRemove) => ReportCount::Noisy(count as i64),
@@ -369,6 +382,7 @@ impl AggregateFile {
             relation,
             report_count,
             dp,
+            trustee_noise,
             ciphertexts,
         };
         file.check_layout()?;
@@ -376,6 +390,15 @@ impl AggregateFile {
     }
 
     fn check_layout(&self) -> Result<(), AggregateError> {
+        if self.trustee_noise.is_some()
+            && (self.relation != Some(Relation::ReplaceOne)
+                || !matches!(self.dp, DpMechanism::Gaussian { .. })
+                || self.scheme != Scheme::Paillier)
+        {
+            return Err(AggregateError::Layout(
+                "trustee noise is only for replace-one Paillier tasks with Gaussian noise".into(),
+            ));
+        }
         let noisy = matches!(self.report_count, ReportCount::Noisy(_));
         if noisy != (self.relation == Some(Relation::AddRemove)) {
             return Err(AggregateError::Layout(

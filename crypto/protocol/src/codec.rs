@@ -24,6 +24,10 @@ pub const FORMAT_VERSION: u8 = 1;
 /// (exact for replace-one, noisy for add/remove).
 pub const AGGREGATE_FORMAT_VERSION: u8 = 2;
 
+/// Format version of an aggregate of a task whose trustees draw its noise:
+/// version 2 with the trustee-noise bytes after the relation.
+pub const AGGREGATE_TRUSTEES_FORMAT_VERSION: u8 = 3;
+
 /// Errors from decoding untrusted bytes.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,7 +64,7 @@ pub enum CodecError {
     #[error("not a hetally file (bad magic bytes)")]
     BadMagic,
     /// The file was written by an unknown format version.
-    #[error("unsupported format version {found} (this build reads versions {FORMAT_VERSION} to {AGGREGATE_FORMAT_VERSION})")]
+    #[error("unsupported format version {found} (this build reads versions {FORMAT_VERSION} to {AGGREGATE_TRUSTEES_FORMAT_VERSION})")]
     UnsupportedVersion {
         /// Version byte found.
         found: u8,
@@ -274,6 +278,9 @@ pub enum FileKind {
     KeyShare,
     /// One trustee's partial decryption of a release, with proofs.
     PartialDecryption,
+    /// One trustee's encrypted noise for a pending release
+    /// ([`crate::contribution`]).
+    NoiseContribution,
 }
 
 impl FileKind {
@@ -285,6 +292,7 @@ impl FileKind {
             FileKind::ThresholdPublicKey => 4,
             FileKind::KeyShare => 5,
             FileKind::PartialDecryption => 6,
+            FileKind::NoiseContribution => 7,
         }
     }
 
@@ -296,6 +304,7 @@ impl FileKind {
             4 => FileKind::ThresholdPublicKey,
             5 => FileKind::KeyShare,
             6 => FileKind::PartialDecryption,
+            7 => FileKind::NoiseContribution,
             _ => return None,
         })
     }
@@ -309,6 +318,7 @@ impl FileKind {
             FileKind::ThresholdPublicKey => "threshold public key",
             FileKind::KeyShare => "key share",
             FileKind::PartialDecryption => "partial decryption",
+            FileKind::NoiseContribution => "noise contribution",
         }
     }
 }
@@ -328,7 +338,7 @@ pub fn write_header_version(w: &mut Writer, kind: FileKind, version: u8) {
 /// telling what a file is; decoding it checks the version for its kind).
 pub fn read_header(r: &mut Reader<'_>) -> Result<FileKind, CodecError> {
     let (kind, version) = read_header_unchecked(r)?;
-    if !(FORMAT_VERSION..=AGGREGATE_FORMAT_VERSION).contains(&version) {
+    if !(FORMAT_VERSION..=AGGREGATE_TRUSTEES_FORMAT_VERSION).contains(&version) {
         return Err(CodecError::UnsupportedVersion { found: version });
     }
     Ok(kind)
@@ -359,7 +369,7 @@ fn read_header_unchecked(r: &mut Reader<'_>) -> Result<(FileKind, u8), CodecErro
 
 fn check_version(kind: FileKind, version: u8) -> Result<(), CodecError> {
     let newest = match kind {
-        FileKind::Aggregate => AGGREGATE_FORMAT_VERSION,
+        FileKind::Aggregate => AGGREGATE_TRUSTEES_FORMAT_VERSION,
         _ => FORMAT_VERSION,
     };
     if !(FORMAT_VERSION..=newest).contains(&version) {

@@ -9,12 +9,14 @@
 mod mechanism;
 mod rational;
 mod relation;
+mod trustees;
 
 use thiserror::Error;
 
 pub use mechanism::{gaussian_eps_to_rho, zcdp_to_approx_dp, DpMechanism, MechanismSpec};
 pub use rational::Rational;
 pub use relation::{Relation, UnknownRelation};
+pub use trustees::TrusteeNoise;
 
 /// Errors from DP configuration, sampling, accounting and planning.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

@@ -18,6 +18,7 @@
 pub mod aggregate;
 pub mod api;
 pub mod codec;
+pub mod contribution;
 pub mod dp;
 pub mod keyfile;
 pub mod measurement;

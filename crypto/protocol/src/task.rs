@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::codec::{CodecError, FileKind, Reader, Writer};
-use crate::dp::{DpMechanism, Rational, Relation};
+use crate::dp::{DpMechanism, Rational, Relation, TrusteeNoise};
 use crate::keyfile::{self, MAX_KEY_FILE_BYTES};
 use crate::measurement::Measurement;
 use crate::scheme::{Layout, Scheme};
@@ -48,6 +48,10 @@ const TASK_ENCODING_V3: u8 = 3;
 /// Flag bit of [`TaskDefinition::input_proofs`] in version-2 and version-3
 /// encodings.
 const FLAG_INPUT_PROOFS: u8 = 1;
+
+/// Flag bit of [`TaskDefinition::trustee_noise`] in version-3 encodings:
+/// when set, its two bytes follow the relation byte.
+const FLAG_TRUSTEE_NOISE: u8 = 2;
 
 /// Largest canonical task definition accepted.
 pub const MAX_TASK_DEFINITION_BYTES: usize = 64 << 20;
@@ -170,6 +174,9 @@ pub struct TaskDefinition {
     /// [`crate::dp::Relation`]: its guarantee is replace-one's, at the
     /// sensitivity replace-one needs).
     pub relation: Option<Relation>,
+    /// Set when the trustees of a threshold key draw the DP noise, not the
+    /// server ([`TrusteeNoise`]).
+    pub trustee_noise: Option<TrusteeNoise>,
 }
 
 impl TaskDefinition {
@@ -220,6 +227,9 @@ impl TaskDefinition {
                     .into(),
             );
         }
+        if let Some(trustees) = &self.trustee_noise {
+            self.check_trustee_noise(trustees)?;
+        }
         if let Layout::Tfhe { crs_hash, .. } = &self.layout {
             if self.relation == Some(Relation::AddRemove) {
                 return invalid(
@@ -236,6 +246,38 @@ impl TaskDefinition {
                 }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// What a task with trustee noise needs besides `1 <= honest <=
+    /// contributors`: Gaussian noise (the distributed discrete Gaussian is
+    /// what is analysed), replace-one (an add/remove task's report count
+    /// would need noise at claim time, before any trustee is asked), and a
+    /// Paillier threshold key. That the key has at least `contributors`
+    /// trustees is checked by `hetally-schemes`, which reads the key.
+    fn check_trustee_noise(&self, trustees: &TrusteeNoise) -> Result<(), TaskError> {
+        let invalid = |s: &str| Err(TaskError::Invalid(format!("trustee noise: {s}")));
+        trustees
+            .check()
+            .map_err(|e| TaskError::Invalid(format!("trustee noise: {e}")))?;
+        if !matches!(self.dp, DpMechanism::Gaussian { .. }) {
+            return invalid(
+                "trustees draw discrete Gaussian shares, so the task's mechanism must be                  gaussian:RHO (or gaussian-eps:EPSILON:DELTA)",
+            );
+        }
+        if self.relation != Some(Relation::ReplaceOne) {
+            return invalid(
+                "a task with trustee noise uses the replace-one relation: under add/remove the                  report count needs noise when the batch is claimed, before trustees take part",
+            );
+        }
+        let (scheme, threshold) =
+            keyfile::read_public_key_header(&mut Reader::new(&self.public_key))
+                .map_err(|e| TaskError::Invalid(format!("the public key: {e}")))?;
+        if scheme != Scheme::Paillier || !threshold {
+            return invalid(
+                "only a Paillier threshold key has trustees (hetally-keytool keygen --trustees N                  --threshold T)",
+            );
         }
         Ok(())
     }
@@ -279,12 +321,18 @@ impl TaskDefinition {
         self.layout.encode(&mut w);
         match self.relation {
             Some(relation) => {
-                w.u8(if self.input_proofs {
-                    FLAG_INPUT_PROOFS
-                } else {
-                    0
-                });
+                let mut flags = 0;
+                if self.input_proofs {
+                    flags |= FLAG_INPUT_PROOFS;
+                }
+                if self.trustee_noise.is_some() {
+                    flags |= FLAG_TRUSTEE_NOISE;
+                }
+                w.u8(flags);
                 relation.encode(&mut w);
+                if let Some(trustees) = &self.trustee_noise {
+                    trustees.encode(&mut w);
+                }
             }
             None if self.input_proofs => {
                 w.u8(FLAG_INPUT_PROOFS);
@@ -325,10 +373,10 @@ impl TaskDefinition {
         let scheme = Scheme::from_byte(r.u8("scheme")?)?;
         let public_key = r.var_bytes(MAX_KEY_FILE_BYTES, "public key")?.to_vec();
         let layout = Layout::decode(scheme, &mut r)?;
-        let (input_proofs, relation) = match version {
-            TASK_ENCODING_V1 => (false, None),
+        let (input_proofs, relation, trustee_noise) = match version {
+            TASK_ENCODING_V1 => (false, None, None),
             TASK_ENCODING_V2 => match r.u8("task flags")? {
-                FLAG_INPUT_PROOFS => (true, None),
+                FLAG_INPUT_PROOFS => (true, None, None),
                 f => {
                     return Err(CodecError::invalid(
                         "task flags",
@@ -338,18 +386,24 @@ impl TaskDefinition {
                 }
             },
             _ => {
-                let proofs = match r.u8("task flags")? {
-                    0 => false,
-                    FLAG_INPUT_PROOFS => true,
-                    f => {
-                        return Err(CodecError::invalid(
-                            "task flags",
-                            format!("{f:#04x}: only 0x01 (input proofs) is defined"),
-                        )
-                        .into())
-                    }
+                let flags = r.u8("task flags")?;
+                if flags & !(FLAG_INPUT_PROOFS | FLAG_TRUSTEE_NOISE) != 0 {
+                    return Err(CodecError::invalid(
+                        "task flags",
+                        format!(
+                            "{flags:#04x}: only 0x01 (input proofs) and 0x02 (trustee noise) \
+                             are defined"
+                        ),
+                    )
+                    .into());
+                }
+                let relation = Relation::decode(&mut r)?;
+                let trustees = if flags & FLAG_TRUSTEE_NOISE != 0 {
+                    Some(TrusteeNoise::decode(&mut r)?)
+                } else {
+                    None
                 };
-                (proofs, Some(Relation::decode(&mut r)?))
+                (flags & FLAG_INPUT_PROOFS != 0, Some(relation), trustees)
             }
         };
         r.finish("task definition")?;
@@ -364,6 +418,7 @@ impl TaskDefinition {
             layout,
             input_proofs,
             relation,
+            trustee_noise,
         };
         task.check()?;
         Ok(task)
@@ -418,6 +473,7 @@ mod tests {
             layout: Layout::Paillier { slot_bits: 20 },
             input_proofs,
             relation,
+            trustee_noise: None,
         }
     }
 

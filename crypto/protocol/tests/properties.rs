@@ -152,6 +152,7 @@ fn definition_with(
                     layout,
                     input_proofs,
                     relation,
+                    trustee_noise: None,
                 })
             },
         )
@@ -214,6 +215,7 @@ fn aggregate_with(
                     },
                     dp,
                     ciphertexts,
+                    trustee_noise: None,
                 }
             },
         )

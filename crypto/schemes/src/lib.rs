@@ -28,7 +28,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hetally_dp::{DpMechanism, Relation};
+use hetally_dp::{DpMechanism, Relation, TrusteeNoise};
 use hetally_protocol::aggregate::{AggregateError, AggregateFile};
 use hetally_protocol::codec::{CodecError, FileKind};
 use hetally_protocol::keyfile;
@@ -60,11 +60,15 @@ fn not_built(scheme: Scheme) -> SchemeError {
 
 /// The layout (and, for a TFHE task with input proofs, the CRS) a new task
 /// with this public key file gets: derived from the task, never chosen.
+// Every argument is one the layout depends on; `define_task` is the
+// grouped entry point.
+#[allow(clippy::too_many_arguments)]
 pub fn new_task_layout(
     public_key_file: &[u8],
     measurement: &Measurement,
     dp: &DpMechanism,
     relation: Option<Relation>,
+    trustee_noise: Option<TrusteeNoise>,
     max_batch_size: u64,
     input_proofs: bool,
     rng: &mut dyn CryptoRngCore,
@@ -77,12 +81,20 @@ pub fn new_task_layout(
                 measurement,
                 dp,
                 relation,
+                trustee_noise,
                 max_batch_size,
             )?,
             None,
         )),
         #[cfg(feature = "tfhe")]
         Scheme::Tfhe => {
+            if trustee_noise.is_some() {
+                return Err(SchemeError::Config(
+                    "trustee noise needs a Paillier threshold key: TFHE keys have no trustees \
+                     in hetally-keytool"
+                        .into(),
+                ));
+            }
             let (layout, crs) = hetally_lwe::scheme::layout_for(
                 public_key_file,
                 measurement,
@@ -96,7 +108,7 @@ pub fn new_task_layout(
         }
         #[allow(unreachable_patterns)]
         other => {
-            let _ = input_proofs;
+            let _ = (input_proofs, trustee_noise);
             Err(not_built(other))
         }
     }
@@ -125,6 +137,9 @@ pub struct TaskParams {
     /// declares one; `None` only reproduces a task made before relations
     /// were declared).
     pub relation: Option<Relation>,
+    /// Noise drawn by the trustees of a threshold key instead of the
+    /// server.
+    pub trustee_noise: Option<TrusteeNoise>,
 }
 
 /// Defines a new task: derives its layout from the key and the parameters
@@ -153,6 +168,7 @@ pub fn define_task(
         &params.measurement,
         &params.dp,
         params.relation,
+        params.trustee_noise,
         max_batch_size,
         params.input_proofs,
         rng,
@@ -168,6 +184,7 @@ pub fn define_task(
         layout,
         input_proofs: params.input_proofs,
         relation: params.relation,
+        trustee_noise: params.trustee_noise,
     };
     definition
         .check()

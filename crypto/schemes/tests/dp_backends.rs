@@ -111,6 +111,7 @@ fn batch(scheme: Scheme, measurement: &str, dp: &str, rng: &mut ChaCha20Rng) -> 
         &measurement,
         &dp,
         Some(Relation::ReplaceOne),
+        None,
         max_batch_size,
         false,
         rng,
@@ -127,6 +128,7 @@ fn batch(scheme: Scheme, measurement: &str, dp: &str, rng: &mut ChaCha20Rng) -> 
         layout,
         input_proofs: false,
         relation: Some(Relation::ReplaceOne),
+        trustee_noise: None,
     };
     definition.check().unwrap();
     let encrypter = hetally_schemes::encrypter(&definition, None).unwrap();
@@ -191,6 +193,7 @@ fn release_and_decrypt(
         report_count: ReportCount::Exact(REPORTS as u64),
         dp: batch.dp.clone(),
         ciphertexts,
+        trustee_noise: None,
     };
     let file = AggregateFile::from_bytes(&file.to_bytes()).unwrap();
     let values = key(batch.scheme).decrypt(&file).unwrap();

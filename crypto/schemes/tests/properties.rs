@@ -121,6 +121,7 @@ fn define(
         &measurement,
         &DpMechanism::None,
         relation,
+        None,
         max_batch_size,
         input_proofs,
         &mut rng,
@@ -137,6 +138,7 @@ fn define(
         layout,
         input_proofs,
         relation,
+        trustee_noise: None,
     };
     definition.check().unwrap();
     (definition, crs)
@@ -436,6 +438,7 @@ impl<A: Aggregator> Fixture<A> {
             report_count: ReportCount::Exact(reports),
             dp: self.definition.dp.clone(),
             ciphertexts,
+            trustee_noise: None,
         };
         let back = AggregateFile::from_bytes(&file.to_bytes()).unwrap();
         assert_eq!(back, file);

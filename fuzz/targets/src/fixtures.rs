@@ -68,6 +68,7 @@ fn task(key: &SecretKeyFile, measurement: &str, proofs: bool, stream: u64) -> Ta
         budget: None,
         input_proofs: proofs,
         relation: Some(Relation::ReplaceOne),
+        trustee_noise: None,
     };
     let (definition, crs) =
         hetally_schemes::define_task(key.public_key().to_bytes(), params, 1000, &mut rng(stream))

@@ -80,6 +80,7 @@ fn aggregate(task: &Task, reports: u64, noise: i128, relation_none: bool) -> Vec
         report_count: ReportCount::Exact(reports),
         dp: DpMechanism::None,
         ciphertexts,
+        trustee_noise: None,
     }
     .to_bytes()
 }

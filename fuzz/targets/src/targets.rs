@@ -305,6 +305,7 @@ pub fn json_body(data: &[u8]) {
                 budget: task.budget,
                 input_proofs: task.input_proofs,
                 relation: Some(task.relation),
+                trustee_noise: None,
             };
             let defined =
                 hetally_schemes::define_task(task.public_key, params, 1000, &mut fixtures::rng(0));
@@ -469,6 +470,7 @@ pub fn upload(data: &[u8]) {
         report_count: ReportCount::Exact(1),
         dp: task.definition.dp.clone(),
         ciphertexts,
+        trustee_noise: None,
     };
     let decrypted = fixtures::key(file.scheme).decrypt(&file);
     if intact {

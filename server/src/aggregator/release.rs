@@ -143,6 +143,16 @@ impl Aggregator {
         start: u64,
         duration: u64,
     ) -> Result<ReleaseOutcome, Error> {
+        if task.definition.trustee_noise.is_some() {
+            // The server must never draw such a task's noise itself, and it
+            // cannot hold the release open for its trustees yet: refuse
+            // before anything is claimed or spent.
+            return Err(Error::InvalidTask(
+                "this task's DP noise is drawn by its trustees, and this server does not run the \
+                 trustee noise round: its releases cannot be made here"
+                    .into(),
+            ));
+        }
         let now = self.clock.now_i64();
         let precision = task.definition.time_precision;
         if duration == 0
@@ -324,6 +334,7 @@ impl Aggregator {
             report_count,
             dp: def.dp.clone(),
             ciphertexts,
+            trustee_noise: None,
         }
         .to_bytes())
     }

@@ -27,11 +27,13 @@ use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::mpsc;
 
 use super::{
-    BatchChunk, BatchRead, ClaimDecision, ClaimFacts, GcDeleted, InsertOutcome, JobLease,
-    NewReport, ReleaseRecord, ReleaseState, StoreConfig, StoreError, TaskRecord,
+    BatchChunk, BatchRead, ClaimDecision, ClaimFacts, ContributionOutcome, GcDeleted,
+    InsertOutcome, JobLease, NewContribution, NewReport, ReleaseRecord, ReleaseState, StoreConfig,
+    StoreError, TaskRecord,
 };
 use super::{OldestUnassigned, PoolUse};
 use crate::lease::{self, JobTable, KeyKind, KeyValue, Lease, LeasePolicy};
+use sha2::{Digest, Sha256};
 
 /// The HE aggregation jobs, as [`crate::lease`] sees them.
 const AGGREGATION_JOBS: JobTable = JobTable {
@@ -150,11 +152,25 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         crs: row.try_get("crs")?,
         report_expiry_age: to_u64(row.try_get("report_expiry_age")?, "report expiry age")?,
+        trustee_token_hashes: row
+            .try_get::<Option<Vec<u8>>, _>("trustee_token_hashes")?
+            .map(|bytes| {
+                if bytes.is_empty() || bytes.len() % 32 != 0 {
+                    return Err(StoreError::Corrupt(
+                        "trustee token hashes are not a list of 32-byte hashes".into(),
+                    ));
+                }
+                Ok(bytes
+                    .chunks_exact(32)
+                    .map(|c| c.try_into().expect("32-byte chunks"))
+                    .collect())
+            })
+            .transpose()?,
     })
 }
 
-const TASK_COLUMNS: &str =
-    "task_id, definition, collector_token_hash, budget_spent, created_at, crs, report_expiry_age";
+const TASK_COLUMNS: &str = "task_id, definition, collector_token_hash, budget_spent, created_at, \
+     crs, report_expiry_age, trustee_token_hashes";
 
 const RELEASE_COLUMNS: &str =
     "task_id, batch_start, batch_duration, report_count, noisy_report_count, state, mechanism, \
@@ -336,7 +352,7 @@ impl SqlStore {
     pub(super) async fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
         let sql = self.sql(
             "INSERT INTO tasks (task_id, definition, collector_token_hash, budget_spent, created_at, \
-             crs, report_expiry_age) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             crs, report_expiry_age, trustee_token_hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (task_id) DO NOTHING",
         );
         let result = sqlx::query(&sql)
@@ -347,6 +363,7 @@ impl SqlStore {
             .bind(task.created_at)
             .bind(task.crs.clone())
             .bind(to_i64(task.report_expiry_age, "report expiry age")?)
+            .bind(task.trustee_token_hashes.as_ref().map(|h| h.concat()))
             .execute(&self.writer)
             .await?;
         if result.rows_affected() == 0 {
@@ -777,8 +794,195 @@ impl SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // A trustee-noise release: its noise-free sum and the encrypted
+        // shares go with the transaction that publishes their product.
+        sqlx::query(&self.sql("DELETE FROM release_sums WHERE task_id = ?1 AND batch_start = ?2"))
+            .bind(task_id.0.to_vec())
+            .bind(to_i64(start, "batch start")?)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&self.sql(
+            "UPDATE noise_contributions SET contribution = NULL \
+             WHERE task_id = ?1 AND batch_start = ?2",
+        ))
+        .bind(task_id.0.to_vec())
+        .bind(to_i64(start, "batch start")?)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.get_release(task_id, start).await
+    }
+
+    pub(super) async fn put_release_sum(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+        sum: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        sqlx::query(&self.sql(
+            "INSERT INTO release_sums (task_id, batch_start, sum, computed_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (task_id, batch_start) DO NOTHING",
+        ))
+        .bind(task_id.0.to_vec())
+        .bind(to_i64(start, "batch start")?)
+        .bind(sum.to_vec())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let stored: Vec<u8> = sqlx::query(
+            &self.sql("SELECT sum FROM release_sums WHERE task_id = ?1 AND batch_start = ?2"),
+        )
+        .bind(task_id.0.to_vec())
+        .bind(to_i64(start, "batch start")?)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("sum")?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    pub(super) async fn release_sum(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query(
+            &self.sql("SELECT sum FROM release_sums WHERE task_id = ?1 AND batch_start = ?2"),
+        )
+        .bind(task_id.0.to_vec())
+        .bind(to_i64(start, "batch start")?)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.map(|r| r.try_get("sum")).transpose()?)
+    }
+
+    pub(super) async fn add_noise_contribution(
+        &self,
+        c: &NewContribution<'_>,
+        needed: usize,
+    ) -> Result<ContributionOutcome, StoreError> {
+        let id = c.task_id.0.to_vec();
+        let start = to_i64(c.batch_start, "batch start")?;
+        let digest: Vec<u8> = Sha256::digest(c.bytes).to_vec();
+        let mut tx = self.writer.begin_with(self.dialect.begin_write()).await?;
+        // Lock the release row (PostgreSQL), so that two trustees' uploads
+        // and a finishing request are ordered.
+        let state: Option<String> = sqlx::query(&self.sql(&format!(
+            "SELECT state FROM releases WHERE task_id = ?1 AND batch_start = ?2{}",
+            self.dialect.lock(" FOR UPDATE")
+        )))
+        .bind(id.clone())
+        .bind(start)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get("state"))
+        .transpose()?;
+        let Some(state) = state else {
+            return Ok(ContributionOutcome::NoRelease);
+        };
+        let earlier: Option<Vec<u8>> = sqlx::query(&self.sql(
+            "SELECT digest FROM noise_contributions \
+             WHERE task_id = ?1 AND batch_start = ?2 AND trustee = ?3",
+        ))
+        .bind(id.clone())
+        .bind(start)
+        .bind(i64::from(c.trustee))
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get("digest"))
+        .transpose()?;
+        if let Some(earlier) = earlier {
+            return Ok(if earlier == digest {
+                ContributionOutcome::AlreadyStored
+            } else {
+                ContributionOutcome::Conflict
+            });
+        }
+        if state != ReleaseState::Pending.name() {
+            return Ok(if state == ReleaseState::Done.name() {
+                ContributionOutcome::Full
+            } else {
+                ContributionOutcome::NoRelease
+            });
+        }
+        let have: i64 = sqlx::query(&self.sql(
+            "SELECT COUNT(*) AS n FROM noise_contributions WHERE task_id = ?1 AND batch_start = ?2",
+        ))
+        .bind(id.clone())
+        .bind(start)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        let have = usize::try_from(have).unwrap_or(usize::MAX);
+        if have >= needed {
+            return Ok(ContributionOutcome::Full);
+        }
+        sqlx::query(&self.sql(
+            "INSERT INTO noise_contributions \
+             (task_id, batch_start, trustee, digest, contribution, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        ))
+        .bind(id)
+        .bind(start)
+        .bind(i64::from(c.trustee))
+        .bind(digest)
+        .bind(c.bytes.to_vec())
+        .bind(c.now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ContributionOutcome::Stored(have + 1))
+    }
+
+    pub(super) async fn noise_contributions(
+        &self,
+        task_id: &TaskId,
+        start: u64,
+    ) -> Result<Vec<(u16, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT trustee, contribution FROM noise_contributions \
+             WHERE task_id = ?1 AND batch_start = ?2 AND contribution IS NOT NULL ORDER BY trustee",
+        ))
+        .bind(task_id.0.to_vec())
+        .bind(to_i64(start, "batch start")?)
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let trustee: i64 = r.try_get("trustee")?;
+                Ok((
+                    u16::try_from(trustee)
+                        .map_err(|_| StoreError::Corrupt("trustee index out of range".into()))?,
+                    r.try_get("contribution")?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) async fn list_noise_contributions(
+        &self,
+        task_id: &TaskId,
+    ) -> Result<Vec<(u64, u16, i64)>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT batch_start, trustee, received_at FROM noise_contributions \
+             WHERE task_id = ?1 ORDER BY batch_start, received_at, trustee",
+        ))
+        .bind(task_id.0.to_vec())
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let trustee: i64 = r.try_get("trustee")?;
+                Ok((
+                    to_u64(r.try_get("batch_start")?, "batch start")?,
+                    u16::try_from(trustee)
+                        .map_err(|_| StoreError::Corrupt("trustee index out of range".into()))?,
+                    r.try_get("received_at")?,
+                ))
+            })
+            .collect()
     }
 
     pub(super) async fn list_releases(

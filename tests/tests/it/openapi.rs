@@ -1265,6 +1265,7 @@ fn check_layout_fields(info: &TaskInfo) -> TaskDefinition {
                 &def.measurement,
                 &def.dp,
                 def.relation,
+                def.trustee_noise.as_ref(),
                 def.max_batch_size,
             )
             .unwrap();

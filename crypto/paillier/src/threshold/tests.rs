@@ -1089,3 +1089,116 @@ fn generate_threshold_makes_a_working_2048_bit_key() {
     assert_eq!(out.plaintexts, vec![m]);
     assert_eq!(out.used, vec![2, 3]);
 }
+
+/// A trustee-noise task (docs/threshold.md, "Distributed noise") under the
+/// 3-of-5 key: histogram:16, gaussian:1/8, noise from 3 trustees.
+fn trustee_noise_task(key: &ThresholdPublicKey) -> hetally_protocol::TaskDefinition {
+    use hetally_dp::{DpMechanism, Relation, TrusteeNoise};
+    let measurement: hetally_protocol::Measurement = "histogram:16".parse().unwrap();
+    let dp: DpMechanism = "gaussian:1/8".parse().unwrap();
+    let trustees = TrusteeNoise {
+        contributors: 3,
+        honest: 1,
+    };
+    let public_key = key.to_bytes();
+    let relation = Some(Relation::ReplaceOne);
+    let layout = crate::scheme::layout_for(
+        &public_key,
+        &measurement,
+        &dp,
+        relation,
+        Some(trustees),
+        1000,
+    )
+    .unwrap();
+    let definition = hetally_protocol::TaskDefinition {
+        measurement,
+        min_batch_size: 1,
+        max_batch_size: 1000,
+        time_precision: 60,
+        dp,
+        budget: Some("1".parse().unwrap()),
+        public_key,
+        layout,
+        input_proofs: false,
+        relation,
+        trustee_noise: Some(trustees),
+    };
+    definition.check().unwrap();
+    crate::scheme::check_definition(&definition).unwrap();
+    definition
+}
+
+#[test]
+fn noise_contributions_add_encrypted_shares_the_trustees_can_decrypt() {
+    let (key, shares) = three_of_five();
+    let definition = trustee_noise_task(key);
+    let pk = key.public_key();
+    let hetally_protocol::Layout::Paillier { slot_bits } = definition.layout else {
+        panic!("a Paillier layout")
+    };
+    let packing = Packing::new(slot_bits, pk.modulus_bits()).unwrap();
+    let mut rng = rng(404);
+    // The release's sum: bucket i holds i reports.
+    let counts: Vec<i128> = (0..16).collect();
+    let mut acc: Vec<Integer> = packing
+        .pack::<Integer>(&counts)
+        .unwrap()
+        .iter()
+        .map(|m| pk.encrypt(m, &mut rng).unwrap().as_integer().clone())
+        .collect();
+    // Three trustees' shares, encrypted and checked as the server checks.
+    let mut total = vec![0i128; 16];
+    for trustee in [1u16, 3, 5] {
+        let noise: Vec<i128> = (0..16)
+            .map(|i| (i as i128 - 8) * i128::from(trustee))
+            .collect();
+        for (t, n) in total.iter_mut().zip(&noise) {
+            *t += n;
+        }
+        let c =
+            crate::encrypt_noise_contribution(&definition, 600, trustee, &noise, &mut rng).unwrap();
+        let bytes = c.to_bytes();
+        let checked = crate::check_noise_contribution(&definition, 600, trustee, &bytes).unwrap();
+        assert_eq!(checked, c);
+        // Bound to its batch and its trustee; its ciphertexts are checked.
+        assert!(crate::check_noise_contribution(&definition, 660, trustee, &bytes).is_err());
+        assert!(crate::check_noise_contribution(&definition, 600, 2, &bytes).is_err());
+        let mut short = c.clone();
+        short.ciphertexts.pop();
+        assert!(
+            crate::check_noise_contribution(&definition, 600, trustee, &short.to_bytes()).is_err()
+        );
+        let mut zero = c.clone();
+        zero.ciphertexts[0] = vec![0; pk.ciphertext_len()];
+        assert!(
+            crate::check_noise_contribution(&definition, 600, trustee, &zero.to_bytes()).is_err()
+        );
+        for (a, ct) in acc.iter_mut().zip(&c.ciphertexts) {
+            let ct = pk.ciphertext_from_bytes(ct).unwrap();
+            *a = Integer::from(&*a * ct.as_integer()) % pk.n_squared();
+        }
+    }
+    // Three trustees decrypt the noisy sum: counts plus the summed shares.
+    let cts: Vec<Ciphertext<Integer>> = acc
+        .into_iter()
+        .map(|c| pk.validate_ciphertext(c).unwrap())
+        .collect();
+    let parts: Vec<PartialDecryption> = [0usize, 2, 4]
+        .iter()
+        .map(|&i| shares[i].partial_decrypt(&cts, CONTEXT, &mut rng).unwrap())
+        .collect();
+    let out = key.combine(&cts, CONTEXT, &parts).unwrap();
+    let signed: Vec<Integer> = out
+        .plaintexts
+        .into_iter()
+        .map(|m| pk.to_signed(m))
+        .collect();
+    let values = packing.unpack(&signed, 16).unwrap();
+    let expected: Vec<i128> = counts.iter().zip(&total).map(|(c, n)| c + n).collect();
+    assert_eq!(values, expected);
+    // A task whose server draws the noise takes no contributions.
+    let mut server_noise = definition.clone();
+    server_noise.trustee_noise = None;
+    assert!(crate::encrypt_noise_contribution(&server_noise, 600, 1, &[0; 16], &mut rng).is_err());
+}
