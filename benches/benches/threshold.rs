@@ -8,7 +8,12 @@
 //!   `histogram:1024` release (every ciphertext, with its proof), on the
 //!   whole rayon pool as `hetally-keytool partial-decrypt` runs it;
 //! * `combine`: verifying three trustees' partials of that release and
-//!   combining them, as `hetally-keytool combine` does.
+//!   combining them, as `hetally-keytool combine` does;
+//! * `contribute_noise`: one trustee's noise contribution to a
+//!   `histogram:1024` release of a task whose trustees draw the noise
+//!   (`gaussian:1/8`, 3 contributors): drawing 1,024 discrete Gaussian
+//!   shares and encrypting them packed, as `hetally-client
+//!   contribute-noise` does before it uploads (`noise_contribution`).
 //!
 //! The size of one partial decryption file is printed. Fixed seeds. Run
 //! with `cargo bench -p hetally-benches --bench threshold`.
@@ -78,6 +83,32 @@ fn threshold(c: &mut Criterion) {
             assert_eq!(out.plaintexts[1], 1);
             black_box(out)
         })
+    });
+
+    // Trustee noise: the same key, a task whose 3 trustees draw the noise.
+    let params = hetally_schemes::TaskParams {
+        measurement,
+        min_batch_size: 1,
+        max_batch_size: Some(1_000_000),
+        time_precision: 60,
+        dp: "gaussian:1/8".parse().unwrap(),
+        budget: Some("10".parse().unwrap()),
+        input_proofs: true,
+        relation: Some(hetally_dp::Relation::ReplaceOne),
+        trustee_noise: Some(hetally_dp::TrusteeNoise {
+            contributors: 3,
+            honest: 1,
+        }),
+    };
+    let (noisy, _) =
+        hetally_schemes::define_task(key.to_bytes(), params, 1_000_000, &mut rng).unwrap();
+    let file = hetally_client::noise_contribution(&noisy, 0, 1).unwrap();
+    eprintln!(
+        "histogram:1024 with trustee noise: one noise contribution file is {} bytes",
+        file.len()
+    );
+    g.bench_function("contribute_noise/histogram1024", |b| {
+        b.iter(|| black_box(hetally_client::noise_contribution(&noisy, 0, 1).unwrap()))
     });
     g.finish();
 }

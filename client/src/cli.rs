@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -19,7 +20,7 @@ use serde_json::json;
 use crate::simulate::random_seed;
 use crate::{
     fetch_task_with, parse_server_url, parse_server_urls, simulate, AdminClient, Client,
-    ClientError, ClientOptions, CollectorClient, RetryPolicy, SimulateOptions,
+    ClientError, ClientOptions, CollectorClient, RetryPolicy, SimulateOptions, TrusteeClient,
 };
 use hetally_client_core::Arithmetic;
 
@@ -69,6 +70,19 @@ enum Command {
     ///
     /// Example: hetally-client collect --server http://127.0.0.1:8080 --task TASK_ID --token-file collector.token --start 1700000000 --duration 3600 --out batch.agg
     Collect(CollectArgs),
+    /// Trustees: draw this trustee's DP noise for a pending release,
+    /// encrypt it under the task's key and upload it.
+    ///
+    /// For a task whose trustees draw its noise (task create
+    /// --trustee-noise). After the collector's `collect` has claimed the
+    /// batch (it answers that the release waits for noise), each
+    /// contributing trustee runs this once with its own token; the shares
+    /// are drawn from the operating system's randomness, never written
+    /// anywhere, and only their encryption leaves this machine. Running it
+    /// again for the same release is refused (a trustee contributes once).
+    ///
+    /// Example: hetally-client contribute-noise --server https://hetally.example --task TASK_ID --start 1700000000 --trustee 2 --token-file trustee-2.token
+    ContributeNoise(ContributeNoiseArgs),
     /// Show a task's releases: the audit log (time, interval, reports,
     /// mechanism, budget spent and left).
     Releases(CollectorArgs),
@@ -90,7 +104,7 @@ enum TaskCommand {
     /// file with mode 0600).
     ///
     /// Example: hetally-client task create --server http://127.0.0.1:8080 --admin-token-file hetally-data/admin.token --public-key keys/collector.pk --measurement histogram:11 --min-batch-size 100 --time-precision 60
-    Create(TaskCreateArgs),
+    Create(Box<TaskCreateArgs>),
     /// Show a task, after checking its definition hashes to its id.
     Get(TaskGetArgs),
     /// List every task (needs the admin token).
@@ -168,6 +182,20 @@ struct TaskCreateArgs {
     /// --report-expiry-age-secs, 7 days].
     #[arg(long)]
     report_expiry_age_secs: Option<u64>,
+    /// Have the trustees of a threshold key draw the DP noise instead of
+    /// the server: CONTRIBUTORS (distinct trustees who each add a share to
+    /// every release) or CONTRIBUTORS/HONEST (how many of them the
+    /// guarantee assumes honest; default 1, each share then carries the
+    /// whole noise). Needs --dp gaussian:RHO, replace-one and a key from
+    /// `hetally-keytool keygen --trustees N --threshold T`. The server
+    /// issues one token per trustee (see --trustee-tokens-out). See
+    /// docs/threshold.md.
+    #[arg(long, value_name = "CONTRIBUTORS[/HONEST]")]
+    trustee_noise: Option<String>,
+    /// With --trustee-noise: write trustee I's token to DIR/trustee-I.token
+    /// (mode 0600) instead of printing the tokens.
+    #[arg(long, value_name = "DIR")]
+    trustee_tokens_out: Option<PathBuf>,
     /// Also write the collector token to this file (mode 0600).
     #[arg(long)]
     token_out: Option<PathBuf>,
@@ -294,6 +322,35 @@ struct CollectArgs {
     /// Overwrite OUT if it exists.
     #[arg(long)]
     force: bool,
+    /// A task whose trustees draw its noise: keep asking, as the server's
+    /// Retry-After says, for up to this many seconds while the release
+    /// waits for their contributions. Without it (0) the command exits
+    /// with code 6 and says how many have contributed.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    wait: u64,
+}
+
+#[derive(Debug, Args)]
+struct ContributeNoiseArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// The task id. Ids are base64url and may start with '-':
+    /// `--task -abc…` and `--task=-abc…` both work.
+    #[arg(long, allow_hyphen_values = true)]
+    task: String,
+    /// The release's batch start, Unix seconds (what the collector asked
+    /// for).
+    #[arg(long)]
+    start: u64,
+    /// This trustee's index, as in its key share (trustee-I.share).
+    #[arg(long)]
+    trustee: u16,
+    /// File holding this trustee's token (from task create).
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Print the server's receipt as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Errors of the command line: a message and an exit code.
@@ -312,6 +369,7 @@ impl From<ClientError> for CliError {
             ClientError::Unreachable { .. } => 3,
             ClientError::Server { .. } => 4,
             ClientError::Task(_) => 5,
+            ClientError::AwaitingNoise(_) => 6,
             _ => 1,
         };
         CliError {
@@ -411,7 +469,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         #[cfg(feature = "dap")]
         Command::Dap(c) => crate::dap_cli::run(c, options).await,
-        Command::Task(TaskCommand::Create(a)) => task_create(a, options).await,
+        Command::Task(TaskCommand::Create(a)) => task_create(*a, options).await,
         Command::Task(TaskCommand::Get(a)) => {
             let (info, _) =
                 fetch_task_with(&server(&a.server)?, &task_id(&a.task)?, options).await?;
@@ -474,7 +532,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 read_token(&a.token_file)?,
                 options,
             )?;
-            let release = collector.release(a.start, a.duration).await?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(a.wait);
+            let release = loop {
+                match collector.release(a.start, a.duration).await {
+                    Err(ClientError::AwaitingNoise(w)) if std::time::Instant::now() < deadline => {
+                        eprintln!(
+                            "waiting for the trustees' noise: {} of {} contributions",
+                            w.contributions, w.needed
+                        );
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        tokio::time::sleep(left.min(Duration::from_secs(2))).await;
+                    }
+                    other => break other?,
+                }
+            };
             keyfile::write_public_file(&a.out, &release.aggregate, a.force).map_err(|e| {
                 CliError {
                     message: e.to_string(),
@@ -493,6 +564,36 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 a.out.display(),
                 release.aggregate.len()
             );
+            Ok(())
+        }
+        Command::ContributeNoise(a) => {
+            if a.trustee == 0 {
+                return Err(usage(
+                    "trustees are numbered from 1 (--trustee 1 is the first)",
+                ));
+            }
+            let trustee = TrusteeClient::with_options(
+                server(&a.server)?,
+                task_id(&a.task)?,
+                a.trustee,
+                read_token(&a.token_file)?,
+                options,
+            )?;
+            let (receipt, created) = trustee.contribute(a.start, options).await?;
+            if a.json {
+                print_json(&receipt);
+            } else {
+                let what = if created {
+                    "stored"
+                } else {
+                    "already stored (the same file)"
+                };
+                println!(
+                    "trustee {}'s noise for the batch starting at {}: {what}; the release has {} \
+                     of the {} contributions it takes",
+                    receipt.trustee, a.start, receipt.contributions, receipt.needed
+                );
+            }
             Ok(())
         }
         Command::Releases(a) => {
@@ -594,8 +695,25 @@ async fn task_create(a: TaskCreateArgs, options: &ClientOptions) -> Result<(), C
             input_proofs: Some(!a.no_input_proofs),
             relation: Some(a.relation.name().to_string()),
             report_expiry_age: a.report_expiry_age_secs,
+            trustee_noise: a.trustee_noise.clone(),
         })
         .await?;
+    let trustee_tokens = response.trustee_tokens.clone().unwrap_or_default();
+    if let Some(dir) = &a.trustee_tokens_out {
+        fs::create_dir_all(dir).map_err(|e| CliError {
+            message: format!("cannot create {}: {e}", dir.display()),
+            code: 3,
+        })?;
+        for (i, token) in trustee_tokens.iter().enumerate() {
+            let path = dir.join(format!("trustee-{}.token", i + 1));
+            keyfile::write_private_file(&path, format!("{token}\n").as_bytes(), false).map_err(
+                |e| CliError {
+                    message: e.to_string(),
+                    code: 3,
+                },
+            )?;
+        }
+    }
     if let Some(path) = &a.token_out {
         keyfile::write_private_file(
             path,
@@ -608,15 +726,36 @@ async fn task_create(a: TaskCreateArgs, options: &ClientOptions) -> Result<(), C
         })?;
     }
     if a.json {
-        print_json(
-            &json!({ "task_id": response.task_id, "collector_token": response.collector_token }),
-        );
+        let mut out =
+            json!({ "task_id": response.task_id, "collector_token": response.collector_token });
+        if a.trustee_tokens_out.is_none() && !trustee_tokens.is_empty() {
+            out["trustee_tokens"] = json!(trustee_tokens);
+        }
+        print_json(&out);
     } else {
         print_task(&response.task);
         println!("collector token: {}", response.collector_token);
         println!(
             "(the collector token is shown only once: give it to the collector and keep it secret)"
         );
+        if !trustee_tokens.is_empty() {
+            match &a.trustee_tokens_out {
+                Some(dir) => println!(
+                    "trustee tokens: {}/trustee-1.token .. trustee-{}.token (give each to its \
+                     trustee only)",
+                    dir.display(),
+                    trustee_tokens.len()
+                ),
+                None => {
+                    for (i, token) in trustee_tokens.iter().enumerate() {
+                        println!("trustee {} token: {token}", i + 1);
+                    }
+                    println!(
+                        "(each trustee token is shown only once: give it to its trustee only)"
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -29,11 +29,13 @@ use base64::Engine;
 use hetally_client_core::retry::{parse_retry_after, Attempt, Outcome};
 use hetally_client_core::{Arithmetic, CoreError, Task};
 use hetally_protocol::api::{
-    CreateTaskRequest, CreateTaskResponse, Problem, ReleaseList, ReleaseRequest, TaskInfo,
-    TaskList, TaskStatusInfo,
+    AwaitingNoise, CreateTaskRequest, CreateTaskResponse, NoiseContributionReceipt, Problem,
+    ReleaseList, ReleaseRequest, TaskInfo, TaskList, TaskStatusInfo,
 };
 use hetally_protocol::problem::ProblemType;
-use hetally_protocol::report::{AGGREGATE_MEDIA_TYPE, REPORT_MEDIA_TYPE};
+use hetally_protocol::report::{
+    AGGREGATE_MEDIA_TYPE, NOISE_CONTRIBUTION_MEDIA_TYPE, REPORT_MEDIA_TYPE,
+};
 use hetally_protocol::task::TaskError;
 use hetally_protocol::{Report, ReportId, TaskDefinition, TaskId};
 use rand::Rng;
@@ -81,6 +83,16 @@ pub enum ClientError {
     /// A bad URL or argument.
     #[error("{0}")]
     Usage(String),
+    /// The release waits for its trustees' noise (a task whose trustees
+    /// draw it): ask again later.
+    #[error(
+        "the release waits for its trustees' noise: {} of {} contributions (from trustees {:?}); \
+         ask again once the others have run `hetally-client contribute-noise`",
+        .0.contributions,
+        .0.needed,
+        .0.trustees
+    )]
+    AwaitingNoise(AwaitingNoise),
 }
 
 impl ClientError {
@@ -609,6 +621,13 @@ impl CollectorClient {
                 .json(&ReleaseRequest { start, duration }),
         )
         .await?;
+        if response.status() == StatusCode::ACCEPTED {
+            let waiting: AwaitingNoise = response
+                .json()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::AwaitingNoise(waiting));
+        }
         let created = response.status() == StatusCode::CREATED;
         let media = response
             .headers()
@@ -640,4 +659,104 @@ impl CollectorClient {
         let url = endpoint(&self.server, &format!("tasks/{}/status", self.task_id))?;
         get_json(&self.http, url, Some(&self.token)).await
     }
+}
+
+/// A trustee's handle on a task whose trustees draw its noise: draws its
+/// shares, encrypts them and uploads them (docs/threshold.md).
+#[derive(Debug, Clone)]
+pub struct TrusteeClient {
+    http: reqwest::Client,
+    server: Url,
+    task_id: TaskId,
+    trustee: u16,
+    token: String,
+}
+
+impl TrusteeClient {
+    /// A client for trustee `trustee` (1-based) with its token.
+    pub fn with_options(
+        server: Url,
+        task_id: TaskId,
+        trustee: u16,
+        token: String,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        Ok(TrusteeClient {
+            http: options.http_client()?,
+            server,
+            task_id,
+            trustee,
+            token,
+        })
+    }
+
+    /// Fetches and verifies the task, draws this trustee's noise shares for
+    /// the release of the batch starting at `start` from the operating
+    /// system's randomness, encrypts them under the task's key and uploads
+    /// them. The shares are wiped from memory once encrypted.
+    pub async fn contribute(
+        &self,
+        start: u64,
+        options: &ClientOptions,
+    ) -> Result<(NoiseContributionReceipt, bool), ClientError> {
+        let (_, definition) = fetch_task_with(&self.server, &self.task_id, options).await?;
+        let trustee = self.trustee;
+        let file =
+            tokio::task::spawn_blocking(move || noise_contribution(&definition, start, trustee))
+                .await
+                .map_err(|e| ClientError::Protocol(format!("drawing the noise failed: {e}")))??;
+        let url = endpoint(
+            &self.server,
+            &format!("tasks/{}/releases/{start}/noise", self.task_id),
+        )?;
+        let response = send(
+            &url,
+            self.http
+                .put(url.clone())
+                .bearer_auth(&self.token)
+                .header(reqwest::header::CONTENT_TYPE, NOISE_CONTRIBUTION_MEDIA_TYPE)
+                .body(file),
+        )
+        .await?;
+        let created = response.status() == StatusCode::CREATED;
+        let receipt = response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok((receipt, created))
+    }
+}
+
+/// One trustee's noise contribution file for `definition`'s release at
+/// `start`: shares drawn from the task's share distribution
+/// (`hetally_dp::Noise::share`) with a generator seeded by the operating
+/// system, then encrypted.
+pub fn noise_contribution(
+    definition: &TaskDefinition,
+    start: u64,
+    trustee: u16,
+) -> Result<Vec<u8>, ClientError> {
+    use rand::SeedableRng;
+    use zeroize::Zeroize;
+    let noise = hetally_dp::Noise::for_release(
+        &definition.measurement,
+        &definition.dp,
+        definition.relation,
+        definition.trustee_noise.as_ref(),
+    )
+    .map_err(|e| ClientError::Usage(e.to_string()))?;
+    let share = noise.share().ok_or_else(|| {
+        ClientError::Usage("this task's noise is drawn by the server, not by its trustees".into())
+    })?;
+    let mut rng = rand_chacha::ChaCha20Rng::from_entropy();
+    let mut values = share
+        .sample(definition.measurement.len(), &mut rng)
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
+    let file = hetally_schemes::paillier::encrypt_noise_contribution(
+        definition, start, trustee, &values, &mut rng,
+    );
+    values.zeroize();
+    Ok(file
+        .map_err(|e| ClientError::Usage(e.to_string()))?
+        .to_bytes())
 }

@@ -87,11 +87,16 @@ pub fn value_label(measurement: &Measurement, index: usize) -> String {
 
 /// The distribution of `noise` and its parameter, for machines:
 /// (`"discrete_laplace"`, `"scale"`, scale), (`"discrete_gaussian"`,
-/// `"sigma"`, sigma), or `None` without noise.
+/// `"sigma"`, sigma), (`"summed_discrete_gaussian"`, `"share_sigma"`, each
+/// trustee's sigma), or `None` without noise.
 pub fn noise_parameter(noise: &Noise) -> Option<(&'static str, &'static str, &Rational)> {
     match noise {
         Noise::DiscreteLaplace { scale } => Some(("discrete_laplace", "scale", scale)),
         Noise::DiscreteGaussian { sigma } => Some(("discrete_gaussian", "sigma", sigma)),
+        // Trustee noise: each share's sigma (the sum has `shares` of them).
+        Noise::SummedGaussian { share_sigma, .. } => {
+            Some(("summed_discrete_gaussian", "share_sigma", share_sigma))
+        }
         _ => None,
     }
 }

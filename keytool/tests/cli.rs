@@ -828,7 +828,7 @@ fn decrypt_of_a_corrupted_header_is_refused() {
     // key fingerprint 39..71, measurement tag 71.
     let cases: [(usize, u8, i32, &str); 6] = [
         (0, 0x01, EXIT_CORRUPT, "not a hetally file"),
-        (4, 0x01, EXIT_WRONG_KIND, "format version 3"),
+        (4, 0x04, EXIT_WRONG_KIND, "format version 6"),
         (5, 0x02, EXIT_WRONG_KIND, "is a public key"),
         (6, 0x04, EXIT_WRONG_KIND, "scheme"),
         (50, 0x01, EXIT_WRONG_KEY, "is not the key"),

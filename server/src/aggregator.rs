@@ -13,7 +13,7 @@ mod verifier;
 use std::sync::Arc;
 
 use hetally_dp::Guarantee;
-use hetally_protocol::dp::{DpMechanism, Rational, Relation};
+use hetally_protocol::dp::{DpMechanism, Rational, Relation, TrusteeNoise};
 use hetally_protocol::report::{self, ReportError};
 use hetally_protocol::{
     DynAggregator, Measurement, Report, ReportContext, ReportId, SchemeError, TaskDefinition,
@@ -176,6 +176,25 @@ pub enum Error {
     /// The release would spend more budget than is left.
     #[error("{0}")]
     BudgetExhausted(String),
+    /// A task whose trustees draw its noise: the batch is claimed and
+    /// summed, and the release waits for their contributions (answered
+    /// 202, not as a problem).
+    #[error("the release waits for its trustees' noise: {have} of {needed} contributions")]
+    AwaitingNoise {
+        /// The release's batch start.
+        start: u64,
+        /// Its duration.
+        duration: u64,
+        /// The trustees who have contributed, in order.
+        trustees: Vec<u16>,
+        /// Contributions stored.
+        have: usize,
+        /// Contributions needed.
+        needed: usize,
+    },
+    /// A noise contribution the release does not take.
+    #[error("{0}")]
+    NoiseRefused(String),
     /// The server is too busy to take the upload now: the verifier's or
     /// the writer's queue is full. Answered 429 with `Retry-After`.
     #[error("{0}; the report was not stored")]
@@ -206,6 +225,9 @@ pub struct TaskState {
     /// served by `GET /tasks/{id}/crs`.
     pub crs: Option<Arc<Vec<u8>>>,
     token_hash: [u8; 32],
+    /// Tasks whose trustees draw the noise: the SHA-256 of each trustee's
+    /// token, trustee 1 first.
+    trustee_token_hashes: Option<Vec<[u8; 32]>>,
     /// Unix seconds.
     pub created_at: i64,
     /// Seconds after which reports expire ([`crate::gc`]).
@@ -244,6 +266,7 @@ impl TaskState {
             guarantee,
             crs: record.crs.clone().map(Arc::new),
             token_hash: record.collector_token_hash,
+            trustee_token_hashes: record.trustee_token_hashes.clone(),
             created_at: record.created_at,
             report_expiry_age: record.report_expiry_age,
             release_lock: tokio::sync::Mutex::new(()),
@@ -275,6 +298,26 @@ pub struct NewTask {
     /// Seconds after which reports expire; the server's default if `None`.
     /// Not part of the definition (nor of the task id).
     pub report_expiry_age: Option<u64>,
+    /// Noise drawn by the trustees of a threshold key.
+    pub trustee_noise: Option<TrusteeNoise>,
+}
+
+/// The tokens of a new task, shown once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TaskTokens {
+    /// The collector's.
+    pub collector: String,
+    /// A task with trustee noise: each trustee's, trustee 1 first.
+    pub trustees: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for TaskTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskTokens")
+            .field("collector", &"<redacted>")
+            .field("trustees", &self.trustees.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 /// Who is asking, among those allowed to read a task's progress.
@@ -394,6 +437,11 @@ impl Aggregator {
         self
     }
 
+    /// The server's clock now, Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now_i64()
+    }
+
     /// The datastore.
     pub fn store(&self) -> &Datastore {
         &self.store
@@ -438,9 +486,35 @@ impl Aggregator {
         Ok(())
     }
 
-    /// Creates a task; returns it and its collector token (shown once, stored
+    /// Checks a token of one of a task's trustees and returns the
+    /// trustee's index. Every hash is compared, in constant time each, so
+    /// the time taken does not say which trustee a token is close to.
+    pub fn check_trustee(&self, task: &TaskState, token: Option<&str>) -> Result<u16, Error> {
+        let Some(hashes) = &task.trustee_token_hashes else {
+            return Err(Error::NotFound(
+                "this task's noise is drawn by the server: it takes no noise contributions".into(),
+            ));
+        };
+        let token = token.ok_or(Error::MissingToken(
+            "this endpoint needs a trustee token of the task: send `Authorization: Bearer <token>`",
+        ))?;
+        let mut found = None;
+        for (i, hash) in hashes.iter().enumerate() {
+            if token_matches(token, hash) {
+                found = Some(i);
+            }
+        }
+        match found {
+            Some(i) => Ok(u16::try_from(i + 1).unwrap_or(u16::MAX)),
+            None => Err(Error::WrongToken(
+                "the token is not one of this task's trustee tokens",
+            )),
+        }
+    }
+
+    /// Creates a task; returns it and its tokens (shown once, stored
     /// hashed).
-    pub async fn create_task(&self, new: NewTask) -> Result<(Arc<TaskState>, String), Error> {
+    pub async fn create_task(&self, new: NewTask) -> Result<(Arc<TaskState>, TaskTokens), Error> {
         // The layout is derived from the key and the task; a TFHE task with
         // input proofs also gets its CRS now: seconds of curve arithmetic,
         // so off the async executor.
@@ -453,7 +527,7 @@ impl Aggregator {
             budget: new.budget,
             input_proofs: new.input_proofs,
             relation: Some(new.relation),
-            trustee_noise: None,
+            trustee_noise: new.trustee_noise,
         };
         let report_expiry_age = new
             .report_expiry_age
@@ -480,6 +554,18 @@ impl Aggregator {
         .map_err(|e| Error::Internal(format!("defining the task: {e}")))?
         .map_err(|e| Error::InvalidTask(e.to_string()))?;
         let token = new_token();
+        // A task with trustee noise: one token per trustee of the key.
+        let trustee_tokens = match &definition.trustee_noise {
+            None => None,
+            Some(_) => {
+                let key = hetally_schemes::paillier::PublicKey::<num_bigint::BigInt>::from_bytes(
+                    &definition.public_key,
+                )
+                .map_err(|e| Error::InvalidTask(e.to_string()))?;
+                let n = key.trustees().map_or(0, |(n, _)| n);
+                Some((0..n).map(|_| new_token()).collect::<Vec<_>>())
+            }
+        };
         let record = TaskRecord {
             task_id: definition.id(),
             definition: definition.to_bytes(),
@@ -488,7 +574,9 @@ impl Aggregator {
             created_at: self.clock.now_i64(),
             crs,
             report_expiry_age,
-            trustee_token_hashes: None,
+            trustee_token_hashes: trustee_tokens
+                .as_ref()
+                .map(|tokens| tokens.iter().map(|t| hash_token(t)).collect()),
         };
         match self.store.put_task(&record).await {
             Ok(()) => {}
@@ -499,7 +587,13 @@ impl Aggregator {
             .tasks
             .insert(record.task_id, Arc::new(TaskState::load(record).await?));
         tracing::info!(task_id = %state.id, measurement = %state.definition.measurement, "task created");
-        Ok((state, token))
+        Ok((
+            state,
+            TaskTokens {
+                collector: token,
+                trustees: trustee_tokens,
+            },
+        ))
     }
 
     /// Looks a task up (cached after the first load).

@@ -41,7 +41,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, cors: &CorsPolicy) {
             "/tasks/{task_id}/releases",
             web::post().to(releases::create),
         )
-        .route("/tasks/{task_id}/releases", web::get().to(releases::list));
+        .route("/tasks/{task_id}/releases", web::get().to(releases::list))
+        .route(
+            "/tasks/{task_id}/releases/{batch_start}/noise",
+            web::put().to(releases::contribute),
+        );
     PageRoutes { cfg, cors }
         .route("/openapi.json", web::get().to(openapi::document))
         .route("/tasks/{task_id}", web::get().to(tasks::get))
@@ -138,6 +142,10 @@ impl Error {
             Error::BatchOverlap { .. } => P::BatchOverlap,
             Error::BatchWithheld { .. } => P::BatchWithheld,
             Error::BudgetExhausted(_) => P::BudgetExhausted,
+            Error::NoiseRefused(_) => P::NoiseRefused,
+            // Answered 202 with the release's progress by the release
+            // handler, never as a problem.
+            Error::AwaitingNoise { .. } => P::Internal,
             Error::Overloaded(_) => P::TooManyRequests,
             Error::Store(_) | Error::Internal(_) => P::Internal,
         }

@@ -318,6 +318,7 @@ async fn expiry_suite(store: Datastore, pk: &[u8]) {
         input_proofs: false,
         relation: Relation::ReplaceOne,
         report_expiry_age: age,
+        trustee_noise: None,
     };
     let (task, _) = aggregator
         .create_task(new_task(Some(3600), 1))

@@ -66,10 +66,15 @@ pub fn run(name: &str, args: &[&str]) -> Output {
 /// Runs a workspace binary and fails the test unless it succeeds; returns
 /// its stdout.
 pub fn run_ok(name: &str, args: &[&str]) -> String {
-    let out = run(name, args);
+    succeeded(&format!("{name} {args:?}"), run(name, args))
+}
+
+/// Fails the test unless `out` (of the command `what`) is a success;
+/// returns its stdout.
+pub fn succeeded(what: &str, out: Output) -> String {
     assert!(
         out.status.success(),
-        "{name} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -499,6 +504,26 @@ pub fn postgres_i64(url: &str, sql: &str) -> i64 {
     })
 }
 
+/// Runs a query returning one integer on a server's SQLite file (opened
+/// read-only).
+pub fn sqlite_i64(db: &Path, sql: &str) -> i64 {
+    use sqlx::{ConnectOptions, Row};
+    let (db, sql) = (db.to_path_buf(), sql.to_string());
+    block_on(async move {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .read_only(true)
+            .connect()
+            .await
+            .expect("opening the SQLite file");
+        let row = sqlx::query(&sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("running the query");
+        row.try_get::<i64, _>(0).expect("an integer result")
+    })
+}
+
 /// `hetally-keytool decrypt --key SK AGG --format json`, parsed.
 pub fn decrypt_json(sk: &Path, agg: &Path) -> Value {
     let out = run_ok(
@@ -562,16 +587,17 @@ pub async fn scrape_metrics(server: &ServerProcess, admin_token: &str) -> String
 }
 
 /// `hetally-client collect` of the batch `[start, start + duration)` into
-/// `out`; returns the CLI's output.
-pub fn collect(
+/// `out`, however it ends (a release that waits for its trustees' noise
+/// exits 6).
+pub fn try_collect(
     server: &ServerProcess,
     task: &str,
     token_file: &Path,
     start: u64,
     duration: u64,
     out: &Path,
-) -> String {
-    run_ok(
+) -> Output {
+    run(
         "hetally-client",
         &[
             "collect",
@@ -589,4 +615,61 @@ pub fn collect(
             &out.display().to_string(),
         ],
     )
+}
+
+/// [`try_collect`], which must succeed; returns the CLI's stdout.
+pub fn collect(
+    server: &ServerProcess,
+    task: &str,
+    token_file: &Path,
+    start: u64,
+    duration: u64,
+    out: &Path,
+) -> String {
+    succeeded(
+        "hetally-client collect",
+        try_collect(server, task, token_file, start, duration, out),
+    )
+}
+
+/// `hetally-client COMMAND --json` of a task with its collector token
+/// (`status` or `releases`), parsed.
+pub fn collector_json(
+    server: &ServerProcess,
+    command: &str,
+    task: &str,
+    token_file: &Path,
+) -> Value {
+    let out = run_ok(
+        "hetally-client",
+        &[
+            command,
+            "--server",
+            &server.url,
+            "--task",
+            task,
+            "--token-file",
+            &token_file.display().to_string(),
+            "--json",
+        ],
+    );
+    serde_json::from_str(&out).expect("the CLI's JSON")
+}
+
+/// `hetally-client task get --json`, parsed (the definition checked
+/// against the id by the CLI).
+pub fn task_json(server: &ServerProcess, task: &str) -> Value {
+    let out = run_ok(
+        "hetally-client",
+        &[
+            "task",
+            "get",
+            "--server",
+            &server.url,
+            "--task",
+            task,
+            "--json",
+        ],
+    );
+    serde_json::from_str(&out).expect("the CLI's JSON")
 }

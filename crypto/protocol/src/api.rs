@@ -14,6 +14,10 @@
 //! | `PUT /tasks/{id}/reports` | none | report bytes | 201, empty |
 //! | `POST /tasks/{id}/releases` | collector | [`ReleaseRequest`] | 201 (made by this request) or 200 (an earlier release), aggregate bytes |
 //! | `GET /tasks/{id}/releases` | collector | | [`ReleaseList`] |
+//! | `PUT /tasks/{id}/releases/{start}/noise` | trustee | noise contribution bytes | 201 (stored) or 200 (the same file again), [`NoiseContributionReceipt`] |
+//!
+//! A release of a task whose trustees draw its noise answers 202 with
+//! [`AwaitingNoise`] until its trustees have contributed.
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +59,11 @@ pub struct CreateTaskRequest {
     /// part of the definition nor of the task id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_expiry_age: Option<u64>,
+    /// Noise drawn by the trustees of a threshold key instead of the
+    /// server: `CONTRIBUTORS` or `CONTRIBUTORS/HONEST` (docs/threshold.md);
+    /// the server draws it if absent. Part of the definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trustee_noise: Option<String>,
 }
 
 /// A task as the server describes it. The binary `definition` is the
@@ -138,6 +147,10 @@ pub struct CreateTaskResponse {
     pub task_id: String,
     /// The collector token, shown only here.
     pub collector_token: String,
+    /// A task with trustee noise: each trustee's token, trustee 1 first,
+    /// shown only here (the server keeps their hashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trustee_tokens: Option<Vec<String>>,
     /// The task.
     pub task: TaskInfo,
 }
@@ -217,6 +230,49 @@ pub struct ReleaseInfo {
     pub requested_at: i64,
     /// When its aggregate was stored, Unix seconds.
     pub released_at: Option<i64>,
+    /// A task with trustee noise: the trustees who contributed noise to
+    /// this release, in the order their contributions arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_contributions: Option<Vec<NoiseContributionInfo>>,
+}
+
+/// One trustee's noise contribution, as the audit log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoiseContributionInfo {
+    /// The trustee, 1-based.
+    pub trustee: u16,
+    /// When it arrived, Unix seconds.
+    pub received_at: i64,
+}
+
+/// Body of a 202 answer to `POST /tasks/{id}/releases` for a task whose
+/// trustees draw the noise: the batch is claimed and summed, and the
+/// release waits for their contributions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitingNoise {
+    /// Always `awaiting-noise`.
+    pub state: String,
+    /// Batch interval start.
+    pub batch_start: u64,
+    /// Batch interval length.
+    pub batch_duration: u64,
+    /// Contributions stored so far.
+    pub contributions: usize,
+    /// Contributions the release takes.
+    pub needed: usize,
+    /// The trustees who have contributed.
+    pub trustees: Vec<u16>,
+}
+
+/// Response of `PUT /tasks/{id}/releases/{start}/noise`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoiseContributionReceipt {
+    /// The contributing trustee.
+    pub trustee: u16,
+    /// Contributions the release holds now.
+    pub contributions: usize,
+    /// Contributions the release takes.
+    pub needed: usize,
 }
 
 /// Response of `GET /tasks/{id}/releases`.

@@ -70,6 +70,7 @@ problem_types! {
     BatchOverlap = "batchOverlap", 409, "The batch overlaps a batch released earlier.";
     BatchWithheld = "batchWithheld", 409, "Add-remove tasks: the batch's report count as released with DP noise fell outside the task's batch size limits, so no values were released; the interval is closed and its budget spent.";
     BudgetExhausted = "budgetExhausted", 409, "The release would spend more privacy budget than the task has left.";
+    NoiseRefused = "noiseRefused", 409, "Trustee noise: the release does not take this contribution, because the trustee sent a different one or the release has all it takes.";
     TooManyRequests = "tooManyRequests", 429, "The server is busy: the queue the request needs is full. Retry after the seconds in the Retry-After header.";
     Internal = "internal", 500, "The server failed; the request may be retried.";
 }

@@ -27,6 +27,10 @@ pub const REPORT_MEDIA_TYPE: &str = "application/vnd.hetally.report";
 /// Media type of an aggregate file.
 pub const AGGREGATE_MEDIA_TYPE: &str = "application/vnd.hetally.aggregate";
 
+/// Media type of a trustee's noise contribution (docs/protocol.md
+/// section 6.9).
+pub const NOISE_CONTRIBUTION_MEDIA_TYPE: &str = "application/vnd.hetally.noise-contribution";
+
 /// Header of a release response carrying the batch's exact report count
 /// (tasks whose relation publishes it: replace-one).
 pub const REPORT_COUNT_HEADER: &str = "Hetally-Report-Count";

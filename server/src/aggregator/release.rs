@@ -22,6 +22,11 @@
 //!    are merged, and the payloads of its other reports stream out of the
 //!    store in chunks and are summed with rayon on the blocking pool, never
 //!    on the async executor.
+//!    A task whose trustees draw its noise (docs/threshold.md) stores the
+//!    encrypted, noise-free sum and answers [`Error::AwaitingNoise`] until
+//!    its trustees' contributions are in; the sum is then multiplied by
+//!    their encrypted shares instead of step 3, and the stored sum and
+//!    shares are deleted with step 4.
 //! 3. **Noise**: one value per measurement value from the exact sampler,
 //!    encrypted under the collector's key and added; then dropped.
 //! 4. **Store**: the aggregate file is written and the release marked done.
@@ -35,6 +40,8 @@ use std::sync::Arc;
 use ::metrics::counter;
 use hetally_dp::{try_spend, Rational};
 use hetally_protocol::aggregate::{AggregateFile, ReportCount};
+use hetally_protocol::contribution::NoiseContribution;
+use hetally_protocol::roles::ErasedSum;
 use hetally_protocol::{SchemeError, TaskId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -143,16 +150,6 @@ impl Aggregator {
         start: u64,
         duration: u64,
     ) -> Result<ReleaseOutcome, Error> {
-        if task.definition.trustee_noise.is_some() {
-            // The server must never draw such a task's noise itself, and it
-            // cannot hold the release open for its trustees yet: refuse
-            // before anything is claimed or spent.
-            return Err(Error::InvalidTask(
-                "this task's DP noise is drawn by its trustees, and this server does not run the \
-                 trustee noise round: its releases cannot be made here"
-                    .into(),
-            ));
-        }
         let now = self.clock.now_i64();
         let precision = task.definition.time_precision;
         if duration == 0
@@ -209,7 +206,13 @@ impl Aggregator {
             });
         }
         let started = std::time::Instant::now();
-        let aggregate = self.compute(&task, &record).await?;
+        let aggregate = match task.definition.trustee_noise {
+            Some(trustees) => {
+                self.with_trustee_noise(&task, &record, usize::from(trustees.contributors), now)
+                    .await?
+            }
+            None => self.compute(&task, &record).await?,
+        };
         let stored = self
             .store
             .finish_release(&task.id, start, &aggregate, now)
@@ -236,13 +239,69 @@ impl Aggregator {
         })
     }
 
-    /// Sums the batch (merging finished jobs' partial sums and summing the
-    /// other reports), adds encrypted noise, and encodes the aggregate file.
-    async fn compute(
+    /// The aggregate of a release whose trustees draw the noise, or
+    /// [`Error::AwaitingNoise`]. The noise-free sum is computed once and
+    /// stored (the first stored sum wins, so every later request and every
+    /// replica finishes from the same one); once `needed` trustees have
+    /// contributed, their encrypted shares are multiplied in. The server
+    /// draws no noise and sees none.
+    async fn with_trustee_noise(
         &self,
         task: &Arc<TaskState>,
         record: &ReleaseRecord,
+        needed: usize,
+        now: i64,
     ) -> Result<Vec<u8>, Error> {
+        let start = record.batch_start;
+        let sum = match self.store.release_sum(&task.id, start).await? {
+            Some(sum) => sum,
+            None => {
+                let sum = self.sum_batch(task, record).await?;
+                let bytes = task
+                    .aggregator
+                    .encode_sum(&sum)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                self.store
+                    .put_release_sum(&task.id, start, &bytes, now)
+                    .await?
+            }
+        };
+        let contributions = self.store.noise_contributions(&task.id, start).await?;
+        if contributions.len() < needed {
+            return Err(Error::AwaitingNoise {
+                start,
+                duration: record.batch_duration,
+                trustees: contributions.iter().map(|(t, _)| *t).collect(),
+                have: contributions.len(),
+                needed,
+            });
+        }
+        let task2 = task.clone();
+        let reports = record.report_count;
+        let ciphertexts = tokio::task::spawn_blocking(move || {
+            let scheme = &task2.aggregator;
+            let mut acc = scheme.decode_sum(sum)?;
+            for (_, file) in &contributions {
+                // Checked when it was uploaded (check_noise_contribution).
+                let c = NoiseContribution::from_bytes(file)?;
+                scheme.merge(&mut acc, &scheme.decode_sum(c.ciphertexts.concat())?)?;
+            }
+            let zeros = vec![0; task2.definition.measurement.len()];
+            scheme.release(&acc, reports, &zeros, &mut rand::rngs::OsRng)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("adding the trustees' noise failed: {e}")))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        self.aggregate_file(task, record, ciphertexts)
+    }
+
+    /// Sums the batch: merges finished jobs' partial sums and sums the other
+    /// reports, checking that exactly the claimed reports were summed.
+    async fn sum_batch(
+        &self,
+        task: &Arc<TaskState>,
+        record: &ReleaseRecord,
+    ) -> Result<ErasedSum, Error> {
         let (tx, mut rx) = mpsc::channel::<BatchChunk>(2);
         let scheme = task.aggregator.clone();
         // Partial sums are decoded once and merged in memory; stored
@@ -292,6 +351,17 @@ impl Aggregator {
             loose = read.loose_reports,
             "batch read"
         );
+        Ok(sum)
+    }
+
+    /// Sums the batch ([`Aggregator::sum_batch`]), adds encrypted noise, and
+    /// encodes the aggregate file.
+    async fn compute(
+        &self,
+        task: &Arc<TaskState>,
+        record: &ReleaseRecord,
+    ) -> Result<Vec<u8>, Error> {
+        let sum = self.sum_batch(task, record).await?;
 
         let task2 = task.clone();
         let reports = record.report_count;
@@ -313,7 +383,16 @@ impl Aggregator {
         })
         .await
         .map_err(|e| Error::Internal(format!("adding noise failed: {e}")))??;
+        self.aggregate_file(task, record, ciphertexts)
+    }
 
+    /// The aggregate file of a release with these ciphertexts.
+    fn aggregate_file(
+        &self,
+        task: &TaskState,
+        record: &ReleaseRecord,
+        ciphertexts: Vec<Vec<u8>>,
+    ) -> Result<Vec<u8>, Error> {
         let def = &task.definition;
         let report_count = if task.guarantee.relation.publishes_batch_size() {
             ReportCount::Exact(record.report_count)
@@ -334,7 +413,7 @@ impl Aggregator {
             report_count,
             dp: def.dp.clone(),
             ciphertexts,
-            trustee_noise: None,
+            trustee_noise: def.trustee_noise,
         }
         .to_bytes())
     }

@@ -10,7 +10,7 @@ use hetally_protocol::api::{
     BudgetInfo, CreateTaskRequest, CreateTaskResponse, TaskInfo, TaskList, TaskStatusInfo,
 };
 use hetally_protocol::codec::{FileKind, Reader};
-use hetally_protocol::dp::{DpMechanism, Rational, Relation};
+use hetally_protocol::dp::{DpMechanism, Rational, Relation, TrusteeNoise};
 use hetally_protocol::keyfile;
 use hetally_protocol::{Layout, Measurement, TaskDefinition, TaskId};
 
@@ -44,6 +44,8 @@ pub(crate) struct LayoutFacts {
     pub(crate) delta_log2: Option<u32>,
     /// Paillier: packed ciphertexts; TFHE: compact lists.
     pub(crate) ciphertexts_per_report: u64,
+    /// Paillier: the bytes of one ciphertext, `2 ceil(bits(n) / 8)`.
+    pub(crate) ciphertext_bytes: Option<u64>,
 }
 
 /// The [`LayoutFacts`] of a definition, read from its layout and its key
@@ -68,6 +70,7 @@ pub(crate) fn layout_facts(def: &TaskDefinition) -> Result<LayoutFacts, Error> {
                 slots_per_ciphertext: Some(packing.slots_per_plaintext()),
                 delta_log2: None,
                 ciphertexts_per_report: packing.plaintext_count(len) as u64,
+                ciphertext_bytes: Some(2 * u64::from(modulus_bits).div_ceil(8)),
             })
         }
         Layout::Tfhe { delta_log2, .. } => {
@@ -79,6 +82,7 @@ pub(crate) fn layout_facts(def: &TaskDefinition) -> Result<LayoutFacts, Error> {
                 slots_per_ciphertext: None,
                 delta_log2: Some(delta_log2),
                 ciphertexts_per_report: tfhe_lists(set, len)? as u64,
+                ciphertext_bytes: None,
             })
         }
     }
@@ -165,6 +169,12 @@ pub fn new_task(req: CreateTaskRequest) -> Result<NewTask, Error> {
             Some(s) => Relation::from_str(s).map_err(|e| invalid(e.to_string()))?,
         },
         report_expiry_age: req.report_expiry_age,
+        trustee_noise: req
+            .trustee_noise
+            .as_deref()
+            .map(TrusteeNoise::from_str)
+            .transpose()
+            .map_err(|e| invalid(format!("trustee_noise: {e}")))?,
     })
 }
 
@@ -175,10 +185,11 @@ pub(crate) async fn create(
 ) -> Result<HttpResponse, Error> {
     state.check_admin(bearer(&req))?;
     let body: CreateTaskRequest = read_json(&req, payload).await?;
-    let (task, token) = state.create_task(new_task(body)?).await?;
+    let (task, tokens) = state.create_task(new_task(body)?).await?;
     Ok(HttpResponse::Created().json(CreateTaskResponse {
         task_id: task.id.to_string(),
-        collector_token: token,
+        collector_token: tokens.collector,
+        trustee_tokens: tokens.trustees,
         task: task_info(&task)?,
     }))
 }

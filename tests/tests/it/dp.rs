@@ -288,19 +288,7 @@ async fn replace_one_histograms_are_calibrated_for_sensitivity_two() {
         1,
         &["--dp", "laplace:1", "--budget", "10"],
     );
-    let info: Value = serde_json::from_str(&run_ok(
-        "hetally-client",
-        &[
-            "task",
-            "get",
-            "--server",
-            &server.url,
-            "--task",
-            &task,
-            "--json",
-        ],
-    ))
-    .unwrap();
+    let info = task_json(&server, &task);
     assert_eq!(info["relation"], "replace-one");
     let guarantee = info["guarantee"].as_str().unwrap();
     assert!(guarantee.contains("pure 1-DP"), "{guarantee}");

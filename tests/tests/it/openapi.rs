@@ -92,6 +92,63 @@ const NOT_EXERCISED: &[(&str, &str, u16, &str)] = &[
         500,
         "a datastore failure",
     ),
+    // A task whose trustees draw its noise needs a threshold key (seconds
+    // of safe-prime search): it::threshold::trustees_draw_the_noise drives
+    // these answers end to end and checks their bodies.
+    (
+        "post",
+        "/tasks/{task_id}/releases",
+        202,
+        "it::threshold (a trustee-noise release waiting for noise)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        200,
+        "it::threshold (the same contribution again)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        201,
+        "it::threshold (a contribution stored)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        401,
+        "it::threshold (no token)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        403,
+        "it::threshold (the collector's token)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        409,
+        "it::threshold (a fourth contribution)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        413,
+        "it::threshold (an oversized contribution)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        415,
+        "it::threshold (a contribution of another media type)",
+    ),
+    (
+        "put",
+        "/tasks/{task_id}/releases/{batch_start}/noise",
+        500,
+        "a datastore failure",
+    ),
 ];
 
 /// The 43-character id of no task (32 zero bytes).
@@ -1150,7 +1207,43 @@ async fn the_server_answers_as_its_openapi_document_says() {
     }
     assert!(exhausted, "a budget of 1 never ran out");
 
+    // --- PUT /tasks/{id}/releases/{start}/noise (a task without trustee
+    // noise; it::threshold drives a trustee-noise task) ---
+    let t = "/tasks/{task_id}/releases/{batch_start}/noise";
+    let noise = |id: &str, start: &str| {
+        c.http
+            .put(c.url(&format!("/tasks/{id}/releases/{start}/noise")))
+            .header(
+                "content-type",
+                hetally_protocol::report::NOISE_CONTRIBUTION_MEDIA_TYPE,
+            )
+            .body(vec![0u8; 8])
+    };
+    c.call(
+        "put",
+        t,
+        noise(&task.id, &t0.to_string()).bearer_auth(&task.token),
+    )
+    .await
+    .expect(404, Some("notFound"), "noise for a task the server noises");
+    c.call("put", t, noise(UNKNOWN_TASK, "60")).await.expect(
+        404,
+        Some("unrecognizedTask"),
+        "noise for no task",
+    );
+    c.call("put", t, noise(MALFORMED_TASK, "60")).await.expect(
+        400,
+        Some("badRequest"),
+        "noise for a malformed id",
+    );
+    c.call("put", t, noise(&task.id, "soon")).await.expect(
+        400,
+        Some("badRequest"),
+        "noise for a malformed start",
+    );
+
     // --- GET /tasks/{id}/releases ---
+    let t = "/tasks/{task_id}/releases";
     let list = |id: &str| c.http.get(c.url(&format!("/tasks/{id}/releases")));
     c.call("get", t, list(&task.id).bearer_auth(&task.token))
         .await

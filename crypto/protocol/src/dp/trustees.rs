@@ -57,14 +57,10 @@ impl TrusteeNoise {
 
     /// The assumption the guarantee rests on, in words.
     pub fn assumption(&self) -> String {
-        let who = if self.honest == 1 {
-            "at least 1 of the".to_string()
-        } else {
-            format!("at least {} of the", self.honest)
-        };
+        let verb = if self.honest == 1 { "is" } else { "are" };
         format!(
-            "{who} {} trustees contributing noise to a release are honest",
-            self.contributors
+            "at least {} of the {} trustees contributing noise to a release {verb} honest",
+            self.honest, self.contributors
         )
     }
 }
