@@ -13,7 +13,11 @@
 //!   `histogram:1024` release of a task whose trustees draw the noise
 //!   (`gaussian:1/8`, 3 contributors): drawing 1,024 discrete Gaussian
 //!   shares and encrypting them packed, as `hetally-client
-//!   contribute-noise` does before it uploads (`noise_contribution`).
+//!   contribute-noise` does before it uploads (`noise_contribution`);
+//! * `tfhe_partial_decrypt` and `tfhe_combine`: the TFHE N-of-N library
+//!   (`hetally_lwe::threshold`, not offered by the keytool: see
+//!   docs/threshold.md) on a `histogram:1024` aggregate of 4 encryptions at
+//!   Delta 2^50, with 3 trustees.
 //!
 //! The size of one partial decryption file is printed. Fixed seeds. Run
 //! with `cargo bench -p hetally-benches --bench threshold`.
@@ -109,6 +113,57 @@ fn threshold(c: &mut Criterion) {
     );
     g.bench_function("contribute_noise/histogram1024", |b| {
         b.iter(|| black_box(hetally_client::noise_contribution(&noisy, 0, 1).unwrap()))
+    });
+
+    // TFHE N-of-N, 3 trustees.
+    use hetally_protocol::aggregate::{AggregateFile, Encoding, ReportCount};
+    use hetally_schemes::lwe::{sum_lists, threshold as lwe_threshold, Delta, PKE_ZKV2_2048};
+    let (tpk, tshares) = lwe_threshold::generate_threshold(PKE_ZKV2_2048, 3, &mut rng).unwrap();
+    let delta = Delta::new(50).unwrap();
+    let values: Vec<i128> = (0..1024).map(|i| i128::from(i % 3 == 0)).collect();
+    let lists: Vec<_> = (0..4)
+        .map(|_| tpk.encrypt(&values, delta, &mut rng).unwrap())
+        .collect();
+    let sum = sum_lists(&lists).unwrap().unwrap();
+    let file = AggregateFile {
+        task_id: [7; 32],
+        scheme: hetally_protocol::Scheme::Tfhe,
+        key_fingerprint: tpk.fingerprint(),
+        measurement,
+        encoding: Encoding::TfheLists {
+            parameter_set: tpk.params().id,
+            delta_log2: delta.log2(),
+        },
+        batch_start: 0,
+        batch_duration: 60,
+        relation: Some(hetally_dp::Relation::ReplaceOne),
+        // n reports and the release noise: n + 1 encryptions.
+        report_count: ReportCount::Exact(3),
+        dp: DpMechanism::None,
+        trustee_noise: None,
+        ciphertexts: vec![sum.to_bytes()],
+    };
+    let tparts: Vec<_> = tshares
+        .iter()
+        .map(|s| s.partial_decrypt(&file, context, 0, &mut rng).unwrap())
+        .collect();
+    eprintln!(
+        "TFHE histogram:1024 at Delta 2^50, 3 trustees: smudging lambda {}; one partial \
+         decryption file is {} bytes",
+        tparts[0].lambda(),
+        tparts[0].to_bytes().len()
+    );
+    g.bench_function("tfhe_partial_decrypt/histogram1024", |b| {
+        b.iter(|| {
+            black_box(
+                tshares[0]
+                    .partial_decrypt(&file, context, 0, &mut rng)
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("tfhe_combine/histogram1024/3", |b| {
+        b.iter(|| black_box(lwe_threshold::combine(&tparts, &file, context).unwrap()))
     });
     g.finish();
 }
