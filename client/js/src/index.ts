@@ -26,6 +26,7 @@ export type { PreparedReport } from "./report.js";
 export type { MeasurementInput } from "./measurement.js";
 export { PaillierTask, decodeDefinition, taskIdOf } from "./task.js";
 export type { TaskDefinition } from "./task.js";
+export type { TrusteeNoise } from "./dp.js";
 export { base64urlEncode, base64urlDecode, hexToBytes, bytesToHex } from "./encoding.js";
 
 /**
