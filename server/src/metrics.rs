@@ -50,6 +50,9 @@ pub mod names {
     /// Counter `{task_id, outcome}`: HE releases made by this process
     /// (`released`, `withheld`).
     pub const RELEASES: &str = "hetally_releases_total";
+    /// Counter `{task_id, outcome}`: trustees' noise contributions answered
+    /// (`stored`, `repeated`, `refused`).
+    pub const NOISE_CONTRIBUTIONS: &str = "hetally_noise_contributions_total";
     /// Counter `{task_id}`: DAP collection jobs this leader finished.
     pub const DAP_COLLECTIONS: &str = "hetally_dap_collections_total";
     /// Gauge `{task_id}`: DP budget an HE task has spent, as a float.
@@ -163,6 +166,10 @@ fn describe() {
     describe_counter!(
         RELEASES,
         "HE releases this process made, by task and outcome (released, withheld)"
+    );
+    describe_counter!(
+        NOISE_CONTRIBUTIONS,
+        "Trustees' noise contributions answered, by task and outcome (stored, repeated, refused)"
     );
     describe_counter!(
         DAP_COLLECTIONS,

@@ -23,6 +23,8 @@ use crate::aggregator::Error;
 use crate::auth::bearer;
 use crate::body;
 use crate::datastore::{ContributionOutcome, NewContribution};
+use crate::metrics::names;
+use ::metrics::counter;
 
 /// Seconds a collector is asked to wait before asking again for a release
 /// that waits for its trustees' noise.
@@ -190,6 +192,13 @@ pub(crate) async fn contribute(
             needed,
         )
         .await?;
+    let outcome_name = match outcome {
+        ContributionOutcome::Stored(_) => "stored",
+        ContributionOutcome::AlreadyStored => "repeated",
+        _ => "refused",
+    };
+    counter!(names::NOISE_CONTRIBUTIONS, "task_id" => task.id.to_string(), "outcome" => outcome_name)
+        .increment(1);
     let receipt = |status: StatusCode, contributions: usize| {
         tracing::info!(task_id = %task.id, start, trustee, contributions, needed, "noise contribution");
         HttpResponse::build(status).json(NoiseContributionReceipt {

@@ -433,6 +433,23 @@ async fn trustees_draw_the_noise_and_the_server_never_sees_it() {
         assert!(text(&out).contains("(409)"), "{}", text(&out));
     }
 
+    // Three stored and two refused, as the operator's metrics count them
+    // (the 404 of the unclaimed batch is a refusal too).
+    let admin = std::fs::read_to_string(server.admin_token_file()).unwrap();
+    let scrape = scrape_metrics(&server, admin.trim()).await;
+    let sample = |outcome: &str| {
+        scrape
+            .lines()
+            .find(|l| {
+                l.starts_with("hetally_noise_contributions_total{")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!(sample("stored"), Some(3.0), "{scrape}");
+    assert_eq!(sample("refused"), Some(3.0), "{scrape}");
+
     // The collector's next request makes the release.
     collect(&server, &task, &token_file, time, 60, &release);
     let log = collector_json(&server, "releases", &task, &token_file);
