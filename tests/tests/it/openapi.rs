@@ -92,57 +92,6 @@ const NOT_EXERCISED: &[(&str, &str, u16, &str)] = &[
         500,
         "a datastore failure",
     ),
-    // A task whose trustees draw its noise needs a threshold key (seconds
-    // of safe-prime search): it::threshold::trustees_draw_the_noise drives
-    // these answers end to end and checks their bodies.
-    (
-        "post",
-        "/tasks/{task_id}/releases",
-        202,
-        "it::threshold (a trustee-noise release waiting for noise)",
-    ),
-    (
-        "put",
-        "/tasks/{task_id}/releases/{batch_start}/noise",
-        200,
-        "it::threshold (the same contribution again)",
-    ),
-    (
-        "put",
-        "/tasks/{task_id}/releases/{batch_start}/noise",
-        201,
-        "it::threshold (a contribution stored)",
-    ),
-    (
-        "put",
-        "/tasks/{task_id}/releases/{batch_start}/noise",
-        401,
-        "it::threshold (no token)",
-    ),
-    (
-        "put",
-        "/tasks/{task_id}/releases/{batch_start}/noise",
-        403,
-        "it::threshold (the collector's token)",
-    ),
-    (
-        "put",
-        "/tasks/{task_id}/releases/{batch_start}/noise",
-        409,
-        "it::threshold (a fourth contribution)",
-    ),
-    (
-        "put",
-        "/tasks/{task_id}/releases/{batch_start}/noise",
-        413,
-        "it::threshold (an oversized contribution)",
-    ),
-    (
-        "put",
-        "/tasks/{task_id}/releases/{batch_start}/noise",
-        415,
-        "it::threshold (a contribution of another media type)",
-    ),
     (
         "put",
         "/tasks/{task_id}/releases/{batch_start}/noise",
@@ -1207,8 +1156,7 @@ async fn the_server_answers_as_its_openapi_document_says() {
     }
     assert!(exhausted, "a budget of 1 never ran out");
 
-    // --- PUT /tasks/{id}/releases/{start}/noise (a task without trustee
-    // noise; it::threshold drives a trustee-noise task) ---
+    // --- PUT /tasks/{id}/releases/{start}/noise ---
     let t = "/tasks/{task_id}/releases/{batch_start}/noise";
     let noise = |id: &str, start: &str| {
         c.http
@@ -1241,6 +1189,153 @@ async fn the_server_answers_as_its_openapi_document_says() {
         Some("badRequest"),
         "noise for a malformed start",
     );
+
+    // The trustee noise round, on a 2-of-2 threshold key: a task whose
+    // two trustees draw its noise, one report, a release that waits (202),
+    // contributions stored (201), repeated (200) and refused.
+    let committee = dir.path().join("committee");
+    run_ok(
+        "hetally-keytool",
+        &[
+            "keygen",
+            "--scheme",
+            "paillier",
+            "--trustees",
+            "2",
+            "--threshold",
+            "2",
+            "--out",
+            &committee.display().to_string(),
+        ],
+    );
+    let body = task_body(
+        &committee.join("collector.pk"),
+        "count",
+        json!({"dp": "gaussian:1/8", "budget": "10", "trustee_noise": "2", "input_proofs": false}),
+    );
+    c.check_request("post", "/tasks", &body);
+    let made = c
+        .call(
+            "post",
+            "/tasks",
+            c.http.post(c.url("/tasks")).bearer_auth(admin).json(&body),
+        )
+        .await;
+    made.expect(201, None, "a task with trustee noise");
+    let made = made.json();
+    let noisy = Task {
+        id: made["task_id"].as_str().unwrap().to_string(),
+        token: made["collector_token"].as_str().unwrap().to_string(),
+    };
+    let trustee: Vec<String> = made["trustee_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(trustee.len(), 2);
+    let noisy_client = client(&base, &noisy.id).await;
+    let report = noisy_client.prepare(&[1], t0).unwrap();
+    c.call(
+        "put",
+        "/tasks/{task_id}/reports",
+        upload(&noisy.id, report.to_bytes(), REPORT_MEDIA_TYPE),
+    )
+    .await
+    .expect(201, None, "a report to the trustee-noise task");
+    let waiting = c
+        .call(
+            "post",
+            "/tasks/{task_id}/releases",
+            release(&noisy.id, &noisy.token, &interval),
+        )
+        .await;
+    waiting.expect(202, None, "a release waiting for noise");
+    assert_eq!(waiting.json()["needed"], 2);
+    let media = hetally_protocol::report::NOISE_CONTRIBUTION_MEDIA_TYPE;
+    let put = |token: Option<&str>, content_type: &str, body: Vec<u8>| {
+        let r = c
+            .http
+            .put(c.url(&format!("/tasks/{}/releases/{t0}/noise", noisy.id)))
+            .header("content-type", content_type)
+            .body(body);
+        match token {
+            Some(token) => r.bearer_auth(token),
+            None => r,
+        }
+    };
+    let contribution =
+        |i: u16| hetally_client::noise_contribution(noisy_client.definition(), t0, i).unwrap();
+    let first = contribution(1);
+    let cases: Vec<(reqwest::RequestBuilder, u16, Option<&str>, &str)> = vec![
+        (
+            put(None, media, first.clone()),
+            401,
+            Some("missingToken"),
+            "noise without a token",
+        ),
+        (
+            put(Some(&noisy.token), media, first.clone()),
+            403,
+            Some("wrongToken"),
+            "noise with the collector's token",
+        ),
+        (
+            put(Some(&trustee[0]), "application/octet-stream", first.clone()),
+            415,
+            Some("unsupportedMediaType"),
+            "noise of another media type",
+        ),
+        (
+            put(Some(&trustee[0]), media, vec![0; 1 << 20]),
+            413,
+            Some("payloadTooLarge"),
+            "an oversized contribution",
+        ),
+        (
+            put(Some(&trustee[1]), media, first.clone()),
+            400,
+            Some("badRequest"),
+            "trustee 1's contribution with trustee 2's token",
+        ),
+        (
+            put(Some(&trustee[0]), media, first.clone()),
+            201,
+            None,
+            "trustee 1's contribution",
+        ),
+        (
+            put(Some(&trustee[0]), media, first.clone()),
+            200,
+            None,
+            "the same contribution again",
+        ),
+        (
+            put(Some(&trustee[0]), media, contribution(1)),
+            409,
+            Some("noiseRefused"),
+            "another contribution of trustee 1",
+        ),
+        (
+            put(Some(&trustee[1]), media, contribution(2)),
+            201,
+            None,
+            "trustee 2's contribution",
+        ),
+    ];
+    for (request, status, problem, what) in cases {
+        c.call("put", t, request)
+            .await
+            .expect(status, problem, what);
+    }
+    let released = c
+        .call(
+            "post",
+            "/tasks/{task_id}/releases",
+            release(&noisy.id, &noisy.token, &interval),
+        )
+        .await;
+    released.expect(201, None, "the release with its trustees' noise");
 
     // --- GET /tasks/{id}/releases ---
     let t = "/tasks/{task_id}/releases";
