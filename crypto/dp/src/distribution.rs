@@ -177,27 +177,11 @@ impl Dist {
                 let q = (-1.0 / scale).exp();
                 2.0 * (-(k as f64 + 1.0) / scale).exp() / (1.0 + q)
             }
-            Dist::GaussianDirect { z, suffix, .. } => {
-                let above = usize::try_from(k)
-                    .ok()
-                    .and_then(|k| k.checked_add(1))
-                    .and_then(|i| suffix.get(i))
-                    .copied()
-                    .unwrap_or(0.0);
-                2.0 * above / z
-            }
+            Dist::GaussianDirect { z, suffix, .. } => 2.0 * suffix_above(suffix, k) / z,
             Dist::GaussianLarge { sigma } => {
                 2.0 * euler_maclaurin_tail(k as f64 + 1.0, *sigma) / large_z(*sigma)
             }
-            Dist::Table { suffix, .. } => {
-                let above = usize::try_from(k)
-                    .ok()
-                    .and_then(|k| k.checked_add(1))
-                    .and_then(|i| suffix.get(i))
-                    .copied()
-                    .unwrap_or(0.0);
-                2.0 * above
-            }
+            Dist::Table { suffix, .. } => 2.0 * suffix_above(suffix, k),
         }
     }
 
@@ -260,6 +244,16 @@ impl Dist {
         }
         hi
     }
+}
+
+/// `suffix[k + 1]`, the sum over `x > k`, or 0 past the end.
+fn suffix_above(suffix: &[f64], k: u128) -> f64 {
+    usize::try_from(k)
+        .ok()
+        .and_then(|k| k.checked_add(1))
+        .and_then(|i| suffix.get(i))
+        .copied()
+        .unwrap_or(0.0)
 }
 
 /// `exp(-x^2 / (2 sigma^2))`, the unnormalised Gaussian pmf.

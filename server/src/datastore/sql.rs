@@ -140,6 +140,12 @@ fn task_id(bytes: Vec<u8>) -> Result<TaskId, StoreError> {
     })?))
 }
 
+/// The `trustee` column of a noise contribution row.
+fn trustee_of(row: &AnyRow) -> Result<u16, StoreError> {
+    u16::try_from(row.try_get::<i64, _>("trustee")?)
+        .map_err(|_| StoreError::Corrupt("trustee index out of range".into()))
+}
+
 fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
     let hash: Vec<u8> = row.try_get("collector_token_hash")?;
     Ok(TaskRecord {
@@ -950,14 +956,7 @@ impl SqlStore {
         .fetch_all(&self.writer)
         .await?;
         rows.iter()
-            .map(|r| {
-                let trustee: i64 = r.try_get("trustee")?;
-                Ok((
-                    u16::try_from(trustee)
-                        .map_err(|_| StoreError::Corrupt("trustee index out of range".into()))?,
-                    r.try_get("contribution")?,
-                ))
-            })
+            .map(|r| Ok((trustee_of(r)?, r.try_get("contribution")?)))
             .collect()
     }
 
@@ -974,11 +973,9 @@ impl SqlStore {
         .await?;
         rows.iter()
             .map(|r| {
-                let trustee: i64 = r.try_get("trustee")?;
                 Ok((
                     to_u64(r.try_get("batch_start")?, "batch start")?,
-                    u16::try_from(trustee)
-                        .map_err(|_| StoreError::Corrupt("trustee index out of range".into()))?,
+                    trustee_of(r)?,
                     r.try_get("received_at")?,
                 ))
             })

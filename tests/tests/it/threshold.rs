@@ -33,6 +33,19 @@ fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `partial-decrypt` of `release` by `trustees` (files in `dir`), then
+/// `combine --format json`, which must succeed; its output, parsed.
+fn decrypt_by(committee: &Path, trustees: &[u16], release: &Path, dir: &Path) -> Value {
+    let parts: Vec<PathBuf> = trustees
+        .iter()
+        .map(|&i| partial(committee, i, release, dir))
+        .collect();
+    let refs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
+    let out = combine(release, &refs);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `keygen --scheme paillier --trustees N --threshold T --out DIR`.
 fn keygen_committee(dir: &Path, trustees: u16, threshold: u16) {
     let (n, t) = (trustees.to_string(), threshold.to_string());
@@ -476,14 +489,7 @@ async fn trustees_draw_the_noise_and_the_server_never_sees_it() {
     }
 
     // Three trustees decrypt: the noisy histogram, with intervals.
-    let parts: Vec<PathBuf> = [2, 3, 4]
-        .iter()
-        .map(|&i| partial(&committee, i, &release, dir.path()))
-        .collect();
-    let refs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
-    let out = combine(&release, &refs);
-    assert!(out.status.success(), "{}", text(&out));
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = decrypt_by(&committee, &[2, 3, 4], &release, dir.path());
     assert_eq!(json["report_count"], REPORTS, "{json}");
     assert_eq!(
         json["dp"]["distribution"], "summed_discrete_gaussian",
@@ -583,13 +589,7 @@ fn summed_trustee_noise_through_the_server_fits_the_analysed_distribution() {
         assert!(out.status.success(), "{}", text(&out));
         let round_dir = dir.path().join(format!("parts-{round}"));
         std::fs::create_dir(&round_dir).unwrap();
-        let parts: Vec<PathBuf> = (1..=3)
-            .map(|i| partial(&committee, i, &release, &round_dir))
-            .collect();
-        let refs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
-        let out = combine(&release, &refs);
-        assert!(out.status.success(), "{}", text(&out));
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json = decrypt_by(&committee, &[1, 2, 3], &release, &round_dir);
         let truth = read_json(&truth_path);
         for (v, t) in json["values"]
             .as_array()
