@@ -118,7 +118,12 @@ fn threshold(c: &mut Criterion) {
     // TFHE N-of-N, 3 trustees.
     use hetally_protocol::aggregate::{AggregateFile, Encoding, ReportCount};
     use hetally_schemes::lwe::{sum_lists, threshold as lwe_threshold, Delta, PKE_ZKV2_2048};
-    let (tpk, tshares) = lwe_threshold::generate_threshold(PKE_ZKV2_2048, 3, &mut rng).unwrap();
+    let declared = hetally_schemes::lwe::Trustees {
+        count: 3,
+        min_lambda: 0,
+    };
+    let (tpk, tshares) =
+        lwe_threshold::generate_threshold(PKE_ZKV2_2048, declared, &mut rng).unwrap();
     let delta = Delta::new(50).unwrap();
     let values: Vec<i128> = (0..1024).map(|i| i128::from(i % 3 == 0)).collect();
     let lists: Vec<_> = (0..4)

@@ -112,17 +112,25 @@ not exist yet is created with mode 0700. Neither file is replaced unless
 --force is given, and with --force the old secret key is gone: aggregates
 released under it can no longer be decrypted.
 
-With --trustees N --threshold T no single secret key is ever written: a
-trusted dealer (this command, run offline) finds two safe primes (this takes
-a minute or more; a progress bar shows the search), splits the key with
-Shoup's threshold scheme so that any T trustees decrypt together, writes one
-share per trustee and wipes everything else. Hand each trustee its own
-share file, privately; give collector.pk to the server operator. See
-docs/threshold.md for what each party learns.
+With --trustees N no single secret key is ever written: a trusted dealer
+(this command, run offline) makes the key, splits it, writes one share per
+trustee (trustee-I.share, mode 0600) and a threshold public key
+(collector.pk), and wipes everything else.
+  paillier  finds two safe primes (a minute or more; a progress bar shows
+            the search) and splits the key with Shoup's threshold scheme so
+            that any T of the N trustees (--threshold T) decrypt together.
+  tfhe      splits the LWE key into N additive shares: all N trustees take
+            part in every decryption. Tasks under this key get a Delta with
+            room for the trustees' smudging noise, at least
+            --smudging-lambda bits of statistical security per release;
+            that costs batch size (docs/threshold.md, section TFHE).
+Hand each trustee its own share file, privately; give collector.pk to the
+server operator. See docs/threshold.md for what each party learns.
 
 Examples:
   hetally-keytool keygen --scheme paillier --bits 3072 --out ~/hetally-keys
-  hetally-keytool keygen --scheme paillier --trustees 5 --threshold 3 --out committee")]
+  hetally-keytool keygen --scheme paillier --trustees 5 --threshold 3 --out committee
+  hetally-keytool keygen --scheme tfhe --trustees 3 --out committee")]
 pub struct KeygenArgs {
     /// Homomorphic scheme of the key pair (the task's backend).
     #[arg(long, value_enum)]
@@ -141,21 +149,34 @@ pub struct KeygenArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Split the decryption key among N trustees (Paillier; 2 to 64):
-    /// writes collector.pk, a threshold public key that names N, T and the
-    /// trustees' verification values, and trustee-1.share ..
+    /// Split the decryption key among N trustees (2 to 64): writes
+    /// collector.pk, a threshold public key that names N (and for Paillier
+    /// T and the trustees' verification values), and trustee-1.share ..
     /// trustee-N.share (mode 0600), one per trustee, instead of
-    /// collector.sk. Needs --threshold.
-    #[arg(long, value_name = "N", requires = "threshold",
+    /// collector.sk. Paillier needs --threshold; TFHE keys are N-of-N.
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u16).range(2..=64))]
     pub trustees: Option<u16>,
 
     /// How many of the --trustees must take part to decrypt (2 to N). Fewer
-    /// learn nothing about any plaintext.
+    /// learn nothing about any plaintext. TFHE takes only N.
     #[arg(long, value_name = "T", requires = "trustees",
           value_parser = clap::value_parser!(u16).range(2..=64))]
     pub threshold: Option<u16>,
+
+    /// TFHE with --trustees: the least statistical security, in bits, that
+    /// the trustees' smudging noise must give each release (0 to 40;
+    /// the key declares it, tasks take a Delta that gives it, and trustees
+    /// refuse releases that do not). Each bit more halves the batch a task
+    /// can hold, about.
+    #[arg(long, value_name = "BITS", requires = "trustees",
+          value_parser = clap::value_parser!(u8).range(0..=40))]
+    pub smudging_lambda: Option<u8>,
 }
+
+/// The least smudging lambda of a TFHE threshold key when
+/// `--smudging-lambda` is not given.
+pub const DEFAULT_SMUDGING_LAMBDA: u8 = 16;
 
 fn parse_modulus_bits(s: &str) -> Result<u32, String> {
     let supported = || {
@@ -350,13 +371,18 @@ pub struct ReleaseOutput {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Run by one trustee, offline, on its own machine. The share's key must be the
-key the aggregate was released under. The partial decryption holds, for each
-ciphertext of the release, c^(2 Delta s_i) and a zero-knowledge proof that it
-was computed with the share the public key's verification value for this
-trustee commits to; it is bound to this exact release file (its SHA-256) and
-reveals nothing about the share. It is public: send it to whoever runs
+key the aggregate was released under. The partial decryption is bound to this
+exact release file (its SHA-256) and is public: send it to whoever runs
 `combine`. Alone, or with fewer than the threshold of others, it decrypts
 nothing.
+  paillier  for each ciphertext, c^(2 Delta s_i) and a zero-knowledge proof
+            that it was computed with the share the public key's
+            verification value for this trustee commits to; it reveals
+            nothing about the share.
+  tfhe      for each value, the share's part of the decryption plus fresh
+            smudging noise; refused when the release's Delta leaves room
+            for less than the key's least lambda. Make one per release.
+            There is no proof of correctness (docs/threshold.md).
 
 Example:
   hetally-keytool partial-decrypt --share trustee-2.share release.htly --out 2.part")]
@@ -378,17 +404,22 @@ pub struct PartialDecryptArgs {
 /// Arguments of `combine`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Checks every partial decryption's proofs against the threshold public key's
-verification values. A partial that fails (made with another share, for
-another release, or altered) is rejected and its trustee named on stderr;
-once at least T valid partials of distinct trustees are present the release
-is decrypted and shown exactly as `decrypt` shows it (table, JSON or CSV,
-confidence intervals, --clamp, --plot). With fewer than T valid partials
-nothing is decrypted and the command exits with code 9.
+Paillier: checks every partial decryption's proofs against the threshold
+public key's verification values. A partial that fails (made with another
+share, for another release, or altered) is rejected and its trustee named on
+stderr; once at least T valid partials of distinct trustees are present the
+release is decrypted and shown exactly as `decrypt` shows it (table, JSON or
+CSV, confidence intervals, --clamp, --plot). With fewer than T valid
+partials nothing is decrypted and the command exits with code 9. The
+threshold public key comes with every partial decryption file; it must be
+the key the aggregate names (its fingerprint).
 
-The threshold public key comes with every partial decryption file; it must
-be the key the aggregate names (its fingerprint). --key checks it against a
-copy of collector.pk you trust.
+TFHE: all N trustees' partials are needed (exit code 9 names the missing
+ones). Each must be intact (its checksum), of this release and of the key
+the aggregate names; one that is not is named. A TFHE partial carries no
+proof: a trustee who lies garbles the result undetected.
+
+--key checks the key against a copy of collector.pk you trust.
 
 Examples:
   hetally-keytool combine release.htly 1.part 3.part 4.part

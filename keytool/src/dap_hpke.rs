@@ -123,6 +123,7 @@ mod tests {
             force: false,
             trustees: None,
             threshold: None,
+            smudging_lambda: None,
         };
         let mut out = Vec::new();
         run(&args, &mut out).unwrap();

@@ -10,7 +10,9 @@ use std::path::Path;
 use hetally_protocol::aggregate::{AggregateError, AggregateFile, MAX_AGGREGATE_FILE_BYTES};
 use hetally_protocol::codec::{self, CodecError, FileKind, Reader};
 use hetally_protocol::keyfile::{self, KeyFileError, MAX_KEY_FILE_BYTES};
-use hetally_schemes::paillier::threshold::{KeyShare, PartialDecryption};
+#[cfg(feature = "tfhe")]
+use hetally_schemes::lwe;
+use hetally_schemes::paillier::threshold as paillier_threshold;
 use hetally_schemes::{KeyError, PublicKeyFile, SecretKeyFile};
 use zeroize::Zeroizing;
 
@@ -56,9 +58,111 @@ pub(crate) enum AnyFile {
     SecretKey(SecretKeyFile),
     Aggregate(AggregateFile),
     /// A trustee's share of a threshold key.
-    KeyShare(KeyShare),
+    KeyShare(Share),
     /// A trustee's partial decryption of a release.
-    PartialDecryption(PartialDecryption),
+    PartialDecryption(Partial),
+}
+
+/// A trustee's key share, of either scheme.
+#[derive(Debug)]
+pub(crate) enum Share {
+    /// A share of a T-of-N Paillier key.
+    Paillier(paillier_threshold::KeyShare),
+    /// An additive share of an N-of-N TFHE key.
+    #[cfg(feature = "tfhe")]
+    Tfhe(lwe::threshold::KeyShare),
+}
+
+/// A trustee's partial decryption, of either scheme.
+#[derive(Debug, Clone)]
+pub(crate) enum Partial {
+    /// With a proof per ciphertext.
+    Paillier(paillier_threshold::PartialDecryption),
+    /// Smudged, without proofs.
+    #[cfg(feature = "tfhe")]
+    Tfhe(lwe::threshold::PartialDecryption),
+}
+
+/// What `inspect` shows of a share or a partial: (trustee, N, T, key
+/// fingerprint, ciphertexts or values covered).
+pub(crate) struct TrusteeFileFacts {
+    pub(crate) trustee: u16,
+    pub(crate) trustees: u16,
+    pub(crate) threshold: u16,
+    pub(crate) key_fingerprint: [u8; 32],
+    pub(crate) covers: Option<usize>,
+}
+
+impl Share {
+    /// Decodes a key share file of either scheme.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        match keyfile::key_file_scheme(bytes, FileKind::KeyShare).map_err(|e| e.to_string())? {
+            #[cfg(feature = "tfhe")]
+            hetally_protocol::Scheme::Tfhe => lwe::threshold::KeyShare::from_bytes(bytes)
+                .map(Share::Tfhe)
+                .map_err(|e| e.to_string()),
+            _ => paillier_threshold::KeyShare::from_bytes(bytes)
+                .map(Share::Paillier)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub(crate) fn facts(&self) -> TrusteeFileFacts {
+        match self {
+            Share::Paillier(s) => TrusteeFileFacts {
+                trustee: s.index(),
+                trustees: s.public_key().params().trustees(),
+                threshold: s.public_key().params().threshold(),
+                key_fingerprint: s.public_key().fingerprint(),
+                covers: None,
+            },
+            #[cfg(feature = "tfhe")]
+            Share::Tfhe(s) => TrusteeFileFacts {
+                trustee: s.index(),
+                trustees: s.trustees(),
+                threshold: s.trustees(),
+                key_fingerprint: s.key_fingerprint(),
+                covers: None,
+            },
+        }
+    }
+}
+
+impl Partial {
+    /// Decodes a partial decryption file of either scheme.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        match keyfile::key_file_scheme(bytes, FileKind::PartialDecryption)
+            .map_err(|e| e.to_string())?
+        {
+            #[cfg(feature = "tfhe")]
+            hetally_protocol::Scheme::Tfhe => lwe::threshold::PartialDecryption::from_bytes(bytes)
+                .map(Partial::Tfhe)
+                .map_err(|e| e.to_string()),
+            _ => paillier_threshold::PartialDecryption::from_bytes(bytes)
+                .map(Partial::Paillier)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub(crate) fn facts(&self) -> TrusteeFileFacts {
+        match self {
+            Partial::Paillier(p) => TrusteeFileFacts {
+                trustee: p.index(),
+                trustees: p.key().params().trustees(),
+                threshold: p.key().params().threshold(),
+                key_fingerprint: p.key().fingerprint(),
+                covers: Some(p.values().len()),
+            },
+            #[cfg(feature = "tfhe")]
+            Partial::Tfhe(p) => TrusteeFileFacts {
+                trustee: p.index(),
+                trustees: p.trustees(),
+                threshold: p.trustees(),
+                key_fingerprint: p.key_fingerprint(),
+                covers: Some(p.len()),
+            },
+        }
+    }
 }
 
 fn display(path: &Path) -> String {
@@ -305,12 +409,11 @@ pub(crate) fn read_any(
             hetally_schemes::check_aggregate(&file).map_err(|e| aggregate_error(path, None, e))?;
             AnyFile::Aggregate(file)
         }
-        FileKind::KeyShare => AnyFile::KeyShare(
-            KeyShare::from_bytes(&bytes).map_err(|e| corrupt(path, Some(kind), e.to_string()))?,
-        ),
+        FileKind::KeyShare => {
+            AnyFile::KeyShare(Share::from_bytes(&bytes).map_err(|e| corrupt(path, Some(kind), e))?)
+        }
         FileKind::PartialDecryption => AnyFile::PartialDecryption(
-            PartialDecryption::from_bytes(&bytes)
-                .map_err(|e| corrupt(path, Some(kind), e.to_string()))?,
+            Partial::from_bytes(&bytes).map_err(|e| corrupt(path, Some(kind), e))?,
         ),
         #[allow(unreachable_patterns)]
         other => {

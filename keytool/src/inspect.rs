@@ -10,7 +10,6 @@ use std::io::{self, Write};
 
 use hetally_dp::Guarantee;
 use hetally_protocol::aggregate::{AggregateFile, Encoding, ReportCount};
-use hetally_schemes::paillier::threshold::ThresholdPublicKey;
 use hetally_schemes::paillier::{Packing, SUPPORTED_MODULUS_BITS};
 use hetally_schemes::{PublicKeyFile, SecretKeyFile};
 use serde::Serialize;
@@ -270,10 +269,17 @@ fn write_key_text(info: &KeyInfo, secret: bool, out: &mut dyn Write) -> io::Resu
                 writeln!(out, "Kind         threshold public key")?;
                 writeln!(out, "Scheme       {}", info.scheme)?;
                 writeln!(out, "Size         {}", info.size())?;
-                writeln!(
-                    out,
-                    "Trustees     {n}, any {t} of whom decrypt together (it holds their verification values)"
-                )?;
+                if info.scheme == "tfhe" {
+                    writeln!(
+                        out,
+                        "Trustees     {n}, all of whom decrypt together (partials smudged; no verification values)"
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "Trustees     {n}, any {t} of whom decrypt together (it holds their verification values)"
+                    )?;
+                }
             }
             _ => {
                 writeln!(out, "Kind         public key")?;
@@ -377,24 +383,12 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), KeytoolError> 
                 write_aggregate_text(agg, &info, out)
             }
         }
-        AnyFile::KeyShare(share) => threshold_file(
-            "key_share",
-            share.index(),
-            share.public_key(),
-            None,
-            size,
-            args.json,
-            out,
-        ),
-        AnyFile::PartialDecryption(part) => threshold_file(
-            "partial_decryption",
-            part.index(),
-            part.key(),
-            Some(part.values().len()),
-            size,
-            args.json,
-            out,
-        ),
+        AnyFile::KeyShare(share) => {
+            threshold_file("key_share", share.facts(), size, args.json, out)
+        }
+        AnyFile::PartialDecryption(part) => {
+            threshold_file("partial_decryption", part.facts(), size, args.json, out)
+        }
     };
     written.map_err(KeytoolError::Output)
 }
@@ -420,24 +414,21 @@ pub struct ThresholdFileInfo {
     pub file_bytes: usize,
 }
 
-/// Shows a key share or a partial decryption of trustee `trustee` under
-/// `key`, as text or JSON.
+/// Shows a key share or a partial decryption, as text or JSON.
 fn threshold_file(
     kind: &'static str,
-    trustee: u16,
-    key: &ThresholdPublicKey,
-    ciphertexts: Option<usize>,
+    facts: crate::files::TrusteeFileFacts,
     file_bytes: usize,
     json: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let info = ThresholdFileInfo {
         kind,
-        trustee,
-        trustees: key.params().trustees(),
-        threshold: key.params().threshold(),
-        key_fingerprint: hex::encode(key.fingerprint()),
-        ciphertexts,
+        trustee: facts.trustee,
+        trustees: facts.trustees,
+        threshold: facts.threshold,
+        key_fingerprint: hex::encode(facts.key_fingerprint),
+        ciphertexts: facts.covers,
         file_bytes,
     };
     if json {
@@ -453,10 +444,15 @@ fn write_threshold_text(info: &ThresholdFileInfo, out: &mut dyn Write) -> io::Re
         _ => "partial decryption (public: for `hetally-keytool combine`)",
     };
     writeln!(out, "Kind             {kind}")?;
+    let together = if info.threshold == info.trustees {
+        format!("all {} decrypt together", info.trustees)
+    } else {
+        format!("any {} decrypt together", info.threshold)
+    };
     writeln!(
         out,
-        "Trustee          {} of {} (any {} decrypt together)",
-        info.trustee, info.trustees, info.threshold
+        "Trustee          {} of {} ({together})",
+        info.trustee, info.trustees
     )?;
     if let Some(n) = info.ciphertexts {
         writeln!(out, "Ciphertexts      {n}")?;

@@ -372,19 +372,39 @@ fn threshold_keygen_checks_its_arguments_and_writes_shares_not_a_secret_key() {
         assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"));
     }
-    let out = keytool([
-        "keygen",
-        "--scheme",
-        "tfhe",
-        "--trustees",
-        "3",
-        "--threshold",
-        "3",
-        "--out",
-        t,
-    ]);
-    assert_eq!(out.code, EXIT_USAGE, "{}", out.stderr);
-    assert!(out.stderr.contains("paillier"), "{}", out.stderr);
+    // TFHE keys are N-of-N, and only TFHE keys take a smudging lambda.
+    for (scheme, args, needle) in [
+        (
+            "tfhe",
+            vec!["--trustees", "3", "--threshold", "2"],
+            "paillier",
+        ),
+        (
+            "tfhe",
+            vec!["--trustees", "3", "--smudging-lambda", "41"],
+            "41",
+        ),
+        ("tfhe", vec!["--smudging-lambda", "8"], "--trustees"),
+        (
+            "paillier",
+            vec![
+                "--trustees",
+                "3",
+                "--threshold",
+                "2",
+                "--smudging-lambda",
+                "8",
+            ],
+            "--scheme tfhe",
+        ),
+        ("dap-hpke", vec!["--trustees", "3"], "--trustees"),
+    ] {
+        let mut argv = vec!["keygen", "--scheme", scheme, "--out", &t];
+        argv.extend(&args);
+        let out = keytool(argv);
+        assert_eq!(out.code, EXIT_USAGE, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
     assert!(!target.exists(), "nothing created by rejected runs");
 
     let argv = [

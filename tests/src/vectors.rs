@@ -159,6 +159,10 @@ pub struct Keys {
     /// A 2048-bit Paillier threshold key, 3 of 5 trustees (seed 3): its
     /// public key file.
     pub threshold: Vec<u8>,
+    /// The TFHE key declared as a threshold key of 3 trustees with least
+    /// smudging lambda 16 (docs/protocol.md section 6.10): its public key
+    /// file.
+    pub tfhe_threshold: Vec<u8>,
 }
 
 impl Keys {
@@ -178,10 +182,23 @@ impl Keys {
         let params = ThresholdParams::new(5, 3).context("3 of 5")?;
         let (threshold, _) = generate_threshold(2048, params, &mut rng, &mut |_| {})
             .context("generating the threshold key")?;
+        let tfhe_threshold = match &tfhe {
+            SecretKeyFile::Tfhe(sk) => sk
+                .key()
+                .public_key()
+                .with_trustees(lwe::Trustees {
+                    count: 3,
+                    min_lambda: 16,
+                })
+                .context("declaring the TFHE threshold key")?
+                .to_bytes(),
+            _ => unreachable!("made as a TFHE key above"),
+        };
         Ok(Keys {
             paillier,
             tfhe,
             threshold: threshold.to_bytes(),
+            tfhe_threshold,
         })
     }
 
@@ -190,6 +207,7 @@ impl Keys {
     fn public_key_file(&self, scheme: &str) -> Vec<u8> {
         match scheme {
             "paillier-threshold" => self.threshold.clone(),
+            "tfhe-threshold" => self.tfhe_threshold.clone(),
             other => self.get(other).public_key().to_bytes(),
         }
     }
@@ -374,6 +392,10 @@ fn task_ids(keys: &Keys) -> Result<Json> {
             Spec::new("paillier-threshold", "histogram:16", true)
                 .dp("gaussian:1/8", "1")
                 .trustee_noise(3, 2),
+        ),
+        (
+            "tfhe histogram:16 under a threshold TFHE key of 3 trustees with least smudging lambda 16 (section 6.10), max batch 300: Delta 2^52 (section 10.4), no input proofs (version 3)",
+            Spec::new("tfhe-threshold", "histogram:16", false).max_batch_size(300),
         ),
     ];
     let mut rng = ChaCha20Rng::seed_from_u64(10);

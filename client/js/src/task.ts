@@ -43,6 +43,9 @@ export interface TaskDefinition {
   /** the whole public key file */
   publicKey: Uint8Array;
   paillierKey: PaillierKey | null;
+  /** N of a threshold public key (Paillier 6.8, TFHE 6.10), null for a
+   * plain key */
+  trustees: number | null;
   layout: TaskLayout;
   inputProofs: boolean;
   relation: Relation;
@@ -62,7 +65,8 @@ export async function taskIdOf(definition: Uint8Array): Promise<Uint8Array> {
 }
 
 /** Reads a public key file (6.1) and, for Paillier, checks the key (6.2);
- * `trustees` is N of a threshold key (6.8), null for any other key. */
+ * `trustees` is N of a threshold key (Paillier 6.8, TFHE 6.10), null for
+ * a plain key. */
 export function readPublicKey(file: Uint8Array): {
   scheme: "paillier" | "tfhe";
   paillier: PaillierKey | null;
@@ -75,19 +79,32 @@ export function readPublicKey(file: Uint8Array): {
   const version = r.u8("the file format version");
   if (version !== 1) throw new InvalidTaskError(`the public key file has format version ${version}, not 1`);
   const kind = r.u8("the file kind");
-  // Kind 4, a threshold public key (6.3): the same body, then the trustees'
-  // verification values, which only the trustees' tools use.
+  // Kind 4, a threshold public key: the scheme's public key body, then for
+  // Paillier (6.8) the trustee count N, the threshold T and the trustees'
+  // verification values, which only the trustees' tools use; for TFHE
+  // (6.10) N and the least smudging lambda, which enter the derivation of
+  // the task's Delta (10.4). Clients encrypt under the body alone.
   if (kind !== 1 && kind !== 4) {
     throw new InvalidTaskError(`the public key file has kind ${kind}, not 1 (public key) or 4 (threshold public key)`);
   }
   const scheme = r.u8("the key's scheme");
-  if (kind === 4 && scheme !== 1) throw new InvalidTaskError("a threshold public key must be a Paillier key");
   if (scheme === 2) {
     const set = r.u8("the TFHE parameter set");
     if (set !== 1) throw new InvalidTaskError(`unknown TFHE parameter set ${set}`);
     r.take(16 * TFHE_N, "the TFHE public key polynomials");
+    let trustees: number | null = null;
+    if (kind === 4) {
+      trustees = r.u16("the trustee count");
+      const minLambda = r.u8("min_lambda");
+      if (trustees < 2 || trustees > 64) {
+        throw new InvalidTaskError(`a threshold TFHE key with trustees = ${trustees} is not allowed (2 to 64)`);
+      }
+      if (minLambda > 40) {
+        throw new InvalidTaskError(`a threshold TFHE key with min_lambda = ${minLambda} is not allowed (0 to 40)`);
+      }
+    }
     r.finish();
-    return { scheme: "tfhe", paillier: null, trustees: null };
+    return { scheme: "tfhe", paillier: null, trustees };
   }
   if (scheme !== 1) throw new InvalidTaskError(`unknown key scheme ${scheme}`);
   const modulusBits = r.u16("modulus_bits");
@@ -188,11 +205,13 @@ export function decodeDefinition(bytes: Uint8Array): TaskDefinition {
     if (dp.kind !== "gaussian" || relation !== "replace-one") {
       throw new InvalidTaskError("trustee noise needs the Gaussian mechanism and the replace-one relation");
     }
-    if (key.trustees === null || contributors > key.trustees) {
+    // A threshold TFHE key (6.10) has trustees too, but they only decrypt.
+    if (key.scheme !== "paillier" || key.trustees === null) {
+      throw new InvalidTaskError("trustee noise needs a Paillier threshold key");
+    }
+    if (contributors > key.trustees) {
       throw new InvalidTaskError(
-        key.trustees === null
-          ? "trustee noise needs a threshold Paillier key"
-          : `trustee noise from ${contributors} contributors needs at least that many trustees, not ${key.trustees}`,
+        `trustee noise from ${contributors} contributors needs at least that many trustees, not ${key.trustees}`,
       );
     }
   }
@@ -204,7 +223,7 @@ export function decodeDefinition(bytes: Uint8Array): TaskDefinition {
   }
   return {
     version, measurement, minBatchSize, maxBatchSize, timePrecision, dp, budget,
-    scheme, publicKey, paillierKey: key.paillier, layout, inputProofs, relation, trusteeNoise,
+    scheme, publicKey, paillierKey: key.paillier, trustees: key.trustees, layout, inputProofs, relation, trusteeNoise,
   };
 }
 

@@ -191,7 +191,8 @@ def _header(r: Reader, *kinds: int) -> int:
 
 
 def read_public_key(data: bytes) -> PaillierPublicKey:
-    """Section 6.1 and 6.2; a threshold public key (6.8) is one too."""
+    """Section 6.1 and 6.2; a threshold public key (6.8) is one too. TFHE
+    keys, threshold ones included, are read by read_tfhe_public_key."""
     r = Reader(data)
     kind = _header(r, 1, 4)
     if r.u8() != 1:
@@ -296,10 +297,14 @@ def read_definition(data: bytes) -> Definition:
         raise ValueError("budget flag")
     scheme = r.u8()
     key = r.var_bytes(64 << 20)
+    if key[6:7] != bytes([scheme]):
+        raise ValueError("the definition's scheme differs from its public key's")
     slot_bits = None
     if scheme == 1:
         slot_bits = r.u32()
     elif scheme == 2:
+        # a TFHE public key, plain (6.5) or threshold (6.10)
+        read_tfhe_public_key(key)
         r.u8()
         if r.u8() == 1:
             r.take(32)
@@ -796,10 +801,47 @@ def decrypt_aggregate(sk: PaillierSecretKey, data: bytes) -> Aggregate:
     )
 
 
-# ---- TFHE (sections 6.5, 6.6, 10.1 to 10.3, 12.4) ---------------------------
+# ---- TFHE (sections 6.5, 6.6, 6.10, 10.1 to 10.3, 12.4) ---------------------
 
 TFHE_N = 2048
 MASK64 = (1 << 64) - 1
+
+
+@dataclass
+class TfhePublicKey:
+    parameter_set: int
+    a: List[int]
+    b: List[int]
+    file: bytes
+    trustees: Optional[int] = None  # N of a threshold key (6.10), else None
+    min_lambda: Optional[int] = None  # a threshold key's least smudging lambda
+
+    @property
+    def fingerprint(self) -> bytes:
+        return hashlib.sha256(self.file).digest()
+
+
+def read_tfhe_public_key(data: bytes) -> TfhePublicKey:
+    """Sections 6.1 and 6.5; a threshold public key (6.10) is one too: the
+    same body, then u16 trustees (2 to 64) and u8 min_lambda (0 to 40)."""
+    r = Reader(data)
+    kind = _header(r, 1, 4)
+    if r.u8() != 2:
+        raise ValueError("not a TFHE key")
+    pset = r.u8()
+    if pset != 1:
+        raise ValueError("parameter set")
+    a = list(struct.unpack(f">{TFHE_N}Q", r.take(8 * TFHE_N)))
+    b = list(struct.unpack(f">{TFHE_N}Q", r.take(8 * TFHE_N)))
+    trustees = min_lambda = None
+    if kind == 4:
+        trustees, min_lambda = r.u16(), r.u8()
+        if not 2 <= trustees <= 64:
+            raise ValueError(f"trustees: a threshold TFHE key has 2 to 64, not {trustees}")
+        if min_lambda > 40:
+            raise ValueError(f"min_lambda: at most 40, not {min_lambda}")
+    r.end()
+    return TfhePublicKey(pset, a, b, data, trustees, min_lambda)
 
 
 @dataclass

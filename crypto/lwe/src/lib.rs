@@ -148,15 +148,40 @@ pub struct PublicKey {
 struct PublicKeyInner {
     params: ParameterSet,
     key: LweCompactPublicKeyOwned<u64>,
+    /// Set for a threshold public key (file kind 4): its key is split
+    /// among trustees ([`threshold`]).
+    trustees: Option<Trustees>,
     fingerprint: [u8; 32],
+}
+
+/// What a TFHE threshold public key declares beside the key itself
+/// (docs/protocol.md section 6.10): the key is split N-of-N among
+/// `count` trustees, and tasks under it take a Delta large enough for
+/// partial decryptions smudged to at least `min_lambda` bits of
+/// statistical security ([`threshold::smudging`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trustees {
+    /// N: every one of them takes part in every decryption.
+    pub count: u16,
+    /// The least smudging lambda a partial decryption may have.
+    pub min_lambda: u8,
 }
 
 impl PublicKey {
     fn from_key(params: ParameterSet, key: LweCompactPublicKeyOwned<u64>) -> Self {
+        Self::build(params, key, None)
+    }
+
+    fn build(
+        params: ParameterSet,
+        key: LweCompactPublicKeyOwned<u64>,
+        trustees: Option<Trustees>,
+    ) -> Self {
         let mut pk = PublicKey {
             inner: Arc::new(PublicKeyInner {
                 params,
                 key,
+                trustees,
                 fingerprint: [0; 32],
             }),
         };
@@ -176,6 +201,25 @@ impl PublicKey {
     /// SHA-256 of the public key file encoding.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.inner.fingerprint
+    }
+
+    /// The same key, declared as a threshold key of `trustees` (a
+    /// different file, so a different fingerprint). Checks the trustee
+    /// count and that `min_lambda` is at most
+    /// [`threshold::TARGET_LAMBDA`].
+    pub fn with_trustees(&self, trustees: Trustees) -> Result<Self, LweError> {
+        threshold::check_declaration(trustees)?;
+        Ok(Self::build(
+            self.inner.params,
+            self.inner.key.clone(),
+            Some(trustees),
+        ))
+    }
+
+    /// For a threshold public key: its trustees. `None` for a key with one
+    /// holder.
+    pub fn trustees(&self) -> Option<Trustees> {
+        self.inner.trustees
     }
 
     fn key(&self) -> &LweCompactPublicKeyOwned<u64> {
@@ -200,11 +244,19 @@ impl PublicKey {
         Ok(PublicKey::from_key(params, key))
     }
 
-    /// The public key file encoding (header, scheme byte, body).
+    /// The public key file encoding (header, scheme byte, body; for a
+    /// threshold key kind 4, then the trustee count and the least lambda).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        keyfile::write_key_header(&mut w, FileKind::PublicKey, Scheme::Tfhe);
+        let kind = match self.inner.trustees {
+            Some(_) => FileKind::ThresholdPublicKey,
+            None => FileKind::PublicKey,
+        };
+        keyfile::write_key_header(&mut w, kind, Scheme::Tfhe);
         self.encode_body(&mut w);
+        if let Some(t) = self.inner.trustees {
+            w.u16(t.count).u8(t.min_lambda);
+        }
         w.finish()
     }
 
@@ -319,16 +371,25 @@ fn read_words(r: &mut Reader<'_>, count: usize, what: &'static str) -> Result<Ve
 }
 
 impl PublicKey {
-    /// Decodes and validates a public key file.
+    /// Decodes and validates a public key file, plain or threshold.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LweError> {
         let mut r = Reader::new(bytes);
-        let scheme = keyfile::read_key_header(&mut r, FileKind::PublicKey)?;
+        let (scheme, threshold) = keyfile::read_public_key_header(&mut r)?;
         if scheme != Scheme::Tfhe {
             return Err(
                 CodecError::invalid("scheme", format!("a {scheme} key is not a TFHE key")).into(),
             );
         }
         let key = Self::decode_body(&mut r)?;
+        let key = if threshold {
+            let trustees = Trustees {
+                count: r.u16("trustee count")?,
+                min_lambda: r.u8("least smudging lambda")?,
+            };
+            key.with_trustees(trustees)?
+        } else {
+            key
+        };
         r.finish("public key file")?;
         Ok(key)
     }

@@ -71,6 +71,29 @@ fn max_abs_sum(
         .saturating_add(tail))
 }
 
+/// The most encryptions one sum may hold at `delta` under `pk`: the
+/// capacity of its parameter set ([`lwe::ParameterSet::max_encryptions`]),
+/// and for a threshold key also the most that leaves its trustees room to
+/// smudge the `values` values of a release to the key's least lambda
+/// ([`lwe::threshold::max_smudged_encryptions`]).
+fn capacity(
+    params: lwe::ParameterSet,
+    trustees: Option<lwe::Trustees>,
+    values: usize,
+    delta: Delta,
+) -> u64 {
+    match trustees {
+        None => params.max_encryptions(delta),
+        Some(t) => lwe::threshold::max_smudged_encryptions(
+            params,
+            delta,
+            values,
+            t.count,
+            u32::from(t.min_lambda),
+        ),
+    }
+}
+
 /// The largest batch a task of this measurement and DP mechanism can
 /// release under `params` at any Delta (see the module docs), or an error
 /// if not even one report fits.
@@ -80,11 +103,32 @@ pub fn max_feasible_batch(
     dp: &DpMechanism,
     relation: Option<Relation>,
 ) -> Result<u64, SchemeError> {
+    feasible_batch(params, None, measurement, dp, relation)
+}
+
+/// [`max_feasible_batch`] under a key, which for a threshold key also
+/// leaves room for the trustees' smudging noise.
+pub fn max_feasible_batch_for(
+    pk: &PublicKey,
+    measurement: &Measurement,
+    dp: &DpMechanism,
+    relation: Option<Relation>,
+) -> Result<u64, SchemeError> {
+    feasible_batch(pk.params(), pk.trustees(), measurement, dp, relation)
+}
+
+fn feasible_batch(
+    params: lwe::ParameterSet,
+    trustees: Option<lwe::Trustees>,
+    measurement: &Measurement,
+    dp: &DpMechanism,
+    relation: Option<Relation>,
+) -> Result<u64, SchemeError> {
     let tail = max_abs_sum(measurement, dp, relation, 0)?;
     let best = (Delta::MIN_LOG2..=Delta::MAX_LOG2)
         .filter_map(|log2| Delta::new(log2).ok())
         .map(|delta| {
-            let by_noise = params.max_encryptions(delta).saturating_sub(1);
+            let by_noise = capacity(params, trustees, measurement.len(), delta).saturating_sub(1);
             let room = u128::from(delta.max_abs_value()).saturating_sub(tail);
             let by_room = room / u128::from(measurement.max_value());
             by_noise.min(u64::try_from(by_room).unwrap_or(u64::MAX))
@@ -92,15 +136,24 @@ pub fn max_feasible_batch(
         .max()
         .unwrap_or(0);
     if best == 0 {
+        let smudged = match trustees {
+            Some(t) => format!(
+                " with room for {} trustees' smudging noise at lambda {}",
+                t.count, t.min_lambda
+            ),
+            None => String::new(),
+        };
         return Err(SchemeError::Config(format!(
-            "a {measurement} task with {dp} does not fit the TFHE plaintext space even for one report: \
-             use fewer value bits or less noise, or the paillier scheme"
+            "a {measurement} task with {dp} does not fit the TFHE plaintext space even for one \
+             report{smudged}: use fewer value bits or less noise, or the paillier scheme"
         )));
     }
     Ok(best)
 }
 
-/// The Delta a task needs; see the module docs.
+/// The Delta a task needs; see the module docs. For a threshold key it is
+/// the smallest Delta that also leaves room for its trustees' smudging
+/// noise at the key's least lambda.
 pub fn delta_for(
     pk: &PublicKey,
     measurement: &Measurement,
@@ -109,19 +162,29 @@ pub fn delta_for(
     max_batch_size: u64,
 ) -> Result<Delta, SchemeError> {
     let params = pk.params();
+    let trustees = pk.trustees();
     let too_big = || {
-        let feasible = max_feasible_batch(params, measurement, dp, relation)
+        let feasible = max_feasible_batch_for(pk, measurement, dp, relation)
             .map(|k| format!("at most {k}"))
             .unwrap_or_else(|e| e.to_string());
+        let smudging = match trustees {
+            Some(t) => format!(
+                " and room for {} trustees to smudge their partial decryptions to lambda {}",
+                t.count, t.min_lambda
+            ),
+            None => String::new(),
+        };
         SchemeError::Config(format!(
             "a max batch size of {max_batch_size} does not fit a {measurement} TFHE task with {dp} \
-             ({feasible} reports do, with a decryption failure probability below 2^-40): \
+             ({feasible} reports do, with a decryption failure probability below 2^-40{smudging}): \
              lower --max-batch-size"
         ))
     };
-    let delta = params
-        .min_delta_for(max_batch_size.saturating_add(1))
-        .map_err(|_| too_big())?;
+    let encryptions = max_batch_size.saturating_add(1);
+    let delta = (Delta::MIN_LOG2..=Delta::MAX_LOG2)
+        .filter_map(|log2| Delta::new(log2).ok())
+        .find(|&d| capacity(params, trustees, measurement.len(), d) >= encryptions)
+        .ok_or_else(too_big)?;
     if max_abs_sum(measurement, dp, relation, max_batch_size)? > u128::from(delta.max_abs_value()) {
         return Err(too_big());
     }
@@ -317,7 +380,7 @@ pub fn default_max_batch_size(
     relation: Option<Relation>,
 ) -> Result<u64, SchemeError> {
     let pk = PublicKey::from_bytes(public_key_file).map_err(config)?;
-    max_feasible_batch(pk.params(), measurement, dp, relation)
+    max_feasible_batch_for(&pk, measurement, dp, relation)
 }
 
 /// Checks that a TFHE task's definition is consistent, with its CRS.
@@ -886,6 +949,119 @@ mod tests {
         assert!(
             max_feasible_batch(params, &sum16, &dp, None).unwrap()
                 < max_feasible_batch(params, &sum16, &none, None).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_threshold_key_takes_a_delta_with_room_for_smudging() {
+        let declared = lwe::Trustees {
+            count: 3,
+            min_lambda: 16,
+        };
+        let pk = key().with_trustees(declared).unwrap();
+        let histogram = Measurement::Histogram { buckets: 16 };
+        let none = DpMechanism::None;
+        // The example of docs/protocol.md 10.4: 2^52, against 2^28 for the
+        // same task under the plain key.
+        let delta = delta_for(&pk, &histogram, &none, None, 300).unwrap();
+        assert_eq!(delta.log2(), 52);
+        assert_eq!(
+            delta_for(&key(), &histogram, &none, None, 300)
+                .unwrap()
+                .log2(),
+            31
+        );
+        let s = lwe::threshold::smudging(pk.params(), delta, 301, 16, 3).unwrap();
+        assert_eq!(s.lambda, 16);
+        // The largest batch: the lambda and the plaintext space both hold
+        // there, and one report more does not fit.
+        let largest = max_feasible_batch_for(&pk, &histogram, &none, None).unwrap();
+        let at = delta_for(&pk, &histogram, &none, None, largest).unwrap();
+        let s = lwe::threshold::smudging(pk.params(), at, largest + 1, 16, 3).unwrap();
+        assert!(s.lambda >= 16, "{s:?}");
+        assert!(largest <= at.max_abs_value());
+        assert!(delta_for(&pk, &histogram, &none, None, largest + 1).is_err());
+        assert!((500..5000).contains(&largest), "{largest}");
+        // A least lambda of 40 leaves no room for any batch.
+        let strict = key()
+            .with_trustees(lwe::Trustees {
+                count: 3,
+                min_lambda: 40,
+            })
+            .unwrap();
+        let err = max_feasible_batch_for(&strict, &histogram, &none, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smudging noise at lambda 40"), "{err}");
+        // The declaration is checked.
+        for bad in [(1, 16), (65, 16), (3, 41)] {
+            let t = lwe::Trustees {
+                count: bad.0,
+                min_lambda: bad.1,
+            };
+            assert!(key().with_trustees(t).is_err(), "{bad:?}");
+        }
+        // Its file: kind 4, the key, N and the lambda; another fingerprint.
+        let bytes = pk.to_bytes();
+        assert_eq!(bytes.len(), key().to_bytes().len() + 3);
+        assert_eq!(bytes[5], 4);
+        assert_ne!(pk.fingerprint(), key().fingerprint());
+        let back = PublicKey::from_bytes(&bytes).unwrap();
+        assert_eq!(back.trustees(), Some(declared));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(PublicKey::from_bytes(&long).is_err());
+        assert!(PublicKey::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// The table of docs/threshold.md ("The price: Delta and batch size"):
+    /// the largest batch and its Delta under a 3-trustee key, by least
+    /// lambda, without DP.
+    #[test]
+    fn threshold_batch_limits_table() {
+        let none = DpMechanism::None;
+        let measurements = [
+            Measurement::Count,
+            Measurement::Histogram { buckets: 16 },
+            Measurement::Histogram { buckets: 1024 },
+        ];
+        // (largest batch, log2 of its Delta) per measurement, by lambda.
+        type Row = [Option<(u64, u32)>; 3];
+        let table: [(u8, Row); 6] = [
+            (
+                0,
+                [
+                    Some((8_388_607, 40)),
+                    Some((2_097_151, 42)),
+                    Some((131_071, 46)),
+                ],
+            ),
+            (
+                8,
+                [Some((262_143, 45)), Some((37_717, 47)), Some((2_357, 51))],
+            ),
+            (12, [Some((37_717, 47)), Some((8_191, 50)), Some((511, 54))]),
+            (16, [Some((8_191, 50)), Some((1_023, 53)), Some((63, 57))]),
+            (20, [Some((1_023, 53)), Some((146, 55)), Some((8, 59))]),
+            (24, [Some((146, 55)), Some((31, 58)), None]),
+        ];
+        for (lambda, row) in table {
+            let pk = key()
+                .with_trustees(lwe::Trustees {
+                    count: 3,
+                    min_lambda: lambda,
+                })
+                .unwrap();
+            for (m, expected) in measurements.iter().zip(row) {
+                let got = max_feasible_batch_for(&pk, m, &none, None)
+                    .ok()
+                    .map(|k| (k, delta_for(&pk, m, &none, None, k).unwrap().log2()));
+                assert_eq!(got, expected, "lambda {lambda}, {m}");
+            }
+        }
+        assert_eq!(
+            max_feasible_batch(key().params(), &Measurement::Count, &none, None).unwrap(),
+            16_777_215
         );
     }
 

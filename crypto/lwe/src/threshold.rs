@@ -81,13 +81,20 @@
 //! release costs its own 2^-lambda: a trustee should make one partial per
 //! release (two partials of one release with fresh noise average it down).
 //!
-//! The room is small: Delta is chosen per task as the smallest power of two
-//! that holds the batch, so t is above Delta/4 and nothing is left for
-//! smudging at the task's own Delta. A threshold task needs the larger Delta
-//! of [`threshold_delta_for`]; lambda = 40 needs t * N * 2^39 * J <=
-//! 2^(d-1), which no Delta up to 2^60 gives for a useful batch (for
-//! `histogram:1024`, K = 10,001 and N = 3 it would need Delta = 2^85). The
-//! figures are in the tests (`smudging_figures_for_histogram_1024`).
+//! The room is small. A plain key's task takes the smallest Delta that
+//! holds its batch, which puts t above Delta/4 and leaves nothing for
+//! smudging. So a threshold public key ([`PublicKey::with_trustees`],
+//! docs/protocol.md section 6.10) declares N and a least lambda, and a task
+//! under it takes the smallest Delta at which N trustees smudge its largest
+//! batch to that lambda ([`max_smudged_encryptions`], used by
+//! [`crate::scheme::delta_for`]); each share carries the least lambda, and
+//! `hetally-keytool partial-decrypt` refuses releases below it. lambda = 40
+//! needs t * N * 2^39 * J <= 2^(d-1), which no Delta up to 2^60 gives for a
+//! useful batch (for `histogram:1024`, K = 10,001 and N = 3 it would need
+//! Delta = 2^85); docs/threshold.md tabulates the batches each lambda
+//! allows. The figures are in the tests
+//! (`smudging_figures_for_histogram_1024`, and
+//! `crate::scheme::tests::threshold_batch_limits_table`).
 //!
 //! # Integrity
 //!
@@ -113,7 +120,7 @@
 //!
 //! ```text
 //! key share:   u8 parameter set | [32] public key fingerprint
-//!              | u16 trustee index (1..=N) | u16 N
+//!              | u16 trustee index (1..=N) | u16 N | u8 least lambda
 //!              | n x u64 key share | n x u64 share of E | n x u64 share of trunc(E/2)
 //!              | [32] SHA-256("hetally tfhe key share v1" | all bytes before)
 //! partial:     u8 parameter set | [32] public key fingerprint
@@ -124,7 +131,7 @@
 //! ```
 //!
 //! The release digest is SHA-256("hetally tfhe release v1" | the aggregate
-//! file's encoding). A key share is 49,228 bytes for n = 2,048; a partial
+//! file's encoding). A key share is 49,229 bytes for n = 2,048; a partial
 //! of J values is 8 J + 125 bytes plus the context.
 
 use std::fmt;
@@ -142,7 +149,7 @@ use crate::params::MAX_VALUES_PER_RELEASE;
 use crate::scheme::Release;
 use crate::{
     check_decryptable, decode_values, key_terms, read_words, Delta, LweError, ParameterSet,
-    PublicKey, SecretKey,
+    PublicKey, SecretKey, Trustees,
 };
 
 /// Fewest trustees.
@@ -326,6 +333,24 @@ fn check_trustees(trustees: u16) -> Result<(), ThresholdError> {
     }
 }
 
+/// Checks what a threshold public key declares: 2 to 64 trustees and a
+/// least lambda of at most [`TARGET_LAMBDA`].
+pub(crate) fn check_declaration(t: Trustees) -> Result<(), LweError> {
+    if !(MIN_TRUSTEES..=MAX_TRUSTEES).contains(&t.count) {
+        return Err(LweError::InvalidKey(format!(
+            "a threshold key of {} trustees: use {MIN_TRUSTEES} to {MAX_TRUSTEES}",
+            t.count
+        )));
+    }
+    if u32::from(t.min_lambda) > TARGET_LAMBDA {
+        return Err(LweError::InvalidKey(format!(
+            "a least smudging lambda of {} is above the {TARGET_LAMBDA} partial decryptions aim for",
+            t.min_lambda
+        )));
+    }
+    Ok(())
+}
+
 fn check_index(index: u16, trustees: u16) -> Result<(), ThresholdError> {
     if (1..=trustees).contains(&index) {
         Ok(())
@@ -427,6 +452,37 @@ pub fn threshold_delta_for(
     })
 }
 
+/// The most encryptions one sum of `values` values may hold at `delta` so
+/// that `trustees` trustees still smudge to at least `lambda` ([`smudging`]);
+/// 0 when not even one does. The smudging lambda only falls as the sum
+/// grows, so this is a binary search up to the capacity of `delta`.
+pub fn max_smudged_encryptions(
+    params: ParameterSet,
+    delta: Delta,
+    values: usize,
+    trustees: u16,
+    lambda: u32,
+) -> u64 {
+    let fits = |k: u64| {
+        k >= 1 && smudging(params, delta, k, values, trustees).is_ok_and(|s| s.lambda >= lambda)
+    };
+    let (mut lo, mut hi) = (0u64, params.max_encryptions(delta));
+    if !fits(1) {
+        return 0;
+    }
+    lo = lo.max(1);
+    // Invariant: fits(lo), and nothing above hi fits.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 /// One trustee's additive share of a TFHE secret key and of its bias pair.
 /// Zeroized on drop; `Debug` shows only the index and the key fingerprint.
 pub struct KeyShare {
@@ -434,6 +490,9 @@ pub struct KeyShare {
     key_fingerprint: [u8; 32],
     index: u16,
     trustees: u16,
+    /// The least lambda the threshold key declares (0 for shares of a key
+    /// dealt without a threshold public key, [`deal_shares`]).
+    min_lambda: u8,
     /// s_i.
     key: Vec<u64>,
     /// Share of E.
@@ -443,17 +502,52 @@ pub struct KeyShare {
 }
 
 /// Splits `key` (and its bias pair) into `trustees` additive shares over
-/// Z_{2^64}, indexed 1..=N; see the module docs. The caller keeps `key`:
-/// drop it once the shares are handed out.
+/// Z_{2^64}, indexed 1..=N; see the module docs. The shares are bound to
+/// `key`'s own public key, and demand no least lambda: [`deal_shares_for`]
+/// deals for a threshold public key. The caller keeps `key`: drop it once
+/// the shares are handed out.
 pub fn deal_shares(
     key: &SecretKey,
     trustees: u16,
     rng: &mut dyn CryptoRngCore,
 ) -> Result<Vec<KeyShare>, ThresholdError> {
+    let declared = Trustees {
+        count: trustees,
+        min_lambda: 0,
+    };
+    deal(key, key.public_key().fingerprint(), declared, rng)
+}
+
+/// Splits `key` among the trustees `public` (its threshold public key,
+/// [`PublicKey::with_trustees`]) declares, bound to that key's fingerprint
+/// and least lambda.
+pub fn deal_shares_for(
+    key: &SecretKey,
+    public: &PublicKey,
+    rng: &mut dyn CryptoRngCore,
+) -> Result<Vec<KeyShare>, ThresholdError> {
+    let declared = public.trustees().ok_or_else(|| {
+        LweError::InvalidKey("shares are dealt for a threshold public key".into())
+    })?;
+    let own = key.public_key().with_trustees(declared)?;
+    if own.fingerprint() != public.fingerprint() {
+        return Err(
+            LweError::InvalidKey("the threshold public key is not this key's".into()).into(),
+        );
+    }
+    deal(key, public.fingerprint(), declared, rng)
+}
+
+fn deal(
+    key: &SecretKey,
+    key_fingerprint: [u8; 32],
+    declared: Trustees,
+    rng: &mut dyn CryptoRngCore,
+) -> Result<Vec<KeyShare>, ThresholdError> {
+    let trustees = declared.count;
     check_trustees(trustees)?;
     let params = key.params();
     let n = params.lwe_dimension;
-    let key_fingerprint = key.public_key().fingerprint();
     let (bias, half_bias) = key.bias_words();
     // What is left for the last share: the whole minus the others.
     let mut rest = [Zeroizing::new(key.key_words().to_vec()), bias, half_bias];
@@ -471,6 +565,7 @@ pub fn deal_shares(
             key_fingerprint,
             index,
             trustees,
+            min_lambda: declared.min_lambda,
             key: std::mem::take(&mut parts[0]),
             bias: std::mem::take(&mut parts[1]),
             half_bias: std::mem::take(&mut parts[2]),
@@ -481,6 +576,7 @@ pub fn deal_shares(
         key_fingerprint,
         index: trustees,
         trustees,
+        min_lambda: declared.min_lambda,
         key: rest[0].to_vec(),
         bias: rest[1].to_vec(),
         half_bias: rest[2].to_vec(),
@@ -488,18 +584,19 @@ pub fn deal_shares(
     Ok(shares)
 }
 
-/// Makes a fresh key pair for `params`, deals it to `trustees` trustees
-/// and forgets the secret key (it is zeroized when dropped here). Returns
-/// the public key the task uses and the shares, in index order.
+/// Makes a fresh key pair for `params`, deals it to the trustees
+/// `declared` names and forgets the secret key (it is zeroized when dropped
+/// here). Returns the threshold public key the task uses (file kind 4,
+/// [`PublicKey::with_trustees`]) and the shares, in index order.
 pub fn generate_threshold(
     params: ParameterSet,
-    trustees: u16,
+    declared: Trustees,
     rng: &mut dyn CryptoRngCore,
 ) -> Result<(PublicKey, Vec<KeyShare>), ThresholdError> {
-    check_trustees(trustees)?;
+    check_declaration(declared)?;
     let key = SecretKey::generate(params, rng);
-    let shares = deal_shares(&key, trustees, rng)?;
-    let public = key.public_key().clone();
+    let public = key.public_key().with_trustees(declared)?;
+    let shares = deal_shares_for(&key, &public, rng)?;
     drop(key);
     Ok((public, shares))
 }
@@ -544,6 +641,12 @@ impl KeyShare {
     /// The parameter set.
     pub fn params(&self) -> ParameterSet {
         self.params
+    }
+
+    /// The least smudging lambda the threshold key declares: partial
+    /// decryptions should refuse releases that give less.
+    pub fn min_lambda(&self) -> u32 {
+        u32::from(self.min_lambda)
     }
 
     /// This trustee's partial decryption of a released aggregate (the file
@@ -632,7 +735,8 @@ impl KeyShare {
         w.u8(self.params.id)
             .bytes(&self.key_fingerprint)
             .u16(self.index)
-            .u16(self.trustees);
+            .u16(self.trustees)
+            .u8(self.min_lambda);
         for words in [&self.key, &self.bias, &self.half_bias] {
             for &x in words.iter() {
                 w.u64(x);
@@ -649,6 +753,7 @@ impl KeyShare {
         let mut r = Reader::new(bytes);
         let (params, key_fingerprint, index, trustees) =
             read_common(&mut r, FileKind::KeyShare, "key share")?;
+        let min_lambda = r.u8("least smudging lambda")?;
         let n = params.lwe_dimension;
         let key = read_words(&mut r, n, "key share")?;
         let bias = read_words(&mut r, n, "bias share")?;
@@ -658,6 +763,7 @@ impl KeyShare {
             key_fingerprint,
             index,
             trustees,
+            min_lambda,
             key,
             bias,
             half_bias,
@@ -667,7 +773,10 @@ impl KeyShare {
         if check != share_checksum(&bytes[..bytes.len() - 32]) {
             return Err(ThresholdError::ShareChecksum);
         }
-        check_trustees(trustees)?;
+        check_declaration(Trustees {
+            count: trustees,
+            min_lambda,
+        })?;
         check_index(index, trustees)?;
         Ok(share)
     }
@@ -1105,7 +1214,16 @@ mod tests {
             assert_eq!(&combine(&reversed, file, CONTEXT).unwrap(), expected);
         }
         // A freshly generated threshold key.
-        let (pk, shares) = generate_threshold(PKE_ZKV2_2048, 3, &mut rng(30)).unwrap();
+        let declared = Trustees {
+            count: 3,
+            min_lambda: 10,
+        };
+        let (pk, shares) = generate_threshold(PKE_ZKV2_2048, declared, &mut rng(30)).unwrap();
+        assert_eq!(pk.trustees(), Some(declared));
+        assert!(shares.iter().all(|s| s.min_lambda() == 10));
+        let reread = PublicKey::from_bytes(&pk.to_bytes()).unwrap();
+        assert_eq!(reread.fingerprint(), pk.fingerprint());
+        assert_eq!(reread.trustees(), Some(declared));
         let delta = Delta::new(50).unwrap();
         let mut r = rng(31);
         let lists: Vec<CiphertextList> = (0..4)
@@ -1460,7 +1578,7 @@ mod tests {
         let (file, expected) = test_release();
         let shares = deal_shares(key(), 3, &mut rng(110)).unwrap();
         let bytes: Vec<Vec<u8>> = shares.iter().map(KeyShare::to_bytes).collect();
-        assert_eq!(bytes[0].len(), 49_228);
+        assert_eq!(bytes[0].len(), 49_229);
         let decoded: Vec<KeyShare> = bytes
             .iter()
             .map(|b| KeyShare::from_bytes(b).unwrap())

@@ -263,12 +263,12 @@ impl TaskDefinition {
             .map_err(|e| TaskError::Invalid(format!("trustee noise: {e}")))?;
         if !matches!(self.dp, DpMechanism::Gaussian { .. }) {
             return invalid(
-                "trustees draw discrete Gaussian shares, so the task's mechanism must be                  gaussian:RHO (or gaussian-eps:EPSILON:DELTA)",
+                "trustees draw discrete Gaussian shares, so the task's mechanism must be gaussian:RHO (or gaussian-eps:EPSILON:DELTA)",
             );
         }
         if self.relation != Some(Relation::ReplaceOne) {
             return invalid(
-                "a task with trustee noise uses the replace-one relation: under add/remove the                  report count needs noise when the batch is claimed, before trustees take part",
+                "a task with trustee noise uses the replace-one relation: under add/remove the report count needs noise when the batch is claimed, before trustees take part",
             );
         }
         let (scheme, threshold) =
@@ -276,7 +276,8 @@ impl TaskDefinition {
                 .map_err(|e| TaskError::Invalid(format!("the public key: {e}")))?;
         if scheme != Scheme::Paillier || !threshold {
             return invalid(
-                "only a Paillier threshold key has trustees (hetally-keytool keygen --trustees N                  --threshold T)",
+                "trustee noise needs a Paillier threshold key (hetally-keytool keygen --scheme paillier \
+                 --trustees N --threshold T): the server draws a TFHE task's noise",
             );
         }
         Ok(())

@@ -90,8 +90,8 @@ pub fn new_task_layout(
         Scheme::Tfhe => {
             if trustee_noise.is_some() {
                 return Err(SchemeError::Config(
-                    "trustee noise needs a Paillier threshold key: TFHE keys have no trustees \
-                     in hetally-keytool"
+                    "trustee noise needs a Paillier threshold key: the trustees of a TFHE \
+                     threshold key decrypt, but the server draws a TFHE task's noise"
                         .into(),
                 ));
             }

@@ -21,4 +21,5 @@ mod replicas;
 mod retention;
 mod tfhe;
 mod threshold;
+mod threshold_tfhe;
 mod tls;

@@ -16,11 +16,11 @@ use serde_json::Value;
 
 const REPORTS: u64 = 1000;
 
-fn keytool(args: &[&str]) -> Output {
+pub(super) fn keytool(args: &[&str]) -> Output {
     run("hetally-keytool", args)
 }
 
-fn text(out: &Output) -> String {
+pub(super) fn text(out: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),
@@ -29,7 +29,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn path(p: &Path) -> String {
+pub(super) fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
@@ -63,8 +63,27 @@ fn keygen_committee(dir: &Path, trustees: u16, threshold: u16) {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// Checks what `keygen --trustees` wrote into `committee`: no whole key, a
+/// share of mode 0600 for each of `trustees`; returns `inspect --json` of
+/// its public key.
+pub(super) fn check_committee(committee: &Path, trustees: u16) -> Value {
+    assert!(!committee.join("collector.sk").exists(), "no whole key");
+    for i in 1..=trustees {
+        use std::os::unix::fs::PermissionsExt;
+        let share = committee.join(format!("trustee-{i}.share"));
+        let mode = std::fs::metadata(&share).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", share.display());
+    }
+    let pk = committee.join("collector.pk");
+    serde_json::from_str(&run_ok(
+        "hetally-keytool",
+        &["inspect", "--json", &path(&pk)],
+    ))
+    .unwrap()
+}
+
 /// `partial-decrypt` of `release` with trustee `i`'s share, into `dir/I.part`.
-fn partial(committee: &Path, i: u16, release: &Path, dir: &Path) -> PathBuf {
+pub(super) fn partial(committee: &Path, i: u16, release: &Path, dir: &Path) -> PathBuf {
     let part = dir.join(format!("{i}.part"));
     let out = keytool(&[
         "partial-decrypt",
@@ -79,7 +98,7 @@ fn partial(committee: &Path, i: u16, release: &Path, dir: &Path) -> PathBuf {
 }
 
 /// `combine --format json` of `release` with `parts`.
-fn combine(release: &Path, parts: &[&Path]) -> Output {
+pub(super) fn combine(release: &Path, parts: &[&Path]) -> Output {
     let mut args = vec![
         "combine".to_string(),
         "--format".into(),
@@ -97,18 +116,7 @@ fn three_of_five_trustees_decrypt_a_proven_histogram_exactly() {
     let committee = dir.path().join("committee");
     keygen_committee(&committee, 5, 3);
     let pk = committee.join("collector.pk");
-    assert!(!committee.join("collector.sk").exists(), "no whole key");
-    for i in 1..=5 {
-        use std::os::unix::fs::PermissionsExt;
-        let share = committee.join(format!("trustee-{i}.share"));
-        let mode = std::fs::metadata(&share).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "{}", share.display());
-    }
-    let inspected: Value = serde_json::from_str(&run_ok(
-        "hetally-keytool",
-        &["inspect", "--json", &path(&pk)],
-    ))
-    .unwrap();
+    let inspected = check_committee(&committee, 5);
     assert_eq!(inspected["trustees"], 5, "{inspected}");
     assert_eq!(inspected["threshold"], 3, "{inspected}");
 
