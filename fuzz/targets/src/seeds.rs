@@ -16,6 +16,7 @@ use hetally_dap::vdaf::{self, DapPrepare, DapVdaf};
 use hetally_protocol::aggregate::{AggregateFile, ReportCount};
 use hetally_protocol::dp::DpMechanism;
 use hetally_protocol::{Report, ReportId};
+use hetally_schemes::lwe;
 use rand::RngCore;
 
 use crate::fixtures::{self, Task, REPORT_ID, TIME};
@@ -152,6 +153,15 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     for key in [fixtures::paillier_key(), fixtures::tfhe_key()] {
         keys.push([vec![0], key.public_key().to_bytes()].concat());
         keys.push([vec![1], key.to_bytes()].concat());
+    }
+    // A TFHE threshold public key (kind 4: N and the least lambda follow).
+    if let hetally_schemes::PublicKeyFile::Tfhe(pk) = fixtures::tfhe_key().public_key() {
+        let declared = lwe::Trustees {
+            count: 3,
+            min_lambda: 16,
+        };
+        let threshold = pk.with_trustees(declared).expect("3 trustees, lambda 16");
+        keys.push([vec![0], threshold.to_bytes()].concat());
     }
     out.push(("key_file", keys));
 
