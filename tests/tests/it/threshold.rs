@@ -122,7 +122,9 @@ fn three_of_five_trustees_decrypt_a_proven_histogram_exactly() {
 
     let server = ServerProcess::start(&dir.path().join("data")).unwrap();
     let (task, token_file) = create_task(&server, &pk, "histogram:16", 100, &[]);
-    let time = now() - now() % 60;
+    // A past minute, and the one after it is past too: their batches can
+    // be collected at once, without waiting for the current minute to end.
+    let time = now() - now() % 60 - 120;
     let truth_path = dir.path().join("truth.json");
     simulate(&server, &task, REPORTS, 21, time, Some(&truth_path));
     let release = dir.path().join("release.htly");
@@ -351,7 +353,9 @@ async fn trustees_draw_the_noise_and_the_server_never_sees_it() {
         "{guarantee}"
     );
 
-    let time = now() - now() % 60;
+    // A past minute, and the one after it is past too: their batches can
+    // be collected at once, without waiting for the current minute to end.
+    let time = now() - now() % 60 - 120;
     let truth_path = dir.path().join("truth.json");
     simulate(&server, &task, REPORTS, 31, time, Some(&truth_path));
     let truth = read_json(&truth_path);
