@@ -141,11 +141,26 @@ batch_start=$(( now - now % precision - precision ))
 task=$(sed -n 's/.*"task_id": "\([^"]*\)".*/\1/p' "$work/task.json")
 
 echo "== $store, $replicas replica(s): simulate $reports $measurement reports, concurrency $concurrency" >&2
-# /healthz answer times (seconds), one a line, while the uploads run.
-( while :; do
-    curl -s -o /dev/null -m 10 -w '%{time_total}\n' "${urls[0]}/healthz" || echo fail
-    sleep 0.05
-  done ) >"$work/healthz.txt" 2>/dev/null &
+# /healthz answer times (seconds), one a line, while the uploads run: one
+# Python process opening a new connection per probe (a curl per probe cost
+# the machine the benchmark measures about 3% of a core in fork and exec).
+python3 - "${urls[0]}" >"$work/healthz.txt" 2>/dev/null <<'PY' &
+import http.client, sys, time, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+while True:
+    t0 = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        line = "%.6f" % (time.perf_counter() - t0) if resp.status == 200 else "fail"
+    except OSError:
+        line = "fail"
+    print(line, flush=True)
+    time.sleep(0.05)
+PY
 probe=$!
 "$bin/hetally-client" simulate --server "$server_list" --task "$task" --reports "$reports" \
   --concurrency "$concurrency" --time "$batch_start" --truth-out "$work/truth.json" --json >"$work/sim.json"

@@ -25,7 +25,8 @@
 # line compares the last third of the run with the middle third (a
 # plateau has both about equal).
 #
-# DIR defaults to a new temporary directory, kept at the end.
+# DIR defaults to a new temporary directory, kept at the end. SKIP_BUILD=1
+# runs the release binaries already in the target directory as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,12 +42,12 @@ while (($#)); do
     --cost-runs) cost_runs=$2; shift 2 ;;
     --skip-cost) skip_cost=1; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 
-cargo build --release --quiet --bins
+[[ ${SKIP_BUILD:-0} == 1 ]] || cargo build --release --quiet --bins
 bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=${out:-$(mktemp -d /tmp/hetally-soak.XXXXXX)}
 mkdir -p "$work"
