@@ -33,6 +33,9 @@ pub(crate) const MAX_JSON_BODY: usize = 1 << 20;
 /// requests as `cors` says ([`cors`]); the admin and collector routes
 /// never do.
 pub fn configure(cfg: &mut web::ServiceConfig, cors: &CorsPolicy) {
+    // Uploads first: routes are tried in the order they are registered,
+    // and uploads are nearly all of the requests.
+    PageRoutes { cfg, cors }.route("/tasks/{task_id}/reports", web::put().to(reports::upload));
     cfg.route("/healthz", web::get().to(healthz))
         .route("/tasks", web::post().to(tasks::create))
         .route("/tasks", web::get().to(tasks::list))
@@ -49,8 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, cors: &CorsPolicy) {
     PageRoutes { cfg, cors }
         .route("/openapi.json", web::get().to(openapi::document))
         .route("/tasks/{task_id}", web::get().to(tasks::get))
-        .route("/tasks/{task_id}/crs", web::get().to(tasks::crs))
-        .route("/tasks/{task_id}/reports", web::put().to(reports::upload));
+        .route("/tasks/{task_id}/crs", web::get().to(tasks::crs));
 }
 
 /// Registers the routes a web page calls, one path each, under the CORS
